@@ -1,0 +1,23 @@
+# DeepLabV3 (mmsegmentation R50-D8, Cityscapes) validation: the Ascend model-zoo procedure,
+# reproducible and incremental, with ONNX Runtime on the CPU as the default backend.
+#
+#   snakemake --cores 2 results/result.json
+#
+# Data flow: images -> prep .bin -> (checkpoint -> ONNX -> sim ONNX [-> .om per soc])
+#            -> inference per backend -> mIoU in results/{backend}/result.json.
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/infer.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,136 @@
+"""Ascend: the ATC and ais_bench command lines, and ais_bench's output mapped to the common layout.
+
+Nothing here needs CANN to be importable: commands are built as lists (unit-tested, and shown
+by ``snakemake -n -p``), and run only where the tools exist.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import UserError
+
+CANN_HINT = (
+    "install the CANN toolkit and run `source /usr/local/Ascend/ascend-toolkit/set_env.sh` "
+    "(it puts atc on PATH)"
+)
+AIS_BENCH_HINT = (
+    "install the ais_bench wheels (aclruntime and ais_bench, from the Ascend tools repository's "
+    "ais-bench_workload/tool/ais_bench) and source CANN's set_env.sh"
+)
+
+
+def atc_command(
+    onnx_model: Path, om_model: Path, soc_version: str, input_shape: tuple[int, int], extra_args: str = ""
+) -> list[str]:
+    """The guide's ATC call. ATC appends ``.om`` to ``--output``, so the suffix is stripped here."""
+    output = str(om_model)
+    return [
+        "atc",
+        "--framework=5",
+        f"--model={onnx_model}",
+        f"--output={output.removesuffix('.om')}",
+        "--input_format=NCHW",
+        f"--input_shape=input:1,3,{input_shape[0]},{input_shape[1]}",
+        "--log=error",
+        f"--soc_version={soc_version}",
+        *shlex.split(extra_args),
+    ]
+
+
+def ais_bench_command(
+    ais_bench: str, om_model: Path, input_dir: Path, output_dir: Path, dirname: str, device: int
+) -> list[str]:
+    """ais_bench with a fixed ``--output_dirname`` (never its timestamp folder)."""
+    return [
+        *shlex.split(ais_bench),
+        "--model",
+        str(om_model),
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output_dir),
+        "--output_dirname",
+        dirname,
+        "--outfmt",
+        "BIN",
+        "--batchsize",
+        "1",
+        "--device",
+        str(device),
+    ]
+
+
+def missing_tool(command: list[str]) -> str | None:
+    """Why ``command`` cannot start here (names the tool and how to get it), or None if it can."""
+    program = command[0]
+    if "-m" in command[:3]:
+        module = command[command.index("-m") + 1]
+        if shutil.which(program) is None:
+            return f"{program} is not on PATH"
+        probe = subprocess.run([program, "-c", f"import {module}"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            return f"{program} cannot import {module}: {AIS_BENCH_HINT}"
+        return None
+    if shutil.which(program) is None:
+        hint = CANN_HINT if program == "atc" else AIS_BENCH_HINT
+        return f"`{program}` is not on PATH: {hint}"
+    return None
+
+
+def require_tool(command: list[str]) -> None:
+    problem = missing_tool(command)
+    if problem:
+        raise UserError(f"cannot run Ascend step: {problem}")
+
+
+
+def find_ais_bench_summary(output_dir: Path, dirname: str) -> Path:
+    """ais_bench writes ``<output>/<dirname>_summary.json``; ais_infer wrote ``<output>/<dirname>/sumary.json``."""
+    for candidate in (output_dir / f"{dirname}_summary.json", output_dir / dirname / "sumary.json"):
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no ais_bench summary in {output_dir}: neither {dirname}_summary.json nor {dirname}/sumary.json"
+    )
+
+
+def collect_ais_bench_output(output_dir: Path, dirname: str, destination: Path) -> dict:
+    """Move ais_bench's ``{stem}_0.bin`` files into ``destination``; return its summary as read."""
+    produced = output_dir / dirname
+    files = sorted(produced.glob("*_0.bin"))
+    if not files:
+        raise UserError(f"ais_bench wrote no *_0.bin files into {produced}: see its log")
+    summary = json.loads(find_ais_bench_summary(output_dir, dirname).read_text())
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        path.replace(destination / path.name)
+    summary["_outputs"] = [path.name for path in files]
+    return summary
+
+
+def common_summary(ais_summary: dict, wall_seconds: float, args: dict) -> dict:
+    """ais_bench's summary in the common layout; NPU_compute_time and throughput kept as ais_bench reported."""
+    outputs = ais_summary.get("_outputs", [])
+    stats = ais_summary.get("NPU_compute_time", {})
+    return {
+        "backend": "ascend",
+        "filesinfo": {
+            str(i): {"infiles": [name.removesuffix("_0.bin") + ".bin"], "outfiles": [name]}
+            for i, name in enumerate(outputs)
+        },
+        "args": args,
+        "batch_size": 1,
+        "num_images": len(outputs),
+        "compute_time": stats,
+        "NPU_compute_time": stats,
+        "H2D_latency": ais_summary.get("H2D_latency"),
+        "D2H_latency": ais_summary.get("D2H_latency"),
+        "throughput": ais_summary.get("throughput"),
+        "per_image_compute_ms": {},
+        "end_to_end": {"wall_s": wall_seconds, "images_per_s": len(outputs) / wall_seconds if wall_seconds else 0.0},
+    }

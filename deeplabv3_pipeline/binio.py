@@ -1,0 +1,50 @@
+"""Raw ``.bin`` tensors as the guide's tools write them: no header, C order, one array per file.
+
+Every write goes to a temporary name in the same folder and is renamed when complete, so
+a killed job or a full disk never leaves a truncated file under a finished file's name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+
+def write_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array``'s raw bytes to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(np.ascontiguousarray(array).tobytes())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"no space left to write {path} ({array.nbytes:,} bytes): free space on {path.parent} "
+                "or point results at a larger disk; finished files are kept"
+            ) from error
+        raise UserError(f"cannot write {path}: {error}") from error
+
+
+def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.ndarray:
+    """Read a raw tensor, checking that its size is exactly ``shape`` x ``dtype``."""
+    path = Path(path)
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as error:
+        raise UserError(f"{path} does not exist") from error
+    if size != expected:
+        raise UserError(
+            f"{path} has {size:,} bytes, expected {expected:,} for {np.dtype(dtype).name} {shape}: "
+            "truncated, or made for another input_shape? Delete it and rerun the stage that makes it."
+        )
+    return np.fromfile(path, dtype=dtype).reshape(shape)

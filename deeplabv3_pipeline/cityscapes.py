@@ -1,0 +1,133 @@
+"""Cityscapes conventions: classes, the labelId -> trainId table, file naming, dataset discovery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
+
+from .errors import UserError
+
+IGNORE_INDEX = 255
+IMAGE_SUFFIX = "_leftImg8bit.png"
+LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
+TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
+
+CLASS_NAMES: tuple[str, ...] = tuple(
+    label.name for label in sorted(CITYSCAPES_LABELS, key=lambda lb: lb.trainId) if 0 <= label.trainId < IGNORE_INDEX
+)
+NUM_CLASSES = len(CLASS_NAMES)
+PALETTE: np.ndarray = np.array(
+    [label.color for label in sorted(CITYSCAPES_LABELS, key=lambda lb: lb.trainId) if 0 <= label.trainId < 255],
+    dtype=np.uint8,
+)
+# Every labelId a gtFine labelIds PNG may hold (0..33; -1, the licence plate, is never in a PNG).
+VALID_LABEL_IDS = frozenset(label.id for label in CITYSCAPES_LABELS if label.id >= 0)
+
+
+def label_id_to_train_id_table() -> np.ndarray:
+    """A 256-entry lookup table: labelId -> trainId (255 for ignored and for ids Cityscapes does not define)."""
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for label in CITYSCAPES_LABELS:
+        if label.id >= 0:
+            table[label.id] = label.trainId if 0 <= label.trainId < IGNORE_INDEX else IGNORE_INDEX
+    return table
+
+
+def label_ids_to_train_ids(label_ids: np.ndarray, source: str = "label image") -> np.ndarray:
+    """Map a labelIds array to trainIds, as cityscapesscripts' createTrainIdLabelImgs does."""
+    unknown = sorted(set(np.unique(label_ids).tolist()) - VALID_LABEL_IDS)
+    if unknown:
+        raise UserError(
+            f"{source} holds values {unknown[:8]} that are not Cityscapes labelIds (0..33): "
+            "is it a labelIds PNG of gtFine, not a color or instance image?"
+        )
+    return label_id_to_train_id_table()[label_ids]
+
+
+def image_stem(image_path: Path) -> str:
+    """``frankfurt_000000_000294_leftImg8bit.png`` -> ``frankfurt_000000_000294_leftImg8bit`` (the .bin stem)."""
+    return image_path.name.removesuffix(".png")
+
+
+def frame_id(name: str) -> str:
+    """The city_sequence_frame part of any Cityscapes file name (``frankfurt_000000_000294``)."""
+    parts = Path(name).name.split("_")
+    return "_".join(parts[:3])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image of the split and where its ground truth lives."""
+
+    city: str
+    frame: str  # city_sequence_frame
+
+    @property
+    def stem(self) -> str:
+        return f"{self.frame}_leftImg8bit"
+
+    def image(self, root: Path, split: str) -> Path:
+        return root / "leftImg8bit" / split / self.city / f"{self.frame}{IMAGE_SUFFIX}"
+
+    def label_ids(self, root: Path, split: str) -> Path:
+        return root / "gtFine" / split / self.city / f"{self.frame}{LABEL_IDS_SUFFIX}"
+
+    def train_ids(self, root: Path, split: str) -> Path:
+        return root / "gtFine" / split / self.city / f"{self.frame}{TRAIN_IDS_SUFFIX}"
+
+
+def check_split_dirs(root: Path, split: str) -> tuple[Path, Path]:
+    """The split's leftImg8bit and gtFine folders, or an error that names the missing one."""
+    if not root.is_dir():
+        raise UserError(
+            f"dataset root {root} does not exist: set dataset.root in config.yaml to the folder that holds "
+            "leftImg8bit/ and gtFine/ (or leave it empty for the synthetic demo)"
+        )
+    folders = (root / "leftImg8bit" / split, root / "gtFine" / split)
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(
+                f"{folder} does not exist: dataset.root must hold leftImg8bit/{split}/<city>/ and gtFine/{split}/<city>/ "
+                "as the Cityscapes downloads unpack (leftImg8bit_trainvaltest.zip, gtFine_trainvaltest.zip)"
+            )
+    return folders
+
+
+def discover_frames(root: Path, split: str) -> list[Frame]:
+    """Every image of the split, sorted, each checked to have its gtFine label (and the reverse)."""
+    image_dir, label_dir = check_split_dirs(root, split)
+    images = {frame_id(p.name): p.parent.name for p in image_dir.glob(f"*/*{IMAGE_SUFFIX}")}
+    labels = {
+        frame_id(p.name): p.parent.name
+        for pattern in (f"*/*{LABEL_IDS_SUFFIX}", f"*/*{TRAIN_IDS_SUFFIX}")
+        for p in label_dir.glob(pattern)
+    }
+    if not images:
+        raise UserError(f"no *{IMAGE_SUFFIX} under {image_dir}/<city>/: is dataset.split right?")
+    unlabelled = sorted(set(images) - set(labels))
+    if unlabelled:
+        example = Frame(images[unlabelled[0]], unlabelled[0])
+        raise UserError(
+            f"{len(unlabelled)} images have no gtFine label, e.g. {example.image(root, split)} has neither "
+            f"{example.label_ids(root, split)} nor {example.train_ids(root, split)}"
+        )
+    orphans = sorted(set(labels) - set(images))
+    if orphans:
+        example = Frame(labels[orphans[0]], orphans[0])
+        raise UserError(
+            f"{len(orphans)} gtFine labels have no image, e.g. {example.label_ids(root, split)} has no "
+            f"{example.image(root, split)}"
+        )
+    return [Frame(city, frame) for frame, city in sorted(images.items())]
+
+
+def shard(items: list, index: int, count: int) -> list:
+    """Part ``index`` of ``count`` balanced, contiguous parts of ``items`` (sizes differ by at most one)."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is not in 0..{count - 1}")
+    base, extra = divmod(len(items), count)
+    start = index * base + min(index, extra)
+    return items[start : start + base + (1 if index < extra else 0)]

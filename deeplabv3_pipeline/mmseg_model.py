@@ -1,0 +1,233 @@
+"""The DeepLabV3 model from mmsegmentation 1.2.2: config lookup, build, checkpoint loading, export wrapper.
+
+Why the stand-in for ``mmcv._ext``: mmsegmentation 1.2.2 imports ``mmcv.ops`` at import time,
+and every op module there asks ``mmcv._ext`` (the compiled extension of mmcv-full) for its
+kernels. mmcv-lite ships no such extension. DeepLabV3-R50 calls none of those kernels, so a
+module that *names* them (and raises if one is ever called) lets mmseg import. It is put in
+``sys.modules`` only when a real ``mmcv._ext`` cannot be imported, so a full mmcv wins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import logging
+import pickle
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CONFIG = "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024"
+# mmseg 0.x config names (the guide's) -> the 1.x names mmsegmentation 1.2.2 ships.
+LEGACY_CONFIG_NAMES = {
+    "deeplabv3_r50-d8_512x1024_40k_cityscapes": "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024",
+    "deeplabv3_r50-d8_512x1024_80k_cityscapes": "deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024",
+}
+
+
+def _missing_kernel(name: str) -> types.FunctionType:
+    if name.startswith("__"):  # __file__, __path__, ...: tools like inspect probe these
+        raise AttributeError(name)
+
+    def kernel(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(
+            f"mmcv._ext.{name} is a compiled mmcv-full kernel; this environment has mmcv-lite. "
+            "DeepLabV3 does not need it: install mmcv-full only for models that do."
+        )
+
+    return kernel
+
+
+def install_mmcv_ext_stand_in() -> bool:
+    """Register a stand-in ``mmcv._ext`` when the compiled one is absent. Returns True if installed."""
+    if "mmcv._ext" in sys.modules:
+        return False
+    try:
+        if importlib.util.find_spec("mmcv._ext") is not None:
+            return False
+    except ModuleNotFoundError:  # no mmcv at all: importing mmseg will say so itself
+        return False
+    stand_in = types.ModuleType("mmcv._ext", "Stand-in for mmcv-full's compiled ops (see mmseg_model.py).")
+    stand_in.__getattr__ = _missing_kernel  # type: ignore[method-assign]  # module-level __getattr__ (PEP 562)
+    sys.modules["mmcv._ext"] = stand_in
+    return True
+
+
+def mmseg_config_dir() -> Path:
+    """The configs folder that the mmsegmentation wheel ships (``mmseg/.mim/configs``)."""
+    spec = importlib.util.find_spec("mmseg")
+    if spec is None or spec.origin is None:
+        raise UserError("mmsegmentation is not installed: run `make setup` (pip install -r requirements.txt)")
+    return Path(spec.origin).parent / ".mim" / "configs"
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config file path from a path or an mmseg config name (1.x name, or the guide's 0.x name)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".py" and candidate.is_file():
+        return candidate
+    if candidate.suffix == ".py" and (candidate.parent != Path(".") or candidate.is_absolute()):
+        raise UserError(f"mmseg config file {candidate} does not exist")
+    name = LEGACY_CONFIG_NAMES.get(candidate.stem, candidate.stem)
+    shipped = {path.stem: path for path in mmseg_config_dir().rglob("*.py") if not path.parent.name.startswith("_")}
+    if name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, list(shipped), n=5, cutoff=0.6)
+    hint = f" Close names: {', '.join(close)}." if close else ""
+    raise UserError(
+        f"unknown mmseg config {str(name_or_path)!r}: neither a file nor a config that mmsegmentation ships.{hint}"
+    )
+
+
+def _plain_batch_norm(node: Any) -> Any:
+    """SyncBN needs a process group; for export and CPU inference it is plain BN with the same weights."""
+    if isinstance(node, dict):
+        return {
+            key: ("BN" if key == "type" and value == "SyncBN" else _plain_batch_norm(value)) for key, value in node.items()
+        }
+    if isinstance(node, list | tuple):
+        return type(node)(_plain_batch_norm(item) for item in node)
+    return node
+
+
+def build_model(config: str | Path) -> nn.Module:
+    """Build the segmentor of an mmseg config, with BN for SyncBN and no pretrained download, in eval mode."""
+    install_mmcv_ext_stand_in()
+    from mmengine.config import Config, ConfigDict
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(resolve_config(config)))
+    model_cfg = _plain_batch_norm(cfg.model.to_dict())
+    model_cfg["pretrained"] = None  # the checkpoint holds every weight; never reach for the ImageNet one
+    model_cfg.get("backbone", {}).pop("init_cfg", None)
+    model = MODELS.build(ConfigDict(model_cfg))
+    return model.eval()
+
+
+def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint, read with ``weights_only=True`` (tensors and plain data only)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise UserError(
+            f"checkpoint {path} does not exist: download it (README, 'Real data') or set model.checkpoint in config.yaml"
+        )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"checkpoint {path} holds objects that only unsafe unpickling can load; refusing "
+            "(torch.load weights_only=True). Re-save just its state dict: "
+            "torch.save({'state_dict': model.state_dict()}, path)."
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise UserError(f"checkpoint {path} cannot be read ({error}): is it truncated? Download it again.") from error
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {path} holds no state dict (a dict of tensors, or one under 'state_dict')")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def load_checkpoint(model: nn.Module, checkpoint: str | Path) -> nn.Module:
+    """Load a checkpoint into ``model``; every key and shape must fit, or the error lists the first mismatches."""
+    state = load_state_dict_file(checkpoint)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:4])})")
+        raise UserError(
+            f"checkpoint {checkpoint} does not fit the model config: {'; '.join(parts)}. "
+            "Is model.config the config this checkpoint was trained with?"
+        )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+class SegmentationExport(nn.Module):
+    """The segmentor as one graph: logits at 1/8, bilinear resize to the input size, argmax.
+
+    This is mmseg's 'whole' inference mode with the resize and argmax inside the graph, so the
+    exported model maps a normalised (1,3,H,W) float32 image to (1,1,H,W) int64 class ids, as
+    mmseg's pytorch2onnx did.
+    """
+
+    def __init__(self, segmentor: nn.Module, input_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self.segmentor = segmentor
+        self.input_shape = tuple(input_shape)
+        self.align_corners = bool(segmentor.decode_head.align_corners)
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.segmentor.extract_feat(image)
+        logits = self.segmentor.decode_head(features)
+        return nn.functional.interpolate(
+            logits, size=self.input_shape, mode="bilinear", align_corners=self.align_corners
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits(image).argmax(dim=1, keepdim=True)
+
+
+def randomize_batch_norm_statistics(model: nn.Module, seed: int) -> None:
+    """Give every BN layer random running statistics and affine weights.
+
+    A freshly initialised network with mean 0 / var 1 statistics predicts nearly one class
+    everywhere; random statistics make its predictions span several classes, so that a test
+    comparing two backends can fail.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            count = module.num_features
+            module.running_mean.copy_(torch.randn(count, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
+            module.weight.data.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
+            module.bias.data.copy_(torch.randn(count, generator=generator) * 0.1)
+
+
+def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) -> Path:
+    """Save a randomly initialised model in the mmseg 0.x checkpoint format (``meta`` + ``state_dict``).
+
+    Used for the demo and the tests: the real checkpoint cannot be downloaded everywhere.
+    The meta, like a real 0.x checkpoint's, has no ``PALETTE``.
+    """
+    torch.manual_seed(seed)
+    model = build_model(config)
+    randomize_batch_norm_statistics(model, seed)
+    from .cityscapes import CLASS_NAMES
+
+    meta = {
+        "mmseg_version": "0.15.0+fa1554f",
+        "CLASSES": list(CLASS_NAMES),
+        "synthetic": "randomly initialised DeepLabV3-R50-D8 for the demo and the tests: NOT trained",
+        "seed": seed,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"meta": meta, "state_dict": model.state_dict()}, path)
+    return path
+
+
+def load_export_model(config: str | Path, checkpoint: str | Path, input_shape: tuple[int, int]) -> SegmentationExport:
+    """Config + checkpoint -> the export wrapper, in eval mode, on the CPU."""
+    return SegmentationExport(load_checkpoint(build_model(config), checkpoint), input_shape).eval()
+
+
+def predict_class_ids(model: SegmentationExport, image: np.ndarray) -> np.ndarray:
+    """Run the wrapper in PyTorch on one (1,3,H,W) float32 array; (1,1,H,W) int64 class ids."""
+    with torch.inference_mode():
+        return model(torch.from_numpy(np.ascontiguousarray(image))).numpy()

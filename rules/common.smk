@@ -1,0 +1,162 @@
+# Helpers shared by every rule file: config, the image list, shards, and per-backend inputs.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)  # the shared package, also without `pip install -e .`
+
+from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
+from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
+from deeplabv3_pipeline.errors import UserError  # noqa: E402
+from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+PYTHON = sys.executable  # the interpreter running Snakemake has every dependency
+SCRIPTS = Path(workflow.basedir) / "scripts"
+SPLIT = config["dataset"]["split"]
+INPUT_SHAPE = tuple(config["model"]["input_shape"])
+BACKEND = config["backend"]
+SHARDS = list(range(config["shards"]))
+
+DEMO_DATA = not config["dataset"]["root"]
+DEMO_CHECKPOINT = not config["model"]["checkpoint"]
+DATASET_ROOT = Path("results/demo/cityscapes") if DEMO_DATA else Path(config["dataset"]["root"])
+CHECKPOINT = "results/demo/checkpoint.pth" if DEMO_CHECKPOINT else config["model"]["checkpoint"]
+ONNX_MODEL = "results/models/deeplabv3.onnx"
+SIM_MODEL = "results/models/deeplabv3_sim_bs1.onnx"
+MADE_LABELS_DIR = f"results/labels/{SPLIT}"
+
+try:
+    FRAMES = demo_frames(config["demo"]["images"]) if DEMO_DATA else discover_frames(DATASET_ROOT, SPLIT)
+except UserError as error:
+    raise WorkflowError(f"error: {error}") from None
+
+if DEMO_DATA or DEMO_CHECKPOINT:
+    synthetic = [what for what, flag in (("dataset", DEMO_DATA), ("checkpoint", DEMO_CHECKPOINT)) if flag]
+    SYNTHETIC = " and ".join(synthetic)
+    print(
+        f"*** DEMO: SYNTHETIC {SYNTHETIC.upper()} (set dataset.root / model.checkpoint for the real "
+        "Cityscapes run). The mIoU of this run is meaningless. ***",
+        file=sys.stderr,
+    )
+else:
+    SYNTHETIC = ""
+
+
+def rule_name(stage, shard_index):
+    """`preprocess` with one shard; `preprocess_shard0`, `preprocess_shard1`, ... with several."""
+    return stage if len(SHARDS) == 1 else f"{stage}_shard{shard_index}"
+
+
+def shard_frames(shard_index):
+    return shard(FRAMES, shard_index, len(SHARDS))
+
+
+def shard_images(shard_index):
+    return [str(frame.image(DATASET_ROOT, SPLIT)) for frame in shard_frames(shard_index)]
+
+
+def shard_bins(shard_index):
+    return [f"results/prep_dataset/{frame.stem}.bin" for frame in shard_frames(shard_index)]
+
+
+def shard_predictions(shard_index):
+    """Prediction files of one shard, with `{backend}` left as a wildcard."""
+    return [f"results/infer/{{backend}}/{frame.stem}_0.bin" for frame in shard_frames(shard_index)]
+
+
+def all_bins():
+    return [path for index in SHARDS for path in shard_bins(index)]
+
+
+def all_predictions(wildcards):
+    return [path.format(backend=wildcards.backend) for index in SHARDS for path in shard_predictions(index)]
+
+
+def shard_summaries(wildcards):
+    return [f"results/infer/{wildcards.backend}/shards/{index}.json" for index in SHARDS]
+
+
+def label_ids_files():
+    return [str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in frames_needing_train_ids()]
+
+
+def frames_needing_train_ids():
+    """Frames whose dataset has no trainIds PNG: the `labels` rule makes those under results/."""
+    return [frame for frame in FRAMES if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()]
+
+
+def made_train_ids():
+    return [
+        f"{MADE_LABELS_DIR}/{frame.city}/{frame.frame}_gtFine_labelTrainIds.png"
+        for frame in frames_needing_train_ids()
+    ]
+
+
+def train_ids_files():
+    """Every frame's trainIds label: the dataset's own where it has one, else the made one."""
+    return made_train_ids() + [
+        str(frame.train_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES if frame not in frames_needing_train_ids()
+    ]
+
+
+def gt_folders():
+    folders = [MADE_LABELS_DIR] if frames_needing_train_ids() else []
+    if len(frames_needing_train_ids()) < len(FRAMES):
+        folders.append(str(DATASET_ROOT / "gtFine" / SPLIT))
+    return folders
+
+
+def om_model(soc):
+    return f"results/models/deeplabv3_bs1_{soc}.om"
+
+
+def infer_model(wildcards):
+    """The model file a backend runs: sim ONNX, the checkpoint (pytorch) or the first soc's .om (ascend)."""
+    if wildcards.backend == "pytorch":
+        return CHECKPOINT
+    if wildcards.backend == "ascend":
+        return om_model(config["ascend"]["soc_versions"][0])
+    return SIM_MODEL
+
+
+def infer_backend_args(wildcards):
+    """Backend-specific flags of scripts/infer.py."""
+    backend = wildcards.backend
+    if backend == "pytorch":
+        return f"--model-config {config['model']['config']} --input-shape {INPUT_SHAPE[0]} {INPUT_SHAPE[1]}"
+    if backend == "onnxruntime":
+        return "--providers " + " ".join(config["onnxruntime"]["providers"])
+    if backend == "tensorrt":
+        return f"--precision {config['tensorrt']['precision']}"
+    if backend == "ascend":
+        ascend = config["ascend"]
+        return f"--device {ascend['device']} --ais-bench '{ascend['ais_bench']}'"
+    return ""
+
+
+def atc_shell_command(wildcards, input, output):
+    """The guide's atc call for one soc_version, as one shell line (shown by `snakemake -n -p`)."""
+    command = atc_command(Path(input[0]), Path(output[0]), wildcards.soc, INPUT_SHAPE, config["ascend"]["atc_args"])
+    return " ".join(command)
+
+
+def synthetic_note():
+    return f"--synthetic '{SYNTHETIC}'" if SYNTHETIC else ""
+
+
+def run_config_json():
+    return json.dumps(config, sort_keys=True)
+
+
+def final_targets():
+    targets = ["results/result.json"]
+    if BACKEND == "ascend":
+        targets += [om_model(soc) for soc in config["ascend"]["soc_versions"]]
+    return targets

@@ -1,0 +1,42 @@
+# Inference: every backend writes results/infer/{backend}/{stem}_0.bin (ais_bench's layout),
+# one job per shard, and a summary.json gathered from the shards.
+
+for shard_index in SHARDS:
+
+    rule:
+        name:
+            rule_name("infer", shard_index)
+        input:
+            bins=shard_bins(shard_index),
+            model=infer_model,
+        output:
+            predictions=shard_predictions(shard_index),
+            summary=f"results/infer/{{backend}}/shards/{shard_index}.json",
+        params:
+            shard=shard_index,
+            num_shards=len(SHARDS),
+            backend_args=infer_backend_args,
+            warmup=config["warmup"],
+        threads: config["threads"] or workflow.cores
+        log:
+            f"results/logs/infer/{{backend}}/shard{shard_index}.log",
+        benchmark:
+            f"results/benchmarks/infer/{{backend}}/shard{shard_index}.tsv"
+        wildcard_constraints:
+            backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
+        shell:
+            "{PYTHON} {SCRIPTS}/infer.py --backend {wildcards.backend} --model {input.model}"
+            " --input results/prep_dataset --output results/infer/{wildcards.backend} --outfmt BIN"
+            " --summary {output.summary} --shard {params.shard} --num-shards {params.num_shards}"
+            " --threads {threads} --warmup {params.warmup} {params.backend_args} > {log} 2>&1"
+
+
+rule gather_summaries:
+    input:
+        shard_summaries,
+    output:
+        "results/infer/{backend}/summary.json",
+    log:
+        "results/logs/infer/{backend}/gather_summaries.log",
+    shell:
+        "{PYTHON} {SCRIPTS}/gather_summaries.py {input} --output {output} > {log} 2>&1"

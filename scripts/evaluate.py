@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Predictions + Cityscapes trainIds labels -> mIoU, as the guide's deeplabv3_torch_postprocess.py.
+
+    python scripts/evaluate.py --output_path result/bs1 --gt_path /data/cityscapes/gtFine/val \\
+        --result_path result --out_suffix _leftImg8bit_0.bin
+
+Predictions are ``*{out_suffix}`` files (raw int64 1x1xHxW) found recursively under
+``--output_path``, so a real ais_bench output folder works as it is (its summary json files are
+not predictions and are ignored). Labels are ``*_gtFine_labelTrainIds.png`` found recursively
+under the ``--gt_path`` folders. The metric is mmsegmentation's: intersection and union per
+class summed over the set, 255 ignored, mIoU = nanmean(IoU) * 100. Writes ``<result_path>.json``
+(everything) and ``<result_path>.txt`` (the guide's ``aAcc: x`` / ``mIoU: y``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deeplabv3_pipeline.binio import read_bin
+from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_IDS_SUFFIX, frame_id
+from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.metrics import confusion_matrix, summarize
+from deeplabv3_pipeline.progress import progress
+
+LOG = logging.getLogger("evaluate")
+
+
+def index_files(folders: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
+    """Frame id -> file, for every ``*{suffix}`` below ``folders`` (recursively); duplicates are an error."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{what} folder {folder} does not exist")
+        for path in sorted(folder.rglob(f"*{suffix}")):
+            key = frame_id(path.name)
+            if key in found and found[key] != path:
+                raise UserError(f"two {what} files for frame {key}: {found[key]} and {path}")
+            found[key] = path
+    if not found:
+        raise UserError(f"no *{suffix} files under {', '.join(map(str, folders))}")
+    return found
+
+
+def pair_predictions_with_labels(predictions: dict[str, Path], labels: dict[str, Path]) -> list[tuple[str, Path, Path]]:
+    """Match by frame id; a prediction without a label, or the reverse, is an error naming both sides."""
+    unlabelled = sorted(set(predictions) - set(labels))
+    if unlabelled:
+        example = predictions[unlabelled[0]]
+        raise UserError(
+            f"{len(unlabelled)} predictions have no label, e.g. {example} has no {unlabelled[0]}{TRAIN_IDS_SUFFIX} "
+            "under --gt_path (make them with scripts/make_labels.py)"
+        )
+    unpredicted = sorted(set(labels) - set(predictions))
+    if unpredicted:
+        example = labels[unpredicted[0]]
+        raise UserError(
+            f"{len(unpredicted)} labels have no prediction, e.g. {example} has no {unpredicted[0]}<out_suffix> "
+            "under --output_path: did inference finish? Is --out_suffix right?"
+        )
+    return [(key, predictions[key], labels[key]) for key in sorted(predictions)]
+
+
+def read_label(path: Path) -> np.ndarray:
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise UserError(f"label {path} is corrupt or not a single-channel trainIds PNG")
+    return label
+
+
+def evaluate_pairs(pairs: list[tuple[str, Path, Path]]) -> tuple[np.ndarray, dict[str, dict]]:
+    """The set's confusion matrix, and each image's own aAcc/mIoU (for finding the best and worst)."""
+    total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    per_image: dict[str, dict] = {}
+    for key, prediction_path, label_path in progress(pairs, len(pairs), "evaluate"):
+        label = read_label(label_path)
+        prediction = read_bin(prediction_path, np.int64, (1, 1, *label.shape))[0, 0]
+        try:
+            matrix = confusion_matrix(prediction, label, NUM_CLASSES, IGNORE_INDEX)
+        except UserError as error:
+            raise UserError(f"{prediction_path} / {label_path}: {error}") from error
+        total += matrix
+        image_metrics = summarize(matrix, CLASS_NAMES)
+        per_image[key] = {"aAcc": image_metrics["aAcc"], "mIoU": image_metrics["mIoU"]}
+    return total, per_image
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def throughput_figures(summary: dict) -> dict:
+    """The speed figures of an inference summary worth keeping beside the accuracy."""
+    return {
+        "compute_images_per_s": summary.get("throughput"),
+        "compute_ms": summary.get("compute_time"),
+        "end_to_end_images_per_s": summary.get("end_to_end", {}).get("images_per_s"),
+        "end_to_end_wall_s": summary.get("end_to_end", {}).get("wall_s"),
+    }
+
+
+def result_paths(result_path: Path) -> tuple[Path, Path]:
+    """``result`` or ``result.json`` -> (``result.json``, ``result.txt``)."""
+    base = result_path.with_suffix("") if result_path.suffix in (".json", ".txt") else result_path
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
+
+
+def human_summary(result: dict) -> str:
+    lines = [
+        f"{result['backend'] or 'predictions'}: mIoU {result['mIoU']}  aAcc {result['aAcc']}  "
+        f"mAcc {result['mAcc']}  ({result['num_images']} images)",
+    ]
+    speed = result.get("throughput") or {}
+    if speed.get("compute_images_per_s"):
+        lines.append(
+            f"speed: {speed['compute_images_per_s']:.3f} images/s compute only, "
+            f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
+        )
+    if result.get("synthetic_inputs"):
+        lines.append(f"NOTE: synthetic inputs ({result['synthetic_inputs']}): this mIoU says nothing about the model")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_path", type=Path, required=True, help="folder of predictions (searched recursively)")
+    parser.add_argument("--gt_path", type=Path, nargs="+", required=True, help="folder(s) of *_gtFine_labelTrainIds.png")
+    parser.add_argument("--result_path", type=Path, default=Path("result"), help="writes <result_path>.json and .txt")
+    parser.add_argument("--out_suffix", default="_leftImg8bit_0.bin")
+    parser.add_argument("--summary", type=Path, help="inference summary json, for the speed figures")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
+    parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
+    parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    predictions = index_files([args.output_path], args.out_suffix, "prediction")
+    labels = index_files(args.gt_path, TRAIN_IDS_SUFFIX, "label")
+    confusion, per_image = evaluate_pairs(pair_predictions_with_labels(predictions, labels))
+    metrics = summarize(confusion, CLASS_NAMES)
+    summary = json.loads(args.summary.read_text()) if args.summary else {}
+    result = {
+        "aAcc": metrics["aAcc"],
+        "mIoU": metrics["mIoU"],
+        "mAcc": metrics["mAcc"],
+        "num_images": len(per_image),
+        "backend": args.backend,
+        "per_class": metrics["per_class"],
+        "confusion_matrix": {"rows": "label trainId", "columns": "predicted trainId", "counts": confusion.tolist()},
+        "per_image": per_image,
+        "model_file": str(args.model_file) if args.model_file else None,
+        "model_sha256": sha256(args.model_file) if args.model_file else None,
+        "throughput": throughput_figures(summary) if summary else None,
+        "synthetic_inputs": args.synthetic,
+        "config": json.loads(args.run_config) if args.run_config else None,
+    }
+    json_path, text_path = result_paths(args.result_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    text_path.write_text(f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n")
+    print(human_summary(result), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Make ``*_gtFine_labelTrainIds.png`` from ``*_gtFine_labelIds.png`` with cityscapesscripts' label table.
+
+    python scripts/make_labels.py --gt_path /data/cityscapes/gtFine/val --output results/labels/val
+
+Only frames without a trainIds file in ``--gt_path`` get one, written under ``--output``
+in the same ``<city>/`` layout: the dataset folder is never written to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deeplabv3_pipeline.cityscapes import LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX, label_ids_to_train_ids
+from deeplabv3_pipeline.errors import UserError, run_cli
+
+LOG = logging.getLogger("make_labels")
+
+
+def missing_train_ids(gt_path: Path) -> list[Path]:
+    """labelIds PNGs under ``gt_path/<city>/`` whose trainIds sibling does not exist, sorted."""
+    return sorted(
+        path
+        for path in gt_path.glob(f"*/*{LABEL_IDS_SUFFIX}")
+        if not path.with_name(path.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)).exists()
+    )
+
+
+def train_ids_path(label_ids: Path, output: Path) -> Path:
+    return output / label_ids.parent.name / label_ids.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)
+
+
+def convert(label_ids: Path, destination: Path) -> None:
+    """One labelIds PNG -> its trainIds PNG, written to a temporary name and renamed."""
+    label = cv2.imread(str(label_ids), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise UserError(f"label image {label_ids} is corrupt or not a single-channel labelIds PNG")
+    train_ids = label_ids_to_train_ids(label, source=str(label_ids))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.stem}.partial.png")
+    if not cv2.imwrite(str(temporary), np.ascontiguousarray(train_ids)):
+        raise UserError(f"cannot write {destination}: is the disk full?")
+    temporary.replace(destination)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gt_path", type=Path, required=True, help="gtFine/<split> of the dataset")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the made trainIds PNGs")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.gt_path.is_dir():
+        raise UserError(f"label folder {args.gt_path} does not exist: pass the dataset's gtFine/<split> folder")
+    sources = missing_train_ids(args.gt_path)
+    for source in sources:
+        convert(source, train_ids_path(source, args.output))
+    args.output.mkdir(parents=True, exist_ok=True)
+    LOG.info("made %d trainIds labels under %s", len(sources), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
