@@ -15,8 +15,7 @@ from pathlib import Path
 from .errors import UserError
 
 CANN_HINT = (
-    "install the CANN toolkit and run `source /usr/local/Ascend/ascend-toolkit/set_env.sh` "
-    "(it puts atc on PATH)"
+    "install the CANN toolkit and run `source /usr/local/Ascend/ascend-toolkit/set_env.sh` (it puts atc on PATH)"
 )
 AIS_BENCH_HINT = (
     "install the ais_bench wheels (aclruntime and ais_bench, from the Ascend tools repository's "
@@ -88,15 +87,12 @@ def require_tool(command: list[str]) -> None:
         raise UserError(f"cannot run Ascend step: {problem}")
 
 
-
 def find_ais_bench_summary(output_dir: Path, dirname: str) -> Path:
     """ais_bench writes ``<output>/<dirname>_summary.json``; ais_infer wrote ``<output>/<dirname>/sumary.json``."""
     for candidate in (output_dir / f"{dirname}_summary.json", output_dir / dirname / "sumary.json"):
         if candidate.is_file():
             return candidate
-    raise UserError(
-        f"no ais_bench summary in {output_dir}: neither {dirname}_summary.json nor {dirname}/sumary.json"
-    )
+    raise UserError(f"no ais_bench summary in {output_dir}: neither {dirname}_summary.json nor {dirname}/sumary.json")
 
 
 def collect_ais_bench_output(output_dir: Path, dirname: str, destination: Path) -> dict:

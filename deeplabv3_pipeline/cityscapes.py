@@ -90,8 +90,8 @@ def check_split_dirs(root: Path, split: str) -> tuple[Path, Path]:
     for folder in folders:
         if not folder.is_dir():
             raise UserError(
-                f"{folder} does not exist: dataset.root must hold leftImg8bit/{split}/<city>/ and gtFine/{split}/<city>/ "
-                "as the Cityscapes downloads unpack (leftImg8bit_trainvaltest.zip, gtFine_trainvaltest.zip)"
+                f"{folder} does not exist: dataset.root must hold leftImg8bit/{split}/<city>/ and "
+                f"gtFine/{split}/<city>/, as leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip unpack"
             )
     return folders
 

@@ -37,7 +37,10 @@ CLASS_COLORS_BGR = {
 def demo_frames(count: int) -> list[Frame]:
     """The frames of a demo dataset of ``count`` images, known without generating it (for the DAG)."""
     return sorted(
-        (Frame(DEMO_CITIES[i % len(DEMO_CITIES)], f"{DEMO_CITIES[i % len(DEMO_CITIES)]}_{i:06d}_000019") for i in range(count)),
+        (
+            Frame(DEMO_CITIES[i % len(DEMO_CITIES)], f"{DEMO_CITIES[i % len(DEMO_CITIES)]}_{i:06d}_000019")
+            for i in range(count)
+        ),
         key=lambda frame: frame.frame,
     )
 

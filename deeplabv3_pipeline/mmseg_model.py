@@ -91,7 +91,8 @@ def _plain_batch_norm(node: Any) -> Any:
     """SyncBN needs a process group; for export and CPU inference it is plain BN with the same weights."""
     if isinstance(node, dict):
         return {
-            key: ("BN" if key == "type" and value == "SyncBN" else _plain_batch_norm(value)) for key, value in node.items()
+            key: ("BN" if key == "type" and value == "SyncBN" else _plain_batch_norm(value))
+            for key, value in node.items()
         }
     if isinstance(node, list | tuple):
         return type(node)(_plain_batch_norm(item) for item in node)
@@ -119,7 +120,8 @@ def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     path = Path(checkpoint)
     if not path.is_file():
         raise UserError(
-            f"checkpoint {path} does not exist: download it (README, 'Real data') or set model.checkpoint in config.yaml"
+            f"checkpoint {path} does not exist: download it (README, 'Real data') "
+            "or set model.checkpoint in config.yaml"
         )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,5 +1,6 @@
-# Helpers shared by every rule file: config, the image list, shards, and per-backend inputs.
+# Helpers shared by the rules/*.smk files (config, the image list, shards, per-backend inputs).
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the shared package, also without `pip install -e .`
+# The shared package, importable also without `pip install -e .`.
+sys.path.insert(0, workflow.basedir)
 
 from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
@@ -17,8 +19,15 @@ from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-PYTHON = sys.executable  # the interpreter running Snakemake has every dependency
-SCRIPTS = Path(workflow.basedir) / "scripts"
+
+envvars:
+    "PATH",
+
+
+# Jobs run `python scripts/...`: the interpreter running Snakemake (it has every dependency)
+# comes first on PATH, unless --use-conda puts the env's own in front.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
 SPLIT = config["dataset"]["split"]
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
 BACKEND = config["backend"]
@@ -26,19 +35,31 @@ SHARDS = list(range(config["shards"]))
 
 DEMO_DATA = not config["dataset"]["root"]
 DEMO_CHECKPOINT = not config["model"]["checkpoint"]
-DATASET_ROOT = Path("results/demo/cityscapes") if DEMO_DATA else Path(config["dataset"]["root"])
-CHECKPOINT = "results/demo/checkpoint.pth" if DEMO_CHECKPOINT else config["model"]["checkpoint"]
+DATASET_ROOT = (
+    Path("results/demo/cityscapes") if DEMO_DATA else Path(config["dataset"]["root"])
+)
+CHECKPOINT = (
+    "results/demo/checkpoint.pth" if DEMO_CHECKPOINT else config["model"]["checkpoint"]
+)
 ONNX_MODEL = "results/models/deeplabv3.onnx"
 SIM_MODEL = "results/models/deeplabv3_sim_bs1.onnx"
 MADE_LABELS_DIR = f"results/labels/{SPLIT}"
 
 try:
-    FRAMES = demo_frames(config["demo"]["images"]) if DEMO_DATA else discover_frames(DATASET_ROOT, SPLIT)
+    FRAMES = (
+        demo_frames(config["demo"]["images"])
+        if DEMO_DATA
+        else discover_frames(DATASET_ROOT, SPLIT)
+    )
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 
 if DEMO_DATA or DEMO_CHECKPOINT:
-    synthetic = [what for what, flag in (("dataset", DEMO_DATA), ("checkpoint", DEMO_CHECKPOINT)) if flag]
+    synthetic = [
+        what
+        for what, flag in (("dataset", DEMO_DATA), ("checkpoint", DEMO_CHECKPOINT))
+        if flag
+    ]
     SYNTHETIC = " and ".join(synthetic)
     print(
         f"*** DEMO: SYNTHETIC {SYNTHETIC.upper()} (set dataset.root / model.checkpoint for the real "
@@ -47,6 +68,26 @@ if DEMO_DATA or DEMO_CHECKPOINT:
     )
 else:
     SYNTHETIC = ""
+
+
+def script(name):
+    """Absolute path of a stage CLI in scripts/."""
+    return str(Path(workflow.basedir) / "scripts" / name)
+
+
+def dataset_folder(wildcards, input):
+    """leftImg8bit/<split> (or gtFine/<split>) of the first input file."""
+    return str(Path(input[0]).parent.parent)
+
+
+def output_folder(wildcards, output):
+    """<folder>/<city>/file -> <folder>, for the first output file."""
+    return str(Path(output[0]).parent.parent)
+
+
+def dataset_root(wildcards, output):
+    """<root>/leftImg8bit/<split>/<city>/file -> <root>, for the first output file."""
+    return str(Path(output[0]).parents[3])
 
 
 def rule_name(stage, shard_index):
@@ -59,16 +100,23 @@ def shard_frames(shard_index):
 
 
 def shard_images(shard_index):
-    return [str(frame.image(DATASET_ROOT, SPLIT)) for frame in shard_frames(shard_index)]
+    return [
+        str(frame.image(DATASET_ROOT, SPLIT)) for frame in shard_frames(shard_index)
+    ]
 
 
 def shard_bins(shard_index):
-    return [f"results/prep_dataset/{frame.stem}.bin" for frame in shard_frames(shard_index)]
+    return [
+        f"results/prep_dataset/{frame.stem}.bin" for frame in shard_frames(shard_index)
+    ]
 
 
 def shard_predictions(shard_index):
     """Prediction files of one shard, with `{backend}` left as a wildcard."""
-    return [f"results/infer/{{backend}}/{frame.stem}_0.bin" for frame in shard_frames(shard_index)]
+    return [
+        f"results/infer/{{backend}}/{frame.stem}_0.bin"
+        for frame in shard_frames(shard_index)
+    ]
 
 
 def all_bins():
@@ -76,20 +124,33 @@ def all_bins():
 
 
 def all_predictions(wildcards):
-    return [path.format(backend=wildcards.backend) for index in SHARDS for path in shard_predictions(index)]
+    return [
+        path.format(backend=wildcards.backend)
+        for index in SHARDS
+        for path in shard_predictions(index)
+    ]
 
 
 def shard_summaries(wildcards):
-    return [f"results/infer/{wildcards.backend}/shards/{index}.json" for index in SHARDS]
+    return [
+        f"results/infer/{wildcards.backend}/shards/{index}.json" for index in SHARDS
+    ]
 
 
 def label_ids_files():
-    return [str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in frames_needing_train_ids()]
+    return [
+        str(frame.label_ids(DATASET_ROOT, SPLIT))
+        for frame in frames_needing_train_ids()
+    ]
 
 
 def frames_needing_train_ids():
-    """Frames whose dataset has no trainIds PNG: the `labels` rule makes those under results/."""
-    return [frame for frame in FRAMES if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()]
+    """Frames whose dataset has no trainIds PNG (`labels` makes those under results/)."""
+    return [
+        frame
+        for frame in FRAMES
+        if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()
+    ]
 
 
 def made_train_ids():
@@ -102,7 +163,9 @@ def made_train_ids():
 def train_ids_files():
     """Every frame's trainIds label: the dataset's own where it has one, else the made one."""
     return made_train_ids() + [
-        str(frame.train_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES if frame not in frames_needing_train_ids()
+        str(frame.train_ids(DATASET_ROOT, SPLIT))
+        for frame in FRAMES
+        if frame not in frames_needing_train_ids()
     ]
 
 
@@ -143,7 +206,13 @@ def infer_backend_args(wildcards):
 
 def atc_shell_command(wildcards, input, output):
     """The guide's atc call for one soc_version, as one shell line (shown by `snakemake -n -p`)."""
-    command = atc_command(Path(input[0]), Path(output[0]), wildcards.soc, INPUT_SHAPE, config["ascend"]["atc_args"])
+    command = atc_command(
+        Path(input[0]),
+        Path(output[0]),
+        wildcards.soc,
+        INPUT_SHAPE,
+        config["ascend"]["atc_args"],
+    )
     return " ".join(command)
 
 

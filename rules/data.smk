@@ -6,14 +6,19 @@ if DEMO_DATA:
         output:
             images=[str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES],
             labels=[str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES],
+        log:
+            "results/logs/demo_dataset.log",
+        conda:
+            "../envs/deeplabv3.yaml"
         params:
             images=config["demo"]["images"],
             seed=config["demo"]["seed"],
             shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
-        log:
-            "results/logs/demo_dataset.log",
+            root=dataset_root,
+            split=SPLIT,
+            script=script("make_demo_data.py"),
         shell:
-            "{PYTHON} {SCRIPTS}/make_demo_data.py dataset --root {DATASET_ROOT} --split {SPLIT}"
+            "python {params.script} dataset --root {params.root} --split {params.split}"
             " --count {params.images} --shape {params.shape} --seed {params.seed} > {log} 2>&1"
 
 
@@ -22,15 +27,18 @@ if DEMO_CHECKPOINT:
     rule demo_checkpoint:
         output:
             CHECKPOINT,
-        params:
-            model_config=config["model"]["config"],
-            seed=config["demo"]["seed"],
         log:
             "results/logs/demo_checkpoint.log",
         benchmark:
             "results/benchmarks/demo_checkpoint.tsv"
+        conda:
+            "../envs/deeplabv3.yaml"
+        params:
+            model_config=config["model"]["config"],
+            seed=config["demo"]["seed"],
+            script=script("make_demo_data.py"),
         shell:
-            "{PYTHON} {SCRIPTS}/make_demo_data.py checkpoint --output {output}"
+            "python {params.script} checkpoint --output {output}"
             " --model-config {params.model_config} --seed {params.seed} > {log} 2>&1"
 
 
@@ -41,14 +49,18 @@ if frames_needing_train_ids():
             label_ids_files(),
         output:
             made_train_ids(),
-        params:
-            gt_path=str(DATASET_ROOT / "gtFine" / SPLIT),
         log:
             "results/logs/labels.log",
         benchmark:
             "results/benchmarks/labels.tsv"
+        conda:
+            "../envs/deeplabv3.yaml"
+        params:
+            gt_path=dataset_folder,
+            output_dir=output_folder,
+            script=script("make_labels.py"),
         shell:
-            "{PYTHON} {SCRIPTS}/make_labels.py --gt_path {params.gt_path} --output {MADE_LABELS_DIR} > {log} 2>&1"
+            "python {params.script} --gt_path {params.gt_path} --output {params.output_dir} > {log} 2>&1"
 
 
 for shard_index in SHARDS:
@@ -60,16 +72,19 @@ for shard_index in SHARDS:
             shard_images(shard_index),
         output:
             shard_bins(shard_index),
-        params:
-            shard=shard_index,
-            num_shards=len(SHARDS),
-            input_shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
-            src_path=str(DATASET_ROOT / "leftImg8bit" / SPLIT),
         log:
             f"results/logs/preprocess/shard{shard_index}.log",
         benchmark:
             f"results/benchmarks/preprocess/shard{shard_index}.tsv"
+        conda:
+            "../envs/deeplabv3.yaml"
+        params:
+            shard=shard_index,
+            num_shards=len(SHARDS),
+            input_shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
+            src_path=dataset_folder,
+            script=script("preprocess.py"),
         shell:
-            "{PYTHON} {SCRIPTS}/preprocess.py {params.src_path} results/prep_dataset"
+            "python {params.script} {params.src_path} results/prep_dataset"
             " --input-shape {params.input_shape} --shard {params.shard} --num-shards {params.num_shards}"
             " > {log} 2>&1"

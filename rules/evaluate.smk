@@ -10,18 +10,21 @@ rule evaluate:
     output:
         json="results/{backend}/result.json",
         text="results/{backend}/result.txt",
-    params:
-        gt_path=gt_folders(),
-        run_config=run_config_json(),
-        synthetic=synthetic_note(),
     log:
         "results/logs/evaluate/{backend}.log",
     benchmark:
         "results/benchmarks/evaluate/{backend}.tsv"
     wildcard_constraints:
         backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
+    conda:
+        "../envs/deeplabv3.yaml"
+    params:
+        gt_path=gt_folders(),
+        run_config=run_config_json(),
+        synthetic=synthetic_note(),
+        script=script("evaluate.py"),
     shell:
-        "{PYTHON} {SCRIPTS}/evaluate.py --output_path results/infer/{wildcards.backend}"
+        "python {params.script} --output_path results/infer/{wildcards.backend}"
         " --gt_path {params.gt_path} --result_path results/{wildcards.backend}/result"
         " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
         " --run-config {params.run_config:q} {params.synthetic} > {log} 2>&1"
@@ -34,6 +37,10 @@ rule result:
     output:
         json="results/result.json",
         text="results/result.txt",
+    log:
+        "results/logs/result.log",
     localrule: True
+    conda:
+        "../envs/deeplabv3.yaml"
     shell:
-        "cp {input.json} {output.json} && cp {input.text} {output.text}"
+        "cp -v {input.json} {output.json} > {log} 2>&1 && cp -v {input.text} {output.text} >> {log} 2>&1"

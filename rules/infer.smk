@@ -12,20 +12,23 @@ for shard_index in SHARDS:
         output:
             predictions=shard_predictions(shard_index),
             summary=f"results/infer/{{backend}}/shards/{shard_index}.json",
-        params:
-            shard=shard_index,
-            num_shards=len(SHARDS),
-            backend_args=infer_backend_args,
-            warmup=config["warmup"],
-        threads: config["threads"] or workflow.cores
         log:
             f"results/logs/infer/{{backend}}/shard{shard_index}.log",
         benchmark:
             f"results/benchmarks/infer/{{backend}}/shard{shard_index}.tsv"
         wildcard_constraints:
             backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
+        conda:
+            "../envs/deeplabv3.yaml"
+        threads: config["threads"] or workflow.cores
+        params:
+            shard=shard_index,
+            num_shards=len(SHARDS),
+            backend_args=infer_backend_args,
+            warmup=config["warmup"],
+            script=script("infer.py"),
         shell:
-            "{PYTHON} {SCRIPTS}/infer.py --backend {wildcards.backend} --model {input.model}"
+            "python {params.script} --backend {wildcards.backend} --model {input.model}"
             " --input results/prep_dataset --output results/infer/{wildcards.backend} --outfmt BIN"
             " --summary {output.summary} --shard {params.shard} --num-shards {params.num_shards}"
             " --threads {threads} --warmup {params.warmup} {params.backend_args} > {log} 2>&1"
@@ -38,5 +41,9 @@ rule gather_summaries:
         "results/infer/{backend}/summary.json",
     log:
         "results/logs/infer/{backend}/gather_summaries.log",
+    conda:
+        "../envs/deeplabv3.yaml"
+    params:
+        script=script("gather_summaries.py"),
     shell:
-        "{PYTHON} {SCRIPTS}/gather_summaries.py {input} --output {output} > {log} 2>&1"
+        "python {params.script} {input} --output {output} > {log} 2>&1"

@@ -6,18 +6,21 @@ rule export_onnx:
         checkpoint=CHECKPOINT,
     output:
         ONNX_MODEL,
+    log:
+        "results/logs/export_onnx.log",
+    benchmark:
+        "results/benchmarks/export_onnx.tsv"
+    conda:
+        "../envs/deeplabv3.yaml"
     params:
         model_config=config["model"]["config"],
         shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
         opset=config["model"]["opset"],
         verify="--verify" if config["model"]["verify"] else "",
         tolerance=config["model"]["verify_tolerance"],
-    log:
-        "results/logs/export_onnx.log",
-    benchmark:
-        "results/benchmarks/export_onnx.tsv"
+        script=script("export_onnx.py"),
     shell:
-        "{PYTHON} {SCRIPTS}/export_onnx.py {params.model_config} --checkpoint {input.checkpoint}"
+        "python {params.script} {params.model_config} --checkpoint {input.checkpoint}"
         " --output-file {output} --shape {params.shape} --opset-version {params.opset}"
         " {params.verify} --verify-tolerance {params.tolerance} > {log} 2>&1"
 
@@ -27,14 +30,17 @@ rule simplify_onnx:
         ONNX_MODEL,
     output:
         SIM_MODEL,
-    params:
-        input_shape=f"1,3,{INPUT_SHAPE[0]},{INPUT_SHAPE[1]}",
     log:
         "results/logs/simplify_onnx.log",
     benchmark:
         "results/benchmarks/simplify_onnx.tsv"
+    conda:
+        "../envs/deeplabv3.yaml"
+    params:
+        input_shape=f"1,3,{INPUT_SHAPE[0]},{INPUT_SHAPE[1]}",
+        script=script("simplify_onnx.py"),
     shell:
-        "{PYTHON} {SCRIPTS}/simplify_onnx.py {input} {output} --input-shape {params.input_shape} > {log} 2>&1"
+        "python {params.script} {input} {output} --input-shape {params.input_shape} > {log} 2>&1"
 
 
 rule atc:
@@ -42,14 +48,16 @@ rule atc:
         SIM_MODEL,
     output:
         "results/models/deeplabv3_bs1_{soc}.om",
-    params:
-        command=atc_shell_command,
     log:
         "results/logs/atc/{soc}.log",
     benchmark:
         "results/benchmarks/atc/{soc}.tsv"
     wildcard_constraints:
         soc="Ascend[A-Za-z0-9]+",
+    conda:
+        "../envs/ascend.yaml"
+    params:
+        command=atc_shell_command,
     shell:
         "command -v atc > /dev/null || {{ echo 'error: atc is not on PATH: install the CANN toolkit and"
         " source /usr/local/Ascend/ascend-toolkit/set_env.sh' | tee {log} >&2; exit 127; }};"

@@ -136,7 +136,9 @@ def human_summary(result: dict) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_path", type=Path, required=True, help="folder of predictions (searched recursively)")
-    parser.add_argument("--gt_path", type=Path, nargs="+", required=True, help="folder(s) of *_gtFine_labelTrainIds.png")
+    parser.add_argument(
+        "--gt_path", type=Path, nargs="+", required=True, help="folder(s) of *_gtFine_labelTrainIds.png"
+    )
     parser.add_argument("--result_path", type=Path, default=Path("result"), help="writes <result_path>.json and .txt")
     parser.add_argument("--out_suffix", default="_leftImg8bit_0.bin")
     parser.add_argument("--summary", type=Path, help="inference summary json, for the speed figures")

@@ -86,9 +86,13 @@ def run_in_process(
             prediction = backend.run(image)
             compute_ms[path.name] = (time.perf_counter() - start) * 1000.0
             if prediction.shape != (1, 1, height, width):
-                raise UserError(f"backend {backend.name} returned shape {prediction.shape}, expected (1,1,{height},{width})")
+                raise UserError(
+                    f"backend {backend.name} returned shape {prediction.shape}, expected (1,1,{height},{width})"
+                )
             files[path.name] = output_name(path, outfmt)
-            writes.append(writer.submit(save_output, prediction.astype(np.int64, copy=False), output / files[path.name]))
+            writes.append(
+                writer.submit(save_output, prediction.astype(np.int64, copy=False), output / files[path.name])
+            )
         for write in writes:
             write.result()
     return compute_ms, files
@@ -120,7 +124,12 @@ def summary_args(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help=".onnx (onnxruntime, openvino, tensorrt), .pth (pytorch), .om (ascend)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help=".onnx (onnxruntime, openvino, tensorrt), .pth (pytorch), .om (ascend)",
+    )
     parser.add_argument("--input", type=Path, required=True, help="a .bin file or a folder of them")
     parser.add_argument("--output", type=Path, required=True, help="folder for {stem}_0.bin")
     parser.add_argument("--outfmt", choices=("BIN", "NPY"), default="BIN")

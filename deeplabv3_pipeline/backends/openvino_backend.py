@@ -18,9 +18,7 @@ class OpenVinoBackend:
         core = ov.Core()
         network = core.read_model(str(model))
         shape = network.input(0).get_partial_shape()
-        self.input_shape = static_image_shape(
-            [dim.get_length() if dim.is_static else None for dim in shape], model
-        )
+        self.input_shape = static_image_shape([dim.get_length() if dim.is_static else None for dim in shape], model)
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
