@@ -184,12 +184,13 @@ class SegmentationExport(nn.Module):
         return self.logits(image).argmax(dim=1, keepdim=True)
 
 
-def randomize_batch_norm_statistics(model: nn.Module, seed: int) -> None:
-    """Give every BN layer random running statistics and affine weights.
+def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:
+    """Make an untrained model predict many classes, in patches, instead of one class everywhere.
 
-    A freshly initialised network with mean 0 / var 1 statistics predicts nearly one class
-    everywhere; random statistics make its predictions span several classes, so that a test
-    comparing two backends can fail.
+    A freshly initialised network predicts nearly one class everywhere, and then a test that
+    compares two backends passes whatever they do. So: random BN statistics and affine
+    weights, a classifier with unit-variance weights, and a classifier bias that cancels the
+    mean feature (measured on a random input), so that no class wins by its offset alone.
     """
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
@@ -199,6 +200,13 @@ def randomize_batch_norm_statistics(model: nn.Module, seed: int) -> None:
             module.running_var.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
             module.weight.data.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
             module.bias.data.copy_(torch.randn(count, generator=generator) * 0.1)
+    head = model.decode_head
+    classifier = head.conv_seg
+    classifier.weight.data.copy_(torch.randn(classifier.weight.shape, generator=generator))
+    classifier.weight.data /= classifier.weight.shape[1] ** 0.5
+    with torch.inference_mode():
+        features = head._forward_feature(model.extract_feat(torch.randn(1, 3, 64, 128, generator=generator)))
+        classifier.bias.data.copy_(-(classifier.weight[:, :, 0, 0] @ features.mean(dim=(0, 2, 3))))
 
 
 def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) -> Path:
@@ -209,7 +217,7 @@ def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) 
     """
     torch.manual_seed(seed)
     model = build_model(config)
-    randomize_batch_norm_statistics(model, seed)
+    randomize_for_varied_predictions(model, seed)
     from .cityscapes import CLASS_NAMES
 
     meta = {

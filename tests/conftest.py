@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny synthetic Cityscapes tree, a random checkpoint in the real format, its ONNX."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHAPE = (64, 128)  # small enough for seconds per stage, large enough for the 1/8 feature map
+
+
+def run_script(name: str, *args: object, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``scripts/<name>`` as a user would, capturing its output."""
+    command = [sys.executable, str(REPO / "scripts" / name), *map(str, args)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"{name} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+    return completed
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deeplabv3_pipeline.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("cityscapes")
+    make_demo_dataset(root, "val", 4, SHAPE, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, make_random_checkpoint
+
+    return make_random_checkpoint(DEFAULT_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> tuple[Path, Path]:
+    """(exported, simplified) ONNX of the random checkpoint at SHAPE, made by the CLIs."""
+    folder = tmp_path_factory.mktemp("models")
+    exported, simplified = folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
+    run_script("export_onnx.py", "deeplabv3_r50-d8_512x1024_40k_cityscapes", "--checkpoint", checkpoint,
+               "--output-file", exported, "--shape", *SHAPE, "--verify")
+    run_script("simplify_onnx.py", exported, simplified, "--input-shape", f"1,3,{SHAPE[0]},{SHAPE[1]}")
+    return exported, simplified
+
+
+@pytest.fixture(scope="session")
+def prep_dir(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Path:
+    folder = tmp_path_factory.mktemp("prep_dataset")
+    run_script("preprocess.py", demo_root / "leftImg8bit" / "val", folder, "--input-shape", *SHAPE)
+    return folder
