@@ -42,8 +42,17 @@ def onnx_models(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> t
     """(exported, simplified) ONNX of the random checkpoint at SHAPE, made by the CLIs."""
     folder = tmp_path_factory.mktemp("models")
     exported, simplified = folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
-    run_script("export_onnx.py", "deeplabv3_r50-d8_512x1024_40k_cityscapes", "--checkpoint", checkpoint,
-               "--output-file", exported, "--shape", *SHAPE, "--verify")
+    run_script(
+        "export_onnx.py",
+        "deeplabv3_r50-d8_512x1024_40k_cityscapes",
+        "--checkpoint",
+        checkpoint,
+        "--output-file",
+        exported,
+        "--shape",
+        *SHAPE,
+        "--verify",
+    )
     run_script("simplify_onnx.py", exported, simplified, "--input-shape", f"1,3,{SHAPE[0]},{SHAPE[1]}")
     return exported, simplified
 

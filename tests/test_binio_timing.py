@@ -57,7 +57,9 @@ def test_latency_stats_and_throughput():
     stats = latency_stats([10.0, 20.0, 30.0, 40.0])
     assert stats["min"] == 10 and stats["max"] == 40 and stats["mean"] == 25 and stats["median"] == 25
     assert stats["percentile(99%)"] == pytest.approx(39.7)
-    summary = inference_summary("x", {"a.bin": 200.0, "b.bin": 300.0}, 2.0, {"a.bin": "a_0.bin", "b.bin": "b_0.bin"}, {})
+    summary = inference_summary(
+        "x", {"a.bin": 200.0, "b.bin": 300.0}, 2.0, {"a.bin": "a_0.bin", "b.bin": "b_0.bin"}, {}
+    )
     assert summary["throughput"] == pytest.approx(4.0)  # 1000 / 250 ms
     assert summary["end_to_end"]["images_per_s"] == pytest.approx(1.0)
     assert summary["filesinfo"]["1"] == {"infiles": ["b.bin"], "outfiles": ["b_0.bin"]}

@@ -1,0 +1,219 @@
+"""Each stage's CLI, run as a user runs it, on the tiny synthetic dataset and random checkpoint."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from deeplabv3_pipeline.cityscapes import discover_frames
+from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model, predict_class_ids
+from deeplabv3_pipeline.transform import preprocess_image
+
+from .conftest import SHAPE, run_script
+
+
+def test_preprocess_writes_one_exact_bin_per_image(demo_root, prep_dir):
+    frames = discover_frames(demo_root, "val")
+    assert sorted(p.name for p in prep_dir.iterdir()) == sorted(f"{f.stem}.bin" for f in frames)
+    for frame in frames:
+        data = np.fromfile(prep_dir / f"{frame.stem}.bin", dtype=np.float32)
+        assert data.size == 3 * SHAPE[0] * SHAPE[1]
+        np.testing.assert_array_equal(data, preprocess_image(frame.image(demo_root, "val"), SHAPE).ravel())
+
+
+def test_preprocess_shards_split_the_list(demo_root, tmp_path):
+    for index in range(3):
+        run_script(
+            "preprocess.py",
+            demo_root / "leftImg8bit" / "val",
+            tmp_path,
+            "--input-shape",
+            *SHAPE,
+            "--shard",
+            index,
+            "--num-shards",
+            3,
+        )
+    assert len(list(tmp_path.glob("*.bin"))) == 4
+
+
+def test_preprocess_refuses_other_sizes_and_names_the_file(demo_root, tmp_path):
+    result = run_script(
+        "preprocess.py", demo_root / "leftImg8bit" / "val", tmp_path, "--input-shape", 32, 64, check=False
+    )
+    assert result.returncode == 2
+    assert "_leftImg8bit.png is 64x128 (HxW) but model.input_shape is 32x64" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_make_labels_writes_train_ids_outside_the_dataset(demo_root, tmp_path):
+    before = sorted(demo_root.rglob("*"))
+    run_script("make_labels.py", "--gt_path", demo_root / "gtFine" / "val", "--output", tmp_path)
+    assert sorted(demo_root.rglob("*")) == before  # the dataset is never written to
+    made = sorted(tmp_path.rglob("*_gtFine_labelTrainIds.png"))
+    assert len(made) == 4
+    source = next(demo_root.rglob(made[0].name.replace("labelTrainIds", "labelIds")))
+    label_ids = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
+    train_ids = cv2.imread(str(made[0]), cv2.IMREAD_UNCHANGED)
+    assert train_ids.dtype == np.uint8 and train_ids.shape == SHAPE
+    np.testing.assert_array_equal(train_ids[label_ids == 7], 0)  # road
+    np.testing.assert_array_equal(train_ids[label_ids == 0], 255)  # unlabeled -> ignore
+
+
+def test_make_labels_rejects_foreign_values(tmp_path):
+    city = tmp_path / "gt" / "x"
+    city.mkdir(parents=True)
+    cv2.imwrite(str(city / "x_000000_000000_gtFine_labelIds.png"), np.full((4, 4), 99, np.uint8))
+    result = run_script("make_labels.py", "--gt_path", tmp_path / "gt", "--output", tmp_path / "out", check=False)
+    assert result.returncode == 2 and "x_000000_000000_gtFine_labelIds.png holds values [99]" in result.stderr
+
+
+def test_exported_onnx_has_the_guide_interface(onnx_models):
+    for path in onnx_models:
+        model = onnx.load(str(path))
+        (graph_input,), (graph_output,) = model.graph.input, model.graph.output
+        assert graph_input.name == "input" and graph_output.name == "output"
+        assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert graph_output.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 3, *SHAPE]
+        assert [d.dim_value for d in graph_output.type.tensor_type.shape.dim] == [1, 1, *SHAPE]
+    assert onnx.load(str(onnx_models[0])).opset_import[0].version == 11
+
+
+def test_onnx_equals_mmseg_pytorch_on_demo_images(onnx_models, prep_dir, checkpoint):
+    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE)
+    session = ort.InferenceSession(str(onnx_models[1]), providers=["CPUExecutionProvider"])
+    for path in sorted(prep_dir.glob("*.bin")):
+        image = np.fromfile(path, dtype=np.float32).reshape(1, 3, *SHAPE)
+        reference = predict_class_ids(model, image)
+        exported = session.run(None, {"input": image})[0]
+        assert np.mean(exported == reference) > 0.999
+        assert len(np.unique(reference)) >= 3
+
+
+def test_export_rejects_a_checkpoint_of_another_model(tmp_path):
+    import torch
+
+    bad = tmp_path / "other.pth"
+    torch.save({"state_dict": {"conv.weight": torch.zeros(3)}}, bad)
+    result = run_script(
+        "export_onnx.py",
+        DEFAULT_CONFIG,
+        "--checkpoint",
+        bad,
+        "--output-file",
+        tmp_path / "x.onnx",
+        "--shape",
+        *SHAPE,
+        check=False,
+    )
+    assert result.returncode == 2 and "does not fit the model config" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def predictions(tmp_path_factory, onnx_models, prep_dir, checkpoint):
+    """Outputs of every CPU backend over the demo bins: backend -> folder."""
+    folders = {}
+    for backend in ("onnxruntime", "openvino", "pytorch"):
+        folder = tmp_path_factory.mktemp(backend)
+        model = checkpoint if backend == "pytorch" else onnx_models[1]
+        extra = ["--model-config", DEFAULT_CONFIG, "--input-shape", *SHAPE] if backend == "pytorch" else []
+        run_script(
+            "infer.py",
+            "--model",
+            model,
+            "--input",
+            prep_dir,
+            "--output",
+            folder,
+            "--outfmt",
+            "BIN",
+            "--backend",
+            backend,
+            "--threads",
+            2,
+            *extra,
+        )
+        folders[backend] = folder
+    return folders
+
+
+def test_infer_writes_ais_bench_layout_and_summary(predictions, prep_dir):
+    for backend, folder in predictions.items():
+        names = sorted(p.name for p in folder.glob("*_0.bin"))
+        assert names == sorted(p.stem + "_0.bin" for p in prep_dir.glob("*.bin"))
+        for name in names:
+            assert (folder / name).stat().st_size == SHAPE[0] * SHAPE[1] * 8  # int64 1x1xHxW
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["backend"] == backend and summary["num_images"] == 4
+        for key in ("min", "max", "mean", "median", "percentile(99%)"):
+            assert summary["NPU_compute_time"][key] > 0
+        assert summary["throughput"] == pytest.approx(1000 / summary["compute_time"]["mean"])
+        assert summary["end_to_end"]["images_per_s"] > 0
+        assert not list(folder.glob(".*")), "no partial files left behind"
+
+
+def test_cpu_backends_agree(predictions):
+    reference = predictions["pytorch"]
+    for backend in ("onnxruntime", "openvino"):
+        for path in reference.glob("*_0.bin"):
+            ours = np.fromfile(predictions[backend] / path.name, dtype=np.int64)
+            assert np.mean(ours == np.fromfile(path, dtype=np.int64)) > 0.999, (backend, path.name)
+
+
+def test_evaluate_on_an_ais_bench_output_folder(predictions, demo_root, tmp_path):
+    labels = tmp_path / "labels"
+    run_script("make_labels.py", "--gt_path", demo_root / "gtFine" / "val", "--output", labels)
+    # ais_bench's own layout: a named output folder with sumary.json inside and a *_summary.json beside it
+    folder = tmp_path / "result" / "bs1"
+    shutil.copytree(predictions["onnxruntime"], folder)
+    (folder / "summary.json").unlink()
+    (folder / "sumary.json").write_text("{}")
+    (tmp_path / "result" / "bs1_summary.json").write_text("{}")
+    run_script(
+        "evaluate.py",
+        f"--output_path={tmp_path / 'result'}",
+        f"--gt_path={labels}",
+        f"--result_path={tmp_path / 'out' / 'result'}",
+    )
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    text = (tmp_path / "out" / "result.txt").read_text()
+    assert text == f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n"
+    assert result["num_images"] == 4 and len(result["per_class"]) == 19
+    assert 0 <= result["mIoU"] <= 100
+    # recompute from the files, independently of the script
+    from deeplabv3_pipeline.cityscapes import CLASS_NAMES
+    from deeplabv3_pipeline.metrics import confusion_matrix, summarize
+
+    total = 0
+    for label_path in labels.rglob("*.png"):
+        frame = label_path.name.removesuffix("_gtFine_labelTrainIds.png")
+        label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+        prediction = np.fromfile(folder / f"{frame}_leftImg8bit_0.bin", dtype=np.int64).reshape(label.shape)
+        total = total + confusion_matrix(prediction, label, 19, 255)
+    assert summarize(total, CLASS_NAMES)["mIoU"] == result["mIoU"]
+
+
+def test_evaluate_names_both_sides_of_a_missing_pair(predictions, demo_root, tmp_path):
+    labels = tmp_path / "labels"
+    run_script("make_labels.py", "--gt_path", demo_root / "gtFine" / "val", "--output", labels)
+    missing = sorted(labels.rglob("*.png"))[0]
+    missing.unlink()
+    result = run_script(
+        "evaluate.py",
+        "--output_path",
+        predictions["onnxruntime"],
+        "--gt_path",
+        labels,
+        "--result_path",
+        tmp_path / "r",
+        check=False,
+    )
+    frame = missing.name.removesuffix("_gtFine_labelTrainIds.png")
+    assert result.returncode == 2
+    assert f"{frame}_leftImg8bit_0.bin has no {missing.name}" in result.stderr
