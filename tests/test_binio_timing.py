@@ -22,7 +22,7 @@ def test_bin_round_trip_is_raw_c_order(tmp_path):
 def test_wrong_size_bin_is_an_error(tmp_path):
     path = tmp_path / "short.bin"
     path.write_bytes(b"\0" * 10)
-    with pytest.raises(UserError, match="short.bin has 10 bytes, expected 16"):
+    with pytest.raises(UserError, match=r"short\.bin has 10 bytes, expected 16"):
         read_bin(path, np.float32, (1, 4))
 
 
@@ -46,7 +46,7 @@ def test_full_disk_leaves_no_partial_file_and_keeps_finished_ones(tmp_path, monk
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: FullDisk(real_open(path, mode, *a, **k)))
-    with pytest.raises(UserError, match="no space left to write .*new.bin"):
+    with pytest.raises(UserError, match=r"no space left to write .*new\.bin"):
         write_atomic(tmp_path / "new.bin", np.ones(1000, np.float32))
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.bin"]
