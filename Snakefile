@@ -17,6 +17,10 @@ include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 
 
+onstart:
+    check_backend_tools()
+
+
 rule all:
     default_target: True
     input:

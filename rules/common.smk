@@ -1,6 +1,7 @@
 # Helpers shared by the rules/*.smk files (config, the image list, shards, per-backend inputs).
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ sys.path.insert(0, workflow.basedir)
 from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
 from deeplabv3_pipeline.errors import UserError  # noqa: E402
-from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
+from deeplabv3_pipeline.ascend import atc_command, missing_tool  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -200,7 +201,7 @@ def infer_backend_args(wildcards):
         return f"--precision {config['tensorrt']['precision']}"
     if backend == "ascend":
         ascend = config["ascend"]
-        return f"--device {ascend['device']} --ais-bench '{ascend['ais_bench']}'"
+        return f"--device {ascend['device']} --ais-bench {shlex.quote(ascend['ais_bench'])}"
     return ""
 
 
@@ -213,7 +214,7 @@ def atc_shell_command(wildcards, input, output):
         INPUT_SHAPE,
         config["ascend"]["atc_args"],
     )
-    return " ".join(command)
+    return shlex.join(command)
 
 
 def synthetic_note():
@@ -222,6 +223,20 @@ def synthetic_note():
 
 def run_config_json():
     return json.dumps(config, sort_keys=True)
+
+
+def check_backend_tools():
+    """Before any job runs: the Ascend tools must exist when the Ascend backend is asked for."""
+    if BACKEND != "ascend":
+        return
+    commands = (["atc"], shlex.split(config["ascend"]["ais_bench"]))
+    problems = [problem for problem in map(missing_tool, commands) if problem]
+    if problems:
+        raise WorkflowError(
+            "error: backend ascend needs CANN's tools: "
+            + "; ".join(problems)
+            + ". `snakemake -n -p` shows the planned commands without them."
+        )
 
 
 def final_targets():
