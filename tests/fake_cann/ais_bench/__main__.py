@@ -25,8 +25,13 @@ for path in sorted(Path(args.input).glob("*.bin")):
     result = session.run(None, {"input": image})[0]
     times.append((time.perf_counter() - start) * 1000)
     result.tofile(folder / f"{path.stem}_0.bin")
-stats = {"min": min(times), "max": max(times), "mean": float(np.mean(times)), "median": float(np.median(times)),
-         "percentile(99%)": float(np.percentile(times, 99))}
+stats = {
+    "min": min(times),
+    "max": max(times),
+    "mean": float(np.mean(times)),
+    "median": float(np.median(times)),
+    "percentile(99%)": float(np.percentile(times, 99)),
+}
 summary = {"NPU_compute_time": stats, "H2D_latency": stats, "D2H_latency": stats, "throughput": 1000 / stats["mean"]}
 if os.environ.get("FAKE_AIS_BENCH_OLD_LAYOUT"):
     (folder / "sumary.json").write_text(json.dumps(summary))

@@ -1,0 +1,165 @@
+"""End-to-end Snakemake runs on a tiny synthetic dataset: artifacts, reruns, shards, bad input, Ascend dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+SHAPE = [64, 128]
+TINY = {"model": {"input_shape": SHAPE}, "demo": {"images": 3}, "threads": 2}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
+    # Snakemake prints some errors on stdout, some on stderr: read them as one stream.
+    completed = subprocess.run(
+        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, env=env
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{completed.stdout[-6000:]}")
+    return completed
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def merged(*dicts: dict) -> dict:
+    result: dict = {}
+    for update in dicts:
+        for key, value in update.items():
+            result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, TINY)
+    run = snakemake(workdir, "results/result.json")
+    assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
+    return workdir
+
+
+def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
+    results = tiny_run / "results"
+    stems = sorted(
+        p.name.removesuffix("_leftImg8bit.png") for p in results.glob("demo/cityscapes/leftImg8bit/val/*/*.png")
+    )
+    assert len(stems) == 3
+    for stem in stems:
+        prep = results / "prep_dataset" / f"{stem}_leftImg8bit.bin"
+        assert prep.stat().st_size == 3 * SHAPE[0] * SHAPE[1] * 4  # float32 1x3xHxW
+        prediction = results / "infer" / "onnxruntime" / f"{stem}_leftImg8bit_0.bin"
+        classes = np.fromfile(prediction, dtype=np.int64)
+        assert classes.size == SHAPE[0] * SHAPE[1] and classes.min() >= 0 and classes.max() < 19
+        assert list(results.glob(f"labels/val/*/{stem}_gtFine_labelTrainIds.png"))
+    model = onnx.load(str(results / "models" / "deeplabv3_sim_bs1.onnx"))
+    assert model.graph.input[0].name == "input" and model.graph.output[0].name == "output"
+    assert (results / "models" / "deeplabv3.onnx").is_file()
+    summary = json.loads((results / "infer" / "onnxruntime" / "summary.json").read_text())
+    assert summary["num_images"] == 3 and summary["throughput"] > 0
+    result = json.loads((results / "result.json").read_text())
+    assert result == json.loads((results / "onnxruntime" / "result.json").read_text())
+    assert result["backend"] == "onnxruntime" and result["num_images"] == 3
+    assert set(result["per_class"]) >= {"road", "car", "bicycle"} and len(result["per_class"]) == 19
+    assert result["model_sha256"] and len(result["model_sha256"]) == 64
+    assert result["config"]["model"]["input_shape"] == SHAPE
+    assert result["synthetic_inputs"] == "dataset and checkpoint"
+    assert (results / "result.txt").read_text() == f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n"
+    for stage in ("export_onnx", "simplify_onnx", "labels", "preprocess/shard0", "evaluate/onnxruntime"):
+        assert (results / "logs" / f"{stage}.log").is_file()
+        assert (results / "benchmarks" / f"{stage}.tsv").is_file()
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    assert "Nothing to be done" in snakemake(tiny_run, "-n", "results/result.json").stdout
+
+
+def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    bins = sorted((workdir / "results" / "prep_dataset").glob("*.bin"))
+    before = {path: path.stat().st_mtime_ns for path in bins}
+    model_before = (workdir / "results" / "models" / "deeplabv3.onnx").stat().st_mtime_ns
+    write_config(workdir, merged(TINY, {"model": {"opset": 13}}))
+    run = snakemake(workdir, "results/result.json")
+    ran = run.stdout
+    for rule in ("export_onnx", "simplify_onnx", "infer", "evaluate"):
+        assert f"rule {rule}:" in ran or f"localrule {rule}:" in ran, rule
+    for rule in ("preprocess", "labels", "demo_dataset", "demo_checkpoint"):
+        assert f"rule {rule}:" not in ran, rule
+    assert {path: path.stat().st_mtime_ns for path in bins} == before
+    assert (workdir / "results" / "models" / "deeplabv3.onnx").stat().st_mtime_ns != model_before
+    assert onnx.load(str(workdir / "results" / "models" / "deeplabv3.onnx")).opset_import[0].version == 13
+
+
+def test_shards_give_the_same_result(tiny_run, tmp_path):
+    write_config(tmp_path, merged(TINY, {"shards": 2}))
+    run = snakemake(tmp_path, "results/result.json")
+    assert "preprocess_shard1" in run.stdout and "infer_shard1" in run.stdout
+    sharded = json.loads((tmp_path / "results" / "result.json").read_text())
+    single = json.loads((tiny_run / "results" / "result.json").read_text())
+    for key in ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images"):
+        assert sharded[key] == single[key], key
+    assert json.loads((tmp_path / "results/infer/onnxruntime/summary.json").read_text())["shards"] == 2
+
+
+def test_missing_dataset_root_fails_fast_naming_the_path(tmp_path):
+    write_config(tmp_path, merged(TINY, {"dataset": {"root": str(tmp_path / "no_cityscapes")}}))
+    run = snakemake(tmp_path, "results/result.json", check=False)
+    assert run.returncode != 0
+    assert f"dataset root {tmp_path / 'no_cityscapes'} does not exist" in run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_wrong_config_type_is_a_schema_error(tmp_path):
+    write_config(tmp_path, merged(TINY, {"shards": "two"}))
+    run = snakemake(tmp_path, "-n", check=False)
+    assert run.returncode != 0 and "'two' is not of type 'integer'" in run.stdout
+
+
+def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
+    write_config(
+        tmp_path, merged(TINY, {"backend": "ascend", "ascend": {"soc_versions": ["Ascend310", "Ascend310P3"]}})
+    )
+    dry = snakemake(tmp_path, "-n", "-p")
+    for soc in ("Ascend310", "Ascend310P3"):
+        assert (
+            "atc --framework=5 --model=results/models/deeplabv3_sim_bs1.onnx"
+            f" --output=results/models/deeplabv3_bs1_{soc} --input_format=NCHW"
+            f" --input_shape=input:1,3,64,128 --log=error --soc_version={soc}" in dry.stdout
+        )
+    assert "--backend ascend --model results/models/deeplabv3_bs1_Ascend310.om" in dry.stdout
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    real = snakemake(tmp_path, check=False, env=env)
+    assert real.returncode != 0 and "`atc` is not on PATH" in real.stdout and "CANN toolkit" in real.stdout
+    assert not (tmp_path / "results").exists(), "no job may start without the tools"
+
+
+def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
+    """The Ascend rules wired together, with tests/fake_cann for atc and ais_bench (ONNX Runtime inside)."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    write_config(workdir, merged(TINY, {"backend": "ascend", "ascend": {"ais_bench": "python -m ais_bench"}}))
+    fake = REPO / "tests" / "fake_cann"
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", PYTHONPATH=str(fake))
+    run = snakemake(workdir, env=env)
+    assert "rule export_onnx:" not in run.stdout  # reuses the ONNX model of the earlier run
+    ascend = json.loads((workdir / "results" / "result.json").read_text())
+    cpu = json.loads((tiny_run / "results" / "result.json").read_text())
+    assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
+    assert (workdir / "results" / "models" / "deeplabv3_bs1_Ascend310P3.om").is_file()
