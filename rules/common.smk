@@ -225,6 +225,34 @@ def run_config_json():
     return json.dumps(config, sort_keys=True)
 
 
+def expect_args():
+    """select_result.py flags of the configured mIoU gate (none when expect.miou is unset)."""
+    expect = config["expect"]
+    return (
+        ""
+        if expect["miou"] is None
+        else f"--expect-miou {expect['miou']} --tolerance {expect['tolerance']}"
+    )
+
+
+def compared_backends():
+    return list(
+        dict.fromkeys([config["compare"]["reference"], *config["compare"]["backends"]])
+    )
+
+
+def compared_results():
+    return [f"results/{backend}/result.json" for backend in compared_backends()]
+
+
+def compared_predictions():
+    return [
+        f"results/infer/{backend}/{frame.stem}_0.bin"
+        for backend in compared_backends()
+        for frame in FRAMES
+    ]
+
+
 def check_backend_tools():
     """Before any job runs: the Ascend tools must exist when the Ascend backend is asked for."""
     if BACKEND != "ascend":

@@ -42,5 +42,28 @@ rule result:
     localrule: True
     conda:
         "../envs/deeplabv3.yaml"
+    params:
+        expect=expect_args(),
+        script=script("select_result.py"),
     shell:
-        "cp -v {input.json} {output.json} > {log} 2>&1 && cp -v {input.text} {output.text} >> {log} 2>&1"
+        "python {params.script} {input.json} {output.json} {params.expect} > {log} 2>&1"
+
+
+rule compare:
+    input:
+        results=compared_results(),
+        predictions=compared_predictions(),
+    output:
+        json="results/compare.json",
+        csv="results/compare.csv",
+    log:
+        "results/logs/compare.log",
+    conda:
+        "../envs/deeplabv3.yaml"
+    params:
+        reference=config["compare"]["reference"],
+        backends=config["compare"]["backends"],
+        script=script("compare.py"),
+    shell:
+        "python {params.script} --reference {params.reference} --backends {params.backends}"
+        " --results results --output results/compare > {log} 2>&1 && cat {log}"

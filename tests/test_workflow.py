@@ -163,3 +163,23 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     cpu = json.loads((tiny_run / "results" / "result.json").read_text())
     assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
     assert (workdir / "results" / "models" / "deeplabv3_bs1_Ascend310P3.om").is_file()
+
+
+def test_compare_backends_then_the_mIoU_gate(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    run = snakemake(workdir, "results/compare.json")
+    assert "rule export_onnx:" not in run.stdout
+    comparison = json.loads((workdir / "results" / "compare.json").read_text())
+    assert comparison["reference"] == "pytorch"
+    backends = comparison["backends"]
+    assert set(backends) == {"pytorch", "onnxruntime", "openvino"}
+    for name in ("onnxruntime", "openvino"):
+        assert backends[name]["pixel_agreement"] > 0.999, name
+        assert abs(backends[name]["mIoU_delta"]) < 0.5, name
+    assert "pixel_agreement" in run.stdout  # the table is printed
+    kept = (workdir / "results" / "onnxruntime" / "result.json").read_text()
+    write_config(workdir, merged(TINY, {"expect": {"miou": 79.09, "tolerance": 0.3}}))
+    gated = snakemake(workdir, "results/result.json", check=False)
+    assert gated.returncode != 0 and "outside the expected 79.09 +/- 0.3" in gated.stdout
+    assert (workdir / "results" / "onnxruntime" / "result.json").read_text() == kept
