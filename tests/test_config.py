@@ -1,0 +1,52 @@
+"""config.yaml, the schema and the README's configuration table describe the same keys."""
+
+import re
+
+import jsonschema
+import yaml
+
+from .conftest import REPO
+
+
+def flat_keys(properties: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for name, spec in properties.items():
+        if spec.get("type") == "object" and "properties" in spec:
+            keys |= flat_keys(spec["properties"], f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def flat_config(config: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for name, value in config.items():
+        keys |= flat_config(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name}
+    return keys
+
+
+SCHEMA = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+
+
+def test_config_yaml_is_valid_and_lists_every_key():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    jsonschema.validate(config, SCHEMA)
+    assert flat_config(config) == flat_keys(SCHEMA["properties"])
+
+
+def test_every_schema_key_is_described():
+    def walk(properties):
+        for name, spec in properties.items():
+            assert spec.get("description"), name
+            assert "default" in spec, name
+            if "properties" in spec:
+                walk(spec["properties"])
+
+    walk(SCHEMA["properties"])
+
+
+def test_readme_configuration_table_matches_the_schema():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE))
+    assert documented == flat_keys(SCHEMA["properties"])
