@@ -19,6 +19,8 @@ def write_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array``'s raw bytes to ``path`` via a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:

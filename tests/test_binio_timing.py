@@ -19,6 +19,13 @@ def test_bin_round_trip_is_raw_c_order(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 
 
+def test_a_killed_writers_partial_file_is_removed_by_the_next_write(tmp_path):
+    stale = tmp_path / ".x.bin.partial-99999"
+    stale.write_bytes(b"half")
+    write_atomic(tmp_path / "x.bin", np.zeros(2, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
 def test_wrong_size_bin_is_an_error(tmp_path):
     path = tmp_path / "short.bin"
     path.write_bytes(b"\0" * 10)
