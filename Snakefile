@@ -21,6 +21,10 @@ onstart:
     check_backend_tools()
 
 
+onsuccess:
+    print_result_summary()
+
+
 rule all:
     default_target: True
     input:

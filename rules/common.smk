@@ -267,6 +267,29 @@ def check_backend_tools():
         )
 
 
+def print_result_summary():
+    """At the end of a successful run: the headline figures, and a reminder when inputs were synthetic."""
+    path = Path("results/result.json")
+    if not path.is_file():
+        return
+    result = json.loads(path.read_text())
+    speed = result.get("throughput") or {}
+    lines = [
+        f"results/result.json ({result['backend']}, {result['num_images']} images): "
+        f"mIoU {result['mIoU']}  aAcc {result['aAcc']}  mAcc {result['mAcc']}",
+    ]
+    if speed.get("compute_images_per_s"):
+        lines.append(
+            f"speed: {speed['compute_images_per_s']:.3f} images/s compute only, "
+            f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
+        )
+    if result.get("synthetic_inputs"):
+        lines.append(
+            f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model"
+        )
+    print("\n".join(lines), file=sys.stderr)
+
+
 def final_targets():
     targets = ["results/result.json"]
     if BACKEND == "ascend":
