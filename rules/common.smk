@@ -16,6 +16,7 @@ sys.path.insert(0, workflow.basedir)
 from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
 from deeplabv3_pipeline.errors import UserError  # noqa: E402
+from deeplabv3_pipeline.headline import headline  # noqa: E402
 from deeplabv3_pipeline.ascend import atc_command, missing_tool  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -268,26 +269,10 @@ def check_backend_tools():
 
 
 def print_result_summary():
-    """At the end of a successful run: the headline figures, and a reminder when inputs were synthetic."""
+    """At the end of a successful run: the headline figures of results/result.json."""
     path = Path("results/result.json")
-    if not path.is_file():
-        return
-    result = json.loads(path.read_text())
-    speed = result.get("throughput") or {}
-    lines = [
-        f"results/result.json ({result['backend']}, {result['num_images']} images): "
-        f"mIoU {result['mIoU']}  aAcc {result['aAcc']}  mAcc {result['mAcc']}",
-    ]
-    if speed.get("compute_images_per_s"):
-        lines.append(
-            f"speed: {speed['compute_images_per_s']:.3f} images/s compute only, "
-            f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
-        )
-    if result.get("synthetic_inputs"):
-        lines.append(
-            f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model"
-        )
-    print("\n".join(lines), file=sys.stderr)
+    if path.is_file():
+        print(f"{path}: {headline(json.loads(path.read_text()))}", file=sys.stderr)
 
 
 def final_targets():

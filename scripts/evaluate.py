@@ -28,6 +28,7 @@ import numpy as np
 from deeplabv3_pipeline.binio import read_bin
 from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_IDS_SUFFIX, frame_id
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.headline import headline
 from deeplabv3_pipeline.metrics import confusion_matrix, summarize
 from deeplabv3_pipeline.progress import progress
 
@@ -117,22 +118,6 @@ def result_paths(result_path: Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
 
 
-def human_summary(result: dict) -> str:
-    lines = [
-        f"{result['backend'] or 'predictions'}: mIoU {result['mIoU']}  aAcc {result['aAcc']}  "
-        f"mAcc {result['mAcc']}  ({result['num_images']} images)",
-    ]
-    speed = result.get("throughput") or {}
-    if speed.get("compute_images_per_s"):
-        lines.append(
-            f"speed: {speed['compute_images_per_s']:.3f} images/s compute only, "
-            f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
-        )
-    if result.get("synthetic_inputs"):
-        lines.append(f"NOTE: synthetic inputs ({result['synthetic_inputs']}): this mIoU says nothing about the model")
-    return "\n".join(lines)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_path", type=Path, required=True, help="folder of predictions (searched recursively)")
@@ -175,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     text_path.write_text(f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n")
-    print(human_summary(result), file=sys.stderr)
+    print(headline(result), file=sys.stderr)
     return 0
 
 

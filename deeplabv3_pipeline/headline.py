@@ -1,0 +1,20 @@
+"""The few lines a person reads after a run: mIoU, speed, and whether the inputs were synthetic."""
+
+from __future__ import annotations
+
+
+def headline(result: dict) -> str:
+    """A result.json as 1-3 lines of text."""
+    lines = [
+        f"{result.get('backend') or 'predictions'} ({result['num_images']} images): "
+        f"mIoU {result['mIoU']}  aAcc {result['aAcc']}  mAcc {result['mAcc']}",
+    ]
+    speed = result.get("throughput") or {}
+    if speed.get("compute_images_per_s"):
+        lines.append(
+            f"speed: {speed['compute_images_per_s']:.3f} images/s compute only, "
+            f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
+        )
+    if result.get("synthetic_inputs"):
+        lines.append(f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model")
+    return "\n".join(lines)
