@@ -1,0 +1,146 @@
+"""The workflow end to end through SLURM (profiles/slurm, snakemake-executor-plugin-slurm), sharded.
+
+Needs a running SLURM cluster whose nodes share this file system, e.g. the single-node one of
+`bash cluster/slurm/start.sh` (run it first; this test never starts a cluster). Skipped, with
+the reason, where `sbatch` is missing or `sinfo` gets no answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .test_workflow import TINY, merged, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+PROFILE = REPO / "profiles" / "slurm"
+# Two shards of the 3 tiny images, one core per inference job (both shards run at once).
+CONFIG = merged(TINY, {"shards": 2, "threads": 1})
+# A hung Snakemake (e.g. status checks that never succeed) must not hang the suite.
+TIMEOUT_S = int(os.environ.get("DEEPLABV3_SLURM_TEST_TIMEOUT", "900"))
+# Rules whose SLURM job comment must show up (grouped rules share one job: "rule_model_...").
+SLURM_RULES = (
+    "demo_dataset",
+    "labels",
+    "demo_checkpoint",
+    "export_onnx",
+    "simplify_onnx",
+    "preprocess_shard0",
+    "preprocess_shard1",
+    "infer_shard0",
+    "infer_shard1",
+    "gather_summaries",
+    "evaluate",
+)
+METRICS = ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images")
+
+
+def cluster_problem() -> str | None:
+    """Why there is no usable SLURM cluster here, or None."""
+    if shutil.which("sbatch") is None:
+        return "sbatch is not on PATH (no SLURM here; `bash cluster/slurm/start.sh` starts a local one)"
+    try:
+        sinfo = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"sinfo gave no answer ({error}); is the cluster up? `bash cluster/slurm/start.sh`"
+    if sinfo.returncode != 0:
+        return f"the SLURM cluster does not answer sinfo: {sinfo.stderr.strip()[:300]}"
+    states = {state.rstrip("*~#!%$@^-") for state in sinfo.stdout.split()}
+    if not states & {"idle", "mix", "alloc", "mixed", "allocated"}:
+        return f"no SLURM node is up (sinfo states: {sorted(states) or 'none'})"
+    return None
+
+
+def slurm_jobs(run_id: str, since: str) -> list[dict[str, str]]:
+    """The SLURM jobs named `run_id` (job id, state, comment), from sacct, else from squeue."""
+    rows = []
+    if shutil.which("sacct"):
+        sacct = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-S", since, "--name", run_id, "--format=JobID,State,Comment"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rows = [line.split("|", 2) for line in sacct.stdout.splitlines() if line.strip()]
+    if not rows or not any(comment for *_, comment in rows):  # no accounting or no stored comments
+        squeue = subprocess.run(
+            ["squeue", "-h", "-t", "all", "--name", run_id, "-o", "%i|%T|%k"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rows = [line.split("|", 2) for line in squeue.stdout.splitlines() if line.strip()]
+    return [{"id": job_id, "state": state, "comment": comment} for job_id, state, comment in rows]
+
+
+def stop_hung_run(workdir: Path, output: str) -> None:
+    """After a timeout: cancel the run's SLURM jobs and remove Snakemake's lock."""
+    run_id = re.search(r"SLURM run ID: (\S+)", output)
+    if run_id:
+        subprocess.run(["scancel", "--name", run_id.group(1)], check=False, timeout=60)
+    snakemake(workdir, "--unlock", check=False)
+
+
+def test_sharded_run_through_slurm_matches_a_local_run(tmp_path):
+    problem = cluster_problem()
+    if problem:
+        pytest.skip(problem)
+    try:  # pinned in requirements-dev.txt: with a cluster at hand, its absence is a failure
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        pytest.fail("snakemake-executor-plugin-slurm is not installed (pip install -r requirements-dev.txt)")
+
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    write_config(on_slurm, CONFIG)
+    write_config(local, CONFIG)
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    started = time.monotonic()
+    # The README's command: snakemake --workflow-profile profiles/slurm results/result.json
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    command += ["--workflow-profile", str(PROFILE), "results/result.json"]
+    # The SLURM run mostly waits (queue, status checks): run the local reference meanwhile.
+    slurm = subprocess.Popen(command, cwd=on_slurm, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        snakemake(local, "results/result.json")
+        output, _ = slurm.communicate(timeout=max(1.0, TIMEOUT_S - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        slurm.kill()  # Snakemake ignores SIGTERM while it waits on job states
+        output, _ = slurm.communicate()
+        stop_hung_run(on_slurm, output)
+        pytest.fail(f"the SLURM run took over {TIMEOUT_S} s:\n{output[-6000:]}")
+    finally:
+        if slurm.poll() is None:
+            slurm.kill()
+            slurm.communicate()
+    elapsed = time.monotonic() - started
+    assert slurm.returncode == 0, f"snakemake on SLURM failed:\n{output[-6000:]}"
+    print(f"SLURM run (and the local reference beside it): {elapsed:.0f} s")
+
+    # (a) The jobs ran as SLURM jobs: sacct (or squeue) knows them by the run's job name and
+    # the rule names in their comments, and all completed.
+    run_id = re.search(r"SLURM run ID: (\S+)", output)
+    assert run_id, output[-3000:]
+    jobs = slurm_jobs(run_id.group(1), since)
+    comments = " ".join(job["comment"] for job in jobs)
+    for rule in SLURM_RULES:
+        assert f"_{rule}" in comments, f"no SLURM job for rule {rule}: {jobs}"
+    assert all(job["state"] == "COMPLETED" for job in jobs), jobs
+    assert "preprocess_shard1" in output and "infer_shard1" in output
+
+    # (b) The same metrics as the local run of the same config.
+    on_cluster = json.loads((on_slurm / "results" / "result.json").read_text())
+    reference = json.loads((local / "results" / "result.json").read_text())
+    for key in METRICS:
+        assert on_cluster[key] == reference[key], key
+    assert on_cluster["num_images"] == 3
+    assert json.loads((on_slurm / "results/infer/onnxruntime/summary.json").read_text())["shards"] == 2
