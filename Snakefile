@@ -15,6 +15,7 @@ include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/infer.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 onstart:
@@ -29,3 +30,4 @@ rule all:
     default_target: True
     input:
         final_targets(),
+        report_targets(),

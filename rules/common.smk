@@ -92,6 +92,11 @@ def dataset_root(wildcards, output):
     return str(Path(output[0]).parents[3])
 
 
+def stage_resources(stage):
+    """mem_mb, runtime (and gpu for infer) of a kind of job, from config `resources`."""
+    return dict(config["resources"][stage])
+
+
 def rule_name(stage, shard_index):
     """`preprocess` with one shard; `preprocess_shard0`, `preprocess_shard1`, ... with several."""
     return stage if len(SHARDS) == 1 else f"{stage}_shard{shard_index}"
@@ -280,3 +285,56 @@ def final_targets():
     if BACKEND == "ascend":
         targets += [om_model(soc) for soc in config["ascend"]["soc_versions"]]
     return targets
+
+
+def report_benchmarks():
+    """Benchmark files of the jobs of a default run (results/result.json), in pipeline order.
+
+    Mirrors the rules' benchmark: paths; tests/test_report.py checks it against a demo run.
+    """
+    files = []
+    if DEMO_CHECKPOINT:
+        files.append("results/benchmarks/demo_checkpoint.tsv")
+    if frames_needing_train_ids():
+        files.append("results/benchmarks/labels.tsv")
+    files += [f"results/benchmarks/preprocess/shard{index}.tsv" for index in SHARDS]
+    if BACKEND != "pytorch":
+        files += [
+            "results/benchmarks/export_onnx.tsv",
+            "results/benchmarks/simplify_onnx.tsv",
+        ]
+    if BACKEND == "ascend":
+        files += [
+            f"results/benchmarks/atc/{soc}.tsv"
+            for soc in config["ascend"]["soc_versions"]
+        ]
+    files += [
+        f"results/benchmarks/infer/{BACKEND}/shard{index}.tsv" for index in SHARDS
+    ]
+    files.append(f"results/benchmarks/evaluate/{BACKEND}.tsv")
+    return files
+
+
+def report_targets():
+    """The files of results/report/; backends.png only once results/compare.json exists."""
+    names = [
+        "per_class_iou.png",
+        "confusion_matrix.png",
+        "examples.png",
+        "runtimes.png",
+        "summary.html",
+        "summary.md",
+    ]
+    if Path("results/compare.json").exists():
+        names.append("backends.png")
+    return [f"results/report/{name}" for name in names]
+
+
+def predictions_folder(wildcards, input):
+    """Folder of the first prediction file (results/infer/<backend>)."""
+    return str(Path(input.predictions[0]).parent)
+
+
+def report_folder(wildcards, output):
+    """Folder of the first output file."""
+    return str(Path(output[0]).parent)

@@ -10,6 +10,8 @@ if DEMO_DATA:
             "results/logs/demo_dataset.log",
         conda:
             "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
         params:
             images=config["demo"]["images"],
             seed=config["demo"]["seed"],
@@ -33,6 +35,8 @@ if DEMO_CHECKPOINT:
             "results/benchmarks/demo_checkpoint.tsv"
         conda:
             "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
         params:
             model_config=config["model"]["config"],
             seed=config["demo"]["seed"],
@@ -55,6 +59,8 @@ if frames_needing_train_ids():
             "results/benchmarks/labels.tsv"
         conda:
             "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
         params:
             gt_path=dataset_folder,
             output_dir=output_folder,
@@ -78,6 +84,8 @@ for shard_index in SHARDS:
             f"results/benchmarks/preprocess/shard{shard_index}.tsv"
         conda:
             "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
         params:
             shard=shard_index,
             num_shards=len(SHARDS),

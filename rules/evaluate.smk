@@ -18,6 +18,8 @@ rule evaluate:
         backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
     conda:
         "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
     params:
         gt_path=gt_folders(),
         run_config=run_config_json(),
@@ -60,6 +62,8 @@ rule compare:
         "results/logs/compare.log",
     conda:
         "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
     params:
         reference=config["compare"]["reference"],
         backends=config["compare"]["backends"],

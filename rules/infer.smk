@@ -21,6 +21,8 @@ for shard_index in SHARDS:
         conda:
             "../envs/deeplabv3.yaml"
         threads: config["threads"] or workflow.cores
+        resources:
+            **stage_resources("infer"),
         params:
             shard=shard_index,
             num_shards=len(SHARDS),
@@ -43,6 +45,8 @@ rule gather_summaries:
         "results/logs/infer/{backend}/gather_summaries.log",
     conda:
         "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
     params:
         script=script("gather_summaries.py"),
     shell:

@@ -12,6 +12,8 @@ rule export_onnx:
         "results/benchmarks/export_onnx.tsv"
     conda:
         "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("export_onnx"),
     params:
         model_config=config["model"]["config"],
         shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
@@ -36,6 +38,8 @@ rule simplify_onnx:
         "results/benchmarks/simplify_onnx.tsv"
     conda:
         "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
     params:
         input_shape=f"1,3,{INPUT_SHAPE[0]},{INPUT_SHAPE[1]}",
         script=script("simplify_onnx.py"),
@@ -56,6 +60,8 @@ rule atc:
         soc="Ascend[A-Za-z0-9]+",
     conda:
         "../envs/ascend.yaml"
+    resources:
+        **stage_resources("default"),
     params:
         command=atc_shell_command,
     shell:

@@ -1,0 +1,317 @@
+"""The report: scripts/report.py's pure parts and CLI, and the report rules with `snakemake --report` (slow)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, label_ids_to_train_ids
+from deeplabv3_pipeline.errors import run_cli
+
+from .conftest import REPO, SHAPE, run_script
+from .test_workflow import TINY, merged, snakemake, write_config
+
+SPEC = importlib.util.spec_from_file_location("report", REPO / "scripts" / "report.py")
+report = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(report)
+
+FIGURES = ("per_class_iou.png", "confusion_matrix.png", "examples.png", "runtimes.png")
+
+
+def read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"{path} is not a readable PNG"
+    return image
+
+
+def assert_readable_figure(path: Path, min_width: int = 800, min_height: int = 200) -> np.ndarray:
+    """A PNG of a useful size that is not blank (several colours, some variance)."""
+    image = read_png(path)
+    height, width = image.shape[:2]
+    assert width >= min_width and height >= min_height, (path.name, image.shape)
+    assert image.std() > 10, f"{path.name} looks blank"
+    colours = image.reshape(-1, 3).astype(np.int32) @ np.array([1 << 16, 1 << 8, 1])
+    assert len(np.unique(colours)) > 20, f"{path.name} has almost no colours"
+    return image
+
+
+class Tables(HTMLParser):
+    """The cell texts of every <table> of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def html_tables(text: str) -> list[list[list[str]]]:
+    parser = Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+def test_examples_are_the_lowest_and_highest_frames_without_unscored_ones():
+    per_image = {f"f{i}": {"mIoU": float(i), "aAcc": 50.0} for i in range(10)}
+    per_image["empty"] = {"mIoU": None, "aAcc": None}
+    assert report.pick_examples(per_image, 4) == [
+        ("f0", "lowest"),
+        ("f1", "lowest"),
+        ("f8", "highest"),
+        ("f9", "highest"),
+    ]
+    assert report.pick_examples(per_image, 3) == [("f0", "lowest"), ("f1", "lowest"), ("f9", "highest")]
+    few = {"a": {"mIoU": 3.0}, "b": {"mIoU": 1.0}, "c": {"mIoU": None}}
+    assert report.pick_examples(few, 4) == [("b", "lowest"), ("a", "highest")]
+    assert report.pick_examples(few, 0) == []
+
+
+def test_confusion_rows_are_normalised_per_label_and_empty_rows_are_nan():
+    counts = np.zeros((19, 19), dtype=np.int64)
+    counts[0, 0], counts[0, 1], counts[2, 2] = 3, 1, 5
+    percent = report.normalise_rows(counts)
+    assert percent[0, 0] == 75 and percent[0, 1] == 25 and percent[2, 2] == 100
+    assert np.isnan(percent[1]).all()
+    assert np.allclose(np.nansum(percent, axis=1)[[0, 2]], 100)
+
+
+def test_colorize_uses_the_cityscapes_palette_and_black_for_ignored():
+    classes = np.array([[0, 13], [IGNORE_INDEX, 18]])
+    rgb = report.colorize(classes)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [128, 64, 128]  # road
+    assert rgb[0, 1].tolist() == PALETTE[13].tolist()  # car
+    assert rgb[1, 0].tolist() == [0, 0, 0]
+    assert rgb[1, 1].tolist() == PALETTE[18].tolist()
+
+
+def test_references_and_differences_only_for_real_inputs():
+    real = {"aAcc": 96.0, "mIoU": 79.0, "mAcc": 86.0, "synthetic_inputs": None}
+    synthetic = dict(real, synthetic_inputs="dataset and checkpoint")
+    assert [value for _, value in report.references_for(real)] == [79.09, 79.06, 79.12]
+    assert report.references_for(synthetic) == ()
+    header, rows = report.metric_rows(real)
+    assert header[1] == "this run (%)" and [row[0] for row in rows[:3]] == ["aAcc", "mIoU", "mAcc"]
+    assert rows[1][2:] == ["79.09", "79.06", "79.12"]
+    assert rows[3][2:] == ["-0.09", "-0.06", "-0.12"]
+    assert report.metric_rows(synthetic)[1][3][2] == "n/a (synthetic run)"
+
+
+def test_benchmark_files_are_read_and_named_by_their_path(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = [tmp_path / "export_onnx.tsv", tmp_path / "infer" / "onnxruntime" / "shard0.tsv"]
+    files[1].parent.mkdir(parents=True)
+    files[0].write_text(header + "21.96\t0:00:21\t1460.68\t0\t0\t0\t0\t0\t0\t0\n")
+    files[1].write_text(header + "3.0\t0:00:03\tNA\t0\t0\t0\t0\t0\t0\t0\n" + "5.0\t0:00:05\tNA\t0\t0\t0\t0\t0\t0\t0\n")
+    rows = report.read_benchmarks(files)
+    assert [row[:2] for row in rows] == [("export_onnx", 21.96), ("infer/onnxruntime/shard0", 4.0)]
+    assert rows[0][2] == pytest.approx(1460.68) and np.isnan(rows[1][2])
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, demo_root) -> dict[str, Path]:
+    """A demo dataset, trainIds labels, predictions (label with noise) and their result.json from evaluate.py."""
+    folder = tmp_path_factory.mktemp("report_inputs")
+    labels, predictions = folder / "labels", folder / "infer"
+    predictions.mkdir()
+    rng = np.random.default_rng(0)
+    for path in sorted((demo_root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png")):
+        train_ids = label_ids_to_train_ids(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+        stem = path.name.removesuffix("_gtFine_labelIds.png")
+        target = labels / path.parent.name / f"{stem}_gtFine_labelTrainIds.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), train_ids)
+        prediction = np.where(train_ids == IGNORE_INDEX, 0, train_ids).astype(np.int64)
+        noise = rng.random(prediction.shape) < rng.uniform(0.05, 0.6)  # a different mIoU per frame
+        prediction[noise] = rng.integers(0, 19, int(noise.sum()))
+        prediction.reshape(1, 1, *SHAPE).tofile(predictions / f"{stem}_leftImg8bit_0.bin")
+    run_script(
+        "evaluate.py",
+        "--output_path",
+        predictions,
+        "--gt_path",
+        labels,
+        "--result_path",
+        folder / "result",
+        "--backend",
+        "onnxruntime",
+    )
+    return {
+        "result": folder / "result.json",
+        "images": demo_root / "leftImg8bit" / "val",
+        "labels": labels,
+        "predictions": predictions,
+    }
+
+
+def run_report(*args: object) -> int:
+    """scripts/report.py's main in this process (the CLI itself is run by the first test and Snakemake)."""
+    return report.main([str(arg) for arg in args])
+
+
+def figures_args(inputs: dict[str, Path], outdir: Path, *extra: object) -> list[object]:
+    return [
+        "figures",
+        "--result",
+        inputs["result"],
+        "--images",
+        inputs["images"],
+        "--labels",
+        inputs["labels"],
+        "--predictions",
+        inputs["predictions"],
+        "--outdir",
+        outdir,
+        *extra,
+    ]
+
+
+def test_figures_cli_writes_readable_figures_and_tables(evaluated, tmp_path):
+    benchmark = tmp_path / "bench" / "evaluate.tsv"
+    benchmark.parent.mkdir()
+    benchmark.write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t70.0\n")
+    run_script("report.py", *figures_args(evaluated, tmp_path / "report", "--benchmarks", benchmark))
+    out = tmp_path / "report"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURES, "summary.md", "summary.html"])
+    for name in FIGURES:
+        assert_readable_figure(out / name)
+    # four frames: two lowest and two highest mIoU, each row image | ground truth | prediction
+    examples = read_png(out / "examples.png")
+    assert examples.shape[0] > examples.shape[1] * 0.6
+
+    result = json.loads(evaluated["result"].read_text())
+    tables = html_tables((out / "summary.html").read_text())
+    metrics, classes, run, runtime = tables
+    assert metrics[0][:2] == ["metric", "this run (%)"] and "PyTorch (mmseg) (%)" in metrics[0]
+    assert metrics[2][:3] == ["mIoU", f"{result['mIoU']:.2f}", "79.09"]
+    assert [row[1] for row in classes[1:]] == list(CLASS_NAMES)
+    assert classes[1][2] == f"{result['per_class']['road']['IoU']:.2f}"
+    assert ["backend", "onnxruntime"] in run
+    assert runtime[1] == ["evaluate", "1.5", "70"]
+    markdown = (out / "summary.md").read_text()
+    assert f"| mIoU | {result['mIoU']:.2f} | 79.09 |" in markdown and "| 13 | car |" in markdown
+
+
+def test_synthetic_run_is_said_in_every_table(evaluated, tmp_path):
+    result = json.loads(evaluated["result"].read_text())
+    synthetic = tmp_path / "result.json"
+    synthetic.write_text(json.dumps(dict(result, synthetic_inputs="dataset and checkpoint")))
+    inputs = dict(evaluated, result=synthetic)
+    assert run_report(*figures_args(inputs, tmp_path / "report", "--examples", 2)) == 0
+    assert "SYNTHETIC inputs (dataset and checkpoint)" in (tmp_path / "report" / "summary.md").read_text()
+    assert "SYNTHETIC inputs" in (tmp_path / "report" / "summary.html").read_text()
+    examples = read_png(tmp_path / "report" / "examples.png")
+    assert examples.shape[0] < examples.shape[1] * 0.6  # two rows only
+
+
+def test_missing_prediction_is_a_clear_error(evaluated, tmp_path, capsys):
+    inputs = dict(evaluated, predictions=tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
+    stderr = capsys.readouterr().err
+    assert f"error: {tmp_path / 'empty'}/" in stderr and "_leftImg8bit_0.bin does not exist" in stderr
+
+
+def test_backends_cli_draws_the_comparison_with_missing_figures(tmp_path):
+    row = {"aAcc": 96.2, "num_images": 500, "end_to_end_images_per_s": 0.7}
+    comparison = {
+        "reference": "pytorch",
+        "backends": {
+            "pytorch": dict(row, mIoU=79.09, mIoU_delta=0.0, pixel_agreement=1.0, compute_images_per_s=0.8),
+            "onnxruntime": dict(row, mIoU=79.08, mIoU_delta=-0.01, pixel_agreement=0.9999, compute_images_per_s=1.9),
+            "openvino": dict(row, mIoU=None, mIoU_delta=None, pixel_agreement=None, compute_images_per_s=None),
+        },
+    }
+    (tmp_path / "compare.json").write_text(json.dumps(comparison))
+    output = tmp_path / "report" / "backends.png"
+    assert run_report("backends", "--compare", tmp_path / "compare.json", "--output", output) == 0
+    assert_readable_figure(output, min_width=1200)
+
+
+# ------------------------------------------------------------------------------------ Snakemake (slow)
+
+
+def report_variable(html: str, name: str) -> dict:
+    """A ``var <name> = {...};`` object of a Snakemake HTML report (``results``: path -> caption, data_uri...)."""
+    start = html.index(f"var {name} = {{") + len(f"var {name} = ")
+    return json.JSONDecoder().raw_decode(html, start)[0]
+
+
+def data_of(entry: dict) -> bytes:
+    return base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory) -> Path:
+    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a comparison."""
+    workdir = tmp_path_factory.mktemp("report_workflow")
+    write_config(workdir, merged(TINY, {"backend": "pytorch", "compare": {"backends": ["pytorch"]}}))
+    snakemake(workdir, "all", "results/report/backends.png")
+    return workdir
+
+
+@pytest.mark.slow
+def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
+    out = report_run / "results" / "report"
+    for name in (*FIGURES, "backends.png"):
+        assert_readable_figure(out / name)
+    assert (report_run / "results" / "logs" / "report_figures.log").is_file()
+    assert "Nothing to be done" in snakemake(report_run, "-n").stdout
+
+
+@pytest.mark.slow
+def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
+    """rules/*.smk's benchmark paths and the report's list of them (common.smk) agree."""
+    benchmarks = report_run / "results" / "benchmarks"
+    on_disk = {str(p.relative_to(benchmarks).with_suffix("")) for p in benchmarks.rglob("*.tsv")}
+    markdown = (report_run / "results" / "report" / "summary.md").read_text()
+    runtime = markdown.split("## Runtime", 1)[1]
+    shown = set(re.findall(r"^\| ([a-z_/0-9]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
+    assert shown == on_disk - {"report_figures"}
+    assert {"demo_checkpoint", "infer/pytorch/shard0", "evaluate/pytorch"} <= shown
+
+
+@pytest.mark.slow
+def test_html_report_holds_the_table_figures_and_captions(report_run):
+    snakemake(report_run, "--report", "results/report.html")
+    html = (report_run / "results" / "report.html").read_text()
+    results = report_variable(html, "results")
+    names = {f"results/report/{name}" for name in (*FIGURES, "backends.png", "summary.html")}
+    assert set(results) == names
+    for path, entry in results.items():
+        assert entry["caption"].strip(), f"{path} has no caption"
+        assert data_of(entry) == (report_run / path).read_bytes(), path
+    assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Backends"}
+    tables = html_tables(data_of(results["results/report/summary.html"]).decode())
+    assert tables[0][2][0] == "mIoU" and [row[1] for row in tables[1][1:]] == list(CLASS_NAMES)
+    assert "SYNTHETIC run" in html  # the workflow description (report/workflow.rst)
