@@ -227,8 +227,16 @@ def synthetic_note():
     return f"--synthetic '{SYNTHETIC}'" if SYNTHETIC else ""
 
 
+# Keys that never change a backend's result.json: leaving them out of evaluate's params
+# keeps a change to them (the gate, the comparison, job sizes, which backend is published)
+# from re-evaluating every backend.
+NOT_IN_RESULT = ("backend", "compare", "expect", "resources")
+
+
 def run_config_json():
-    return json.dumps(config, sort_keys=True)
+    """The config recorded in result.json (and a param of `evaluate`: a change reruns it)."""
+    used = {key: value for key, value in config.items() if key not in NOT_IN_RESULT}
+    return json.dumps(used, sort_keys=True)
 
 
 def expect_args():
