@@ -21,6 +21,13 @@ def run_script(name: str, *args: object, check: bool = True) -> subprocess.Compl
     return completed
 
 
+def run_infer(backend: str, model: Path, inputs: Path, output: Path, *extra: object, check: bool = True):
+    """``scripts/infer.py`` with its four main flags, as the workflow calls it."""
+    return run_script(
+        "infer.py", "--backend", backend, "--model", model, "--input", inputs, "--output", output, *extra, check=check
+    )
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from deeplabv3_pipeline.demo import make_demo_dataset

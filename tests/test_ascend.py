@@ -10,7 +10,7 @@ import pytest
 from deeplabv3_pipeline import ascend
 from deeplabv3_pipeline.errors import UserError
 
-from .conftest import REPO, SHAPE, run_script
+from .conftest import REPO, SHAPE, run_infer
 
 FAKE_CANN = REPO / "tests" / "fake_cann"
 
@@ -107,19 +107,8 @@ def test_missing_tools_are_named_with_how_to_get_them(monkeypatch):
 def test_infer_cli_without_ais_bench_fails_before_running(prep_dir, tmp_path):
     om = tmp_path / "x.om"
     om.write_text("{}")
-    result = run_script(
-        "infer.py",
-        "--backend",
-        "ascend",
-        "--model",
-        om,
-        "--input",
-        prep_dir,
-        "--output",
-        tmp_path / "out",
-        "--ais-bench",
-        f"{sys.executable} -m ais_bench",
-        check=False,
+    result = run_infer(
+        "ascend", om, prep_dir, tmp_path / "out", "--ais-bench", f"{sys.executable} -m ais_bench", check=False
     )
     assert result.returncode == 2 and "cannot import ais_bench" in result.stderr
 
@@ -129,15 +118,10 @@ def test_infer_cli_through_fake_ais_bench_equals_onnxruntime(prep_dir, onnx_mode
     om = tmp_path / "deeplabv3_bs1_Ascend310P3.om"
     om.write_text(json.dumps({"onnx": str(onnx_models[1])}))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKE_CANN), os.environ.get("PYTHONPATH", "")]))
-    run_script(
-        "infer.py",
-        "--backend",
+    run_infer(
         "ascend",
-        "--model",
         om,
-        "--input",
         prep_dir,
-        "--output",
         tmp_path / "npu",
         "--ais-bench",
         f"{sys.executable} -m ais_bench",
@@ -146,21 +130,7 @@ def test_infer_cli_through_fake_ais_bench_equals_onnxruntime(prep_dir, onnx_mode
         "--num-shards",
         2,
     )
-    run_script(
-        "infer.py",
-        "--backend",
-        "onnxruntime",
-        "--model",
-        onnx_models[1],
-        "--input",
-        prep_dir,
-        "--output",
-        tmp_path / "cpu",
-        "--shard",
-        1,
-        "--num-shards",
-        2,
-    )
+    run_infer("onnxruntime", onnx_models[1], prep_dir, tmp_path / "cpu", "--shard", 1, "--num-shards", 2)
     npu = sorted((tmp_path / "npu").glob("*_0.bin"))
     assert [p.name for p in npu] == sorted(p.name for p in (tmp_path / "cpu").glob("*_0.bin"))
     assert len(npu) == 2  # shard 1 of 2 of the 4 images

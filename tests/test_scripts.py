@@ -13,7 +13,7 @@ from deeplabv3_pipeline.cityscapes import discover_frames
 from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model, predict_class_ids
 from deeplabv3_pipeline.transform import preprocess_image
 
-from .conftest import SHAPE, run_script
+from .conftest import SHAPE, run_infer, run_script
 
 
 def test_preprocess_writes_one_exact_bin_per_image(demo_root, prep_dir):
@@ -123,22 +123,7 @@ def predictions(tmp_path_factory, onnx_models, prep_dir, checkpoint):
         folder = tmp_path_factory.mktemp(backend)
         model = checkpoint if backend == "pytorch" else onnx_models[1]
         extra = ["--model-config", DEFAULT_CONFIG, "--input-shape", *SHAPE] if backend == "pytorch" else []
-        run_script(
-            "infer.py",
-            "--model",
-            model,
-            "--input",
-            prep_dir,
-            "--output",
-            folder,
-            "--outfmt",
-            "BIN",
-            "--backend",
-            backend,
-            "--threads",
-            2,
-            *extra,
-        )
+        run_infer(backend, model, prep_dir, folder, "--outfmt", "BIN", "--threads", 2, *extra)
         folders[backend] = folder
     return folders
 
