@@ -17,6 +17,10 @@ from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
 from deeplabv3_pipeline.errors import UserError  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
+from deeplabv3_pipeline.quantize import (
+    held_out_files,
+    select_calibration_files,
+)  # noqa: E402
 from deeplabv3_pipeline.ascend import atc_command, missing_tool  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -183,6 +187,54 @@ def gt_folders():
     return folders
 
 
+INT8_MODEL = "results/models/deeplabv3_sim_bs1_int8.onnx"
+INT8_OPENVINO_MODEL = "results/models/deeplabv3_sim_bs1_int8_ov.xml"
+# precision: int8 -> the model each backend runs (the others keep their own model and precision).
+INT8_MODELS = {"onnxruntime": INT8_MODEL, "openvino": INT8_OPENVINO_MODEL}
+
+
+def calibration_bins(wildcards):
+    """int8.calibration_images prep bins spread evenly over the sorted image list."""
+    chosen = select_calibration_files(
+        [Path(path) for path in all_bins()], config["int8"]["calibration_images"]
+    )
+    return [str(path) for path in chosen]
+
+
+def check_bins(wildcards):
+    """int8.check_images bins not used for calibration (calibration ones when none are left)."""
+    held_out = held_out_files(
+        [Path(path) for path in all_bins()],
+        [Path(path) for path in calibration_bins(wildcards)],
+        config["int8"]["check_images"],
+    )
+    return [str(path) for path in held_out]
+
+
+def calibration_count(wildcards):
+    return config["int8"]["calibration_images"]
+
+
+def check_args(wildcards, input):
+    """--check-images/--check-data of quantize_onnx.py (no check when int8.check_images is 0)."""
+    if not input.check:
+        return "--check-images 0"
+    return f"--check-images {len(input.check)} --check-data {' '.join(input.check)}"
+
+
+def min_agreement(wildcards):
+    """int8.tolerance.min_pixel_agreement, 0 (no gate) when unset."""
+    return config["int8"]["tolerance"]["min_pixel_agreement"] or 0.0
+
+
+def quantization_report(wildcards):
+    """The int8 model's settings json, recorded in result.json (none for fp32)."""
+    model = infer_model(wildcards)
+    return (
+        [str(Path(model).with_suffix(".json"))] if model in INT8_MODELS.values() else []
+    )
+
+
 def om_model(soc):
     return f"results/models/deeplabv3_bs1_{soc}.om"
 
@@ -193,6 +245,8 @@ def infer_model(wildcards):
         return CHECKPOINT
     if wildcards.backend == "ascend":
         return om_model(config["ascend"]["soc_versions"][0])
+    if config["precision"] == "int8" and wildcards.backend in INT8_MODELS:
+        return INT8_MODELS[wildcards.backend]
     return SIM_MODEL
 
 
@@ -311,6 +365,9 @@ def report_benchmarks():
             "results/benchmarks/export_onnx.tsv",
             "results/benchmarks/simplify_onnx.tsv",
         ]
+    if config["precision"] == "int8" and BACKEND in INT8_MODELS:
+        engine = "onnx" if BACKEND == "onnxruntime" else "openvino"
+        files.append(f"results/benchmarks/quantize_{engine}.tsv")
     if BACKEND == "ascend":
         files += [
             f"results/benchmarks/atc/{soc}.tsv"

@@ -7,6 +7,7 @@ rule evaluate:
         labels=train_ids_files(),
         summary="results/infer/{backend}/summary.json",
         model=infer_model,
+        quantization=quantization_report,
     output:
         json="results/{backend}/result.json",
         text="results/{backend}/result.txt",
@@ -29,7 +30,8 @@ rule evaluate:
         "python {params.script} --output_path results/infer/{wildcards.backend}"
         " --gt_path {params.gt_path} --result_path results/{wildcards.backend}/result"
         " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
-        " --run-config {params.run_config:q} {params.synthetic} > {log} 2>&1"
+        " --run-config {params.run_config:q} {params.synthetic}"
+        " --quantization {input.quantization} > {log} 2>&1"
 
 
 rule result:

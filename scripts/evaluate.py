@@ -131,6 +131,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
     parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
     parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
+    parser.add_argument(
+        "--quantization", type=Path, nargs="?", help="settings json of an int8 model (calibration, agreement)"
+    )
     return parser.parse_args(argv)
 
 
@@ -154,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_sha256": sha256(args.model_file) if args.model_file else None,
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
+        "quantization": json.loads(args.quantization.read_text()) if args.quantization else None,
         "config": json.loads(args.run_config) if args.run_config else None,
     }
     json_path, text_path = result_paths(args.result_path)

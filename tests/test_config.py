@@ -48,5 +48,5 @@ def test_every_schema_key_is_described():
 def test_readme_configuration_table_matches_the_schema():
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", section, flags=re.MULTILINE))
     assert documented == flat_keys(SCHEMA["properties"])

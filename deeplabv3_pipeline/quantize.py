@@ -1,0 +1,446 @@
+"""int8 post-training quantization of the exported model (ONNX Runtime static QDQ, or OpenVINO NNCF).
+
+The simplified fp32 ONNX model (input ``input`` float32 1x3xHxW, output ``output`` int64 1x1xHxW)
+becomes a QDQ model: QuantizeLinear/DequantizeLinear pairs around every quantized op, which ONNX
+Runtime fuses into integer kernels (QLinearConv, ...). Weights are int8 per output channel,
+activations 8-bit per tensor with ranges measured (min/max) on N preprocessed ``.bin`` images.
+The second engine, OpenVINO NNCF, quantizes the same model on the same images to OpenVINO IR.
+
+The tail stays float: the classifier (the last Conv, 512 -> 19 channels at 1/8 resolution,
+a negligible share of the compute) and everything after it (bilinear Resize, ArgMax). An
+8-bit logit before the argmax would turn near-ties into ties and flip classes for nothing.
+
+Calibration data must be real preprocessed images (``results/prep_dataset``): ranges measured on
+random noise are not the ranges of street scenes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .binio import read_bin
+from .errors import UserError
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CALIBRATION_IMAGES = 8
+ENGINES = ("onnxruntime", "openvino")
+MIN_QDQ_OPSET = 13
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """What decides the int8 model; written next to it as JSON.
+
+    ``engine``: ``onnxruntime`` (static QDQ ONNX, runs in ONNX Runtime and OpenVINO) or ``openvino``
+    (NNCF post-training quantization to OpenVINO IR; NNCF's PERFORMANCE preset decides the
+    types there, so ``activation_type``/``reduce_range``/``pre_process`` apply to onnxruntime only).
+    Calibration is min/max: the histogram methods keep every activation of every image in memory
+    (gigabytes per 1024x2048 image).
+    """
+
+    engine: str = "onnxruntime"
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    calibrate_method: str = "minmax"
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    per_channel: bool = True
+    reduce_range: bool = False
+    quant_format: str = "QDQ"
+    float_tail: bool = True
+    pre_process: bool = True
+
+
+@dataclass
+class QuantizeReport:
+    """The settings plus what the run found: the files used, the nodes left in float, the agreement check."""
+
+    settings: QuantizeSettings
+    source_model: str
+    source_sha256: str
+    output_model: str
+    input_shape: tuple[int, int]
+    calibration_files: list[str]
+    float_nodes: list[str]
+    quantized_node_count: int
+    versions: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+    agreement: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def select_calibration_files(candidates: Sequence[Path], count: int) -> list[Path]:
+    """``count`` files spread evenly over the sorted ``candidates`` (all of them when there are fewer).
+
+    Cityscapes val is sorted by city, so evenly spaced picks cover several cities instead of the
+    first one only. Deterministic: the same list and count always give the same files.
+    """
+    if count < 1:
+        raise UserError(f"--calibration-images must be at least 1, got {count}")
+    ordered = sorted(dict.fromkeys(Path(path) for path in candidates))
+    if not ordered:
+        raise UserError("no calibration images: give preprocessed .bin files (results/prep_dataset); run preprocess")
+    if count >= len(ordered):
+        return ordered
+    indices = np.linspace(0, len(ordered) - 1, count).round().astype(int)
+    return [ordered[index] for index in dict.fromkeys(indices.tolist())]
+
+
+def held_out_files(candidates: Sequence[Path], calibration: Sequence[Path], count: int) -> list[Path]:
+    """``count`` check images spread over the candidates not used for calibration (the calibration ones if none)."""
+    if count < 1:
+        return []
+    chosen = set(map(Path, calibration))
+    rest = [path for path in map(Path, candidates) if path not in chosen]
+    return select_calibration_files(rest, count) if rest else sorted(chosen)[:count]
+
+
+def list_bins(sources: Sequence[Path]) -> list[Path]:
+    """The ``.bin`` files among ``sources``: files as given, folders expanded to their ``*.bin``."""
+    found: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found += sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
+        elif source.is_file():
+            if source.suffix != ".bin":
+                raise UserError(f"calibration input {source} is not a preprocessed .bin file (results/prep_dataset)")
+            found.append(source)
+        else:
+            raise UserError(f"calibration input {source} does not exist: run preprocess first")
+    return found
+
+
+def model_input(model_path: Path) -> tuple[str, tuple[int, int]]:
+    """Name and fixed (H, W) of the model's single float32 (1,3,H,W) input; a clear error otherwise."""
+    import onnx
+
+    if not model_path.is_file():
+        raise UserError(f"model {model_path} does not exist: run export_onnx and simplify_onnx first")
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as error:  # onnx raises DecodeError and friends: any failure here is a bad file
+        raise UserError(f"{model_path} is not a readable ONNX model ({error})") from error
+    if any(node.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for node in model.graph.node):
+        raise UserError(f"{model_path} is already quantized: give the fp32 model (deeplabv3_sim_bs1.onnx)")
+    inputs = [item for item in model.graph.input if item.name not in {init.name for init in model.graph.initializer}]
+    if len(inputs) != 1:
+        raise UserError(f"{model_path} has {len(inputs)} inputs, expected one image input")
+    tensor_type = inputs[0].type.tensor_type
+    dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
+    if tensor_type.elem_type != onnx.TensorProto.FLOAT or len(dims) != 4 or dims[:2] != [1, 3] or None in dims:
+        raise UserError(
+            f"{model_path} input {inputs[0].name} is not float32 (1,3,H,W) with fixed sizes ({dims}): "
+            "quantize the simplified model with a fixed input shape"
+        )
+    return inputs[0].name, (int(dims[2]), int(dims[3]))
+
+
+def float_tail_nodes(graph: Any) -> list[str]:
+    """Names of the last Conv and every node downstream of it (Resize, ArgMax): left in float."""
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    if not convs:
+        raise UserError("the model has no Conv: is it the DeepLabV3 export?")
+    last = convs[-1]  # ONNX graphs are topologically sorted
+    tail = [last.name]
+    reached = set(last.output)
+    for node in graph.node:
+        if any(name in reached for name in node.input):
+            tail.append(node.name)
+            reached.update(node.output)
+    return tail
+
+
+def read_calibration_images(files: Sequence[Path], shape: tuple[int, int]) -> list[np.ndarray]:
+    """Every calibration ``.bin`` as float32 (1,3,H,W); a wrong size names the file (read_bin's check)."""
+    images = [read_bin(path, np.float32, (1, 3, *shape)) for path in files]
+    for path, image in zip(files, images, strict=True):
+        if not np.isfinite(image).all():
+            raise UserError(f"calibration image {path} holds NaN or infinite values: preprocess it again")
+    return images
+
+
+class BinCalibrationReader:
+    """onnxruntime.quantization's CalibrationDataReader over preprocessed ``.bin`` files, one image a batch.
+
+    Files are read lazily (a 1024x2048 image is 25 MB) and each is checked for its exact size.
+    """
+
+    def __init__(self, files: Sequence[Path], input_name: str, shape: tuple[int, int]) -> None:
+        self.files = list(files)
+        self.input_name = input_name
+        self.shape = shape
+        self._iterator: Iterator[Path] = iter(self.files)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        path = next(self._iterator, None)
+        if path is None:
+            return None
+        (image,) = read_calibration_images([path], self.shape)
+        return {self.input_name: image}
+
+    def rewind(self) -> None:
+        self._iterator = iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def as_calibration_reader(reader: BinCalibrationReader) -> Any:
+    """Wrap ``reader`` in a subclass of onnxruntime's CalibrationDataReader (imported lazily)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return reader.get_next()
+
+        def rewind(self) -> None:
+            reader.rewind()
+
+        def __len__(self) -> int:
+            return len(reader)
+
+    return Reader()
+
+
+def quant_types(settings: QuantizeSettings) -> tuple[Any, Any]:
+    """(activation QuantType, weight QuantType) of the settings."""
+    from onnxruntime.quantization import QuantType
+
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    for name, value in (("activation type", settings.activation_type), ("weight type", settings.weight_type)):
+        if value not in types:
+            raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(types)}")
+    return types[settings.activation_type], types[settings.weight_type]
+
+
+def upgraded_opset(source: Path, scratch: Path, notes: list[str]) -> Path:
+    """``source``, or a copy converted to opset 13 when older: per-channel DequantizeLinear (axis) needs 13.
+
+    The export is opset 11 for ATC; the ops of this graph (Conv, Relu, Add, Resize, ArgMax, ...)
+    mean the same at 13.
+    """
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(source))
+    opset = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
+    if opset >= MIN_QDQ_OPSET:
+        return source
+    onnx.save(version_converter.convert_version(model, MIN_QDQ_OPSET), str(scratch))
+    notes.append(f"converted from opset {opset} to {MIN_QDQ_OPSET} (per-channel QDQ needs it)")
+    return scratch
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_settings(settings: QuantizeSettings) -> None:
+    if settings.engine not in ENGINES:
+        raise UserError(f"unknown quantization engine {settings.engine!r}: choose one of {', '.join(ENGINES)}")
+    if settings.calibrate_method != "minmax":
+        raise UserError("only min/max calibration is supported (histogram methods do not fit 1024x2048 in memory)")
+    quant_types(settings)
+
+
+def quantize_model(
+    source: Path,
+    output: Path,
+    calibration_files: Sequence[Path],
+    settings: QuantizeSettings | None = None,
+) -> QuantizeReport:
+    """Quantize the fp32 ONNX ``source`` to ``output`` with ranges measured on ``calibration_files``.
+
+    ``settings.engine`` picks ONNX Runtime (``output`` a QDQ ``.onnx``) or OpenVINO NNCF
+    (``output`` an IR ``.xml`` with its ``.bin``). The output appears complete or not at all.
+    """
+    settings = settings or QuantizeSettings()
+    check_settings(settings)
+    input_name, shape = model_input(source)
+    files = select_calibration_files(calibration_files, settings.calibration_images)
+    read_calibration_images(files, shape)  # every size checked before the minutes of calibration, not after
+    output.parent.mkdir(parents=True, exist_ok=True)
+    LOG.info("quantizing %s with %s, calibrating on %d image(s) at %dx%d", source, settings.engine, len(files), *shape)
+    quantize = quantize_onnxruntime if settings.engine == "onnxruntime" else quantize_openvino
+    float_nodes, count, notes = quantize(source, output, files, input_name, shape, settings)
+    if count == 0:
+        output.unlink(missing_ok=True)
+        raise UserError(f"quantization of {source} inserted no quantize node: nothing was quantized")
+    return QuantizeReport(
+        settings=settings,
+        source_model=str(source),
+        source_sha256=file_sha256(source),
+        output_model=str(output),
+        input_shape=shape,
+        calibration_files=[str(path) for path in files],
+        float_nodes=float_nodes,
+        quantized_node_count=count,
+        versions=tool_versions(settings.engine),
+        notes=notes,
+    )
+
+
+def quantize_onnxruntime(
+    source: Path,
+    output: Path,
+    files: Sequence[Path],
+    input_name: str,
+    shape: tuple[int, int],
+    settings: QuantizeSettings,
+) -> tuple[list[str], int, list[str]]:
+    """ONNX Runtime static quantization to QDQ; returns (float nodes, QuantizeLinear count, notes)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quant_pre_process, quantize_static
+
+    if output.suffix != ".onnx":
+        raise UserError(f"the onnxruntime engine writes an .onnx model, not {output.name}")
+    activation_type, weight_type = quant_types(settings)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:
+        prepared = upgraded_opset(source, Path(scratch) / "opset.onnx", notes)
+        if settings.pre_process:
+            # Shape inference + ONNX Runtime's graph optimisation, as ORT recommends before quantize_static.
+            quant_pre_process(str(prepared), str(Path(scratch) / "prepared.onnx"))
+            prepared = Path(scratch) / "prepared.onnx"
+        excluded = (
+            float_tail_nodes(onnx.load(str(prepared), load_external_data=False).graph) if settings.float_tail else []
+        )
+        cache = calibrate_min_max(prepared, BinCalibrationReader(files, input_name, shape), Path(scratch))
+        quantized = Path(scratch) / "quantized.onnx"
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            None,  # the ranges come from the cache just written
+            quant_format=QuantFormat.QDQ,
+            per_channel=settings.per_channel,
+            reduce_range=settings.reduce_range,
+            activation_type=activation_type,
+            weight_type=weight_type,
+            nodes_to_exclude=excluded,
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_cache_path=str(cache),
+        )
+        graph = onnx.load(str(quantized), load_external_data=False).graph
+        count = sum(node.op_type == "QuantizeLinear" for node in graph.node)
+        quantized.replace(output)
+    return excluded, count, notes
+
+
+def calibrate_min_max(model: Path, reader: BinCalibrationReader, scratch: Path) -> Path:
+    """Min/max range of every float tensor over the calibration images, saved as onnxruntime's calibration cache.
+
+    This is what quantize_static does itself, with one change: its calibration session runs the
+    augmented graph (a ReduceMin/ReduceMax pair on every tensor) in the default execution order,
+    which keeps nearly every activation alive at once: over 20 GB at 1024x2048. The priority-based
+    order frees each tensor once reduced, and the session needs what plain inference needs.
+    """
+    import onnxruntime
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        model, None, augmented_model_path=str(scratch / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
+    )
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # as the calibrator's own
+    options.execution_order = onnxruntime.ExecutionOrder.PRIORITY_BASED
+    calibrator.infer_session = onnxruntime.InferenceSession(
+        calibrator.augmented_model_path, options, providers=["CPUExecutionProvider"]
+    )
+    calibrator.collect_data(as_calibration_reader(reader))
+    cache = scratch / "calibration_cache.json"
+    save_tensors_data(calibrator.compute_data(), cache)
+    return cache
+
+
+def quantize_openvino(
+    source: Path,
+    output: Path,
+    files: Sequence[Path],
+    input_name: str,
+    shape: tuple[int, int],
+    settings: QuantizeSettings,
+) -> tuple[list[str], int, list[str]]:
+    """OpenVINO NNCF post-training quantization to IR; returns (float nodes, FakeQuantize count, notes)."""
+    try:
+        import nncf
+    except ImportError as error:
+        raise UserError("the openvino engine needs NNCF: pip install nncf (see requirements.txt)") from error
+    import openvino as ov
+
+    if output.suffix != ".xml":
+        raise UserError(f"the openvino engine writes OpenVINO IR (.xml + .bin), not {output.name}")
+    model = ov.Core().read_model(str(source))
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    names = convolutions[-1:] if settings.float_tail else []
+    types = ["Interpolate", "TopK"] if settings.float_tail else []
+    images = read_calibration_images(files, shape)
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(images),
+        subset_size=len(images),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        ignored_scope=nncf.IgnoredScope(names=names, types=types),
+    )
+    count = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:
+        staged = Path(scratch) / output.name
+        ov.save_model(quantized, str(staged))
+        staged.with_suffix(".bin").replace(output.with_suffix(".bin"))
+        staged.replace(output)  # the .xml last: it is the file Snakemake and the backends look for
+    notes = ["NNCF preset PERFORMANCE (symmetric weights and activations); per-channel weights, as NNCF does for Conv"]
+    return [*names, *(f"every {kind}" for kind in types)], count, notes
+
+
+def tool_versions(engine: str) -> dict[str, str]:
+    import onnx
+
+    if engine == "openvino":
+        import nncf
+        import openvino
+
+        return {"onnx": onnx.__version__, "openvino": openvino.__version__, "nncf": nncf.__version__}
+    import onnxruntime
+
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def pixel_agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """Fraction of pixels with the same class id in two predictions of the same shape."""
+    if reference.shape != other.shape:
+        raise ValueError(f"shapes differ: {reference.shape} vs {other.shape}")
+    return float(np.mean(reference == other))
+
+
+def agreement_check(
+    fp32_model: Path, int8_model: Path, engine: str, files: Sequence[Path], shape: tuple[int, int]
+) -> dict[str, Any]:
+    """Pixel agreement of the int8 model with the fp32 one on ``files``, both run by ``engine``'s runtime."""
+    from .backends import open_backend
+
+    reference = open_backend(engine, fp32_model)
+    quantized = open_backend(engine, int8_model)
+    per_image = {}
+    for path in files:
+        (image,) = read_calibration_images([path], shape)
+        per_image[Path(path).name] = pixel_agreement(reference.run(image), quantized.run(image))
+    values = list(per_image.values())
+    return {
+        "runtime": engine,
+        "per_image": per_image,
+        "mean": float(np.mean(values)) if values else None,
+        "min": float(np.min(values)) if values else None,
+    }

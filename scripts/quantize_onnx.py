@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""fp32 ONNX -> int8 model by post-training static quantization, calibrated on real preprocessed images.
+
+    python scripts/quantize_onnx.py results/models/deeplabv3_sim_bs1.onnx \\
+        results/models/deeplabv3_sim_bs1_int8.onnx --calibration-data results/prep_dataset --calibration-images 8
+
+``--engine onnxruntime`` (default): ONNX Runtime quantize_static, QDQ format, per-channel int8
+weights, uint8 activations with min/max ranges; the output is an ``.onnx`` with the same interface
+(input ``input`` float32 1x3xHxW, output ``output`` int64 1x1xHxW) that ONNX Runtime and OpenVINO run.
+``--engine openvino``: OpenVINO NNCF post-training quantization; the output is IR (``.xml`` + ``.bin``).
+The classifier (last Conv), the final Resize and the ArgMax stay float.
+
+Calibration reads N ``.bin`` files (spread evenly over the sorted list) made by preprocess.py:
+real images, never random data. A JSON of the settings, the files used and a pixel-agreement
+check against the fp32 model (on ``--check-images`` images not used for calibration, when there
+are any) is written beside the output (``<output stem>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.quantize import (
+    DEFAULT_CALIBRATION_IMAGES,
+    ENGINES,
+    QuantizeSettings,
+    agreement_check,
+    held_out_files,
+    list_bins,
+    quantize_model,
+    select_calibration_files,
+)
+
+LOG = logging.getLogger("quantize_onnx")
+
+
+def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
+    return QuantizeSettings(
+        engine=args.engine,
+        calibration_images=args.calibration_images,
+        activation_type=args.activation_type,
+        reduce_range=args.reduce_range,
+        float_tail=not args.quantize_tail,
+        pre_process=not args.no_pre_process,
+    )
+
+
+def check_files(args: argparse.Namespace, candidates: list[Path], calibration: list[Path]) -> list[Path]:
+    """The agreement-check images: --check-data when given, else held out from the calibration candidates."""
+    if args.check_data:
+        return select_calibration_files(list_bins(args.check_data), args.check_images) if args.check_images else []
+    return held_out_files(candidates, calibration, args.check_images)
+
+
+def settings_path(args: argparse.Namespace) -> Path:
+    return args.settings_json or args.output.with_suffix(".json")
+
+
+def remove_outputs(output: Path) -> None:
+    output.unlink(missing_ok=True)
+    if output.suffix == ".xml":
+        output.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="fp32 ONNX model with a fixed input shape (deeplabv3_sim_bs1.onnx)")
+    parser.add_argument("output", type=Path, help="int8 model: .onnx (onnxruntime engine) or .xml (openvino engine)")
+    parser.add_argument(
+        "--calibration-data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="preprocessed .bin files or folders of them (results/prep_dataset)",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        default=DEFAULT_CALIBRATION_IMAGES,
+        help=f"how many images to calibrate on, spread over the sorted list (default {DEFAULT_CALIBRATION_IMAGES})",
+    )
+    parser.add_argument("--engine", choices=ENGINES, default="onnxruntime")
+    parser.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8", help="onnxruntime engine")
+    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime engine)")
+    parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")
+    parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")
+    parser.add_argument(
+        "--check-images",
+        type=int,
+        default=1,
+        help="images on which to compare int8 with fp32 pixel by pixel (0: no check; default 1)",
+    )
+    parser.add_argument("--check-data", type=Path, nargs="+", help="bins for the check (default: held-out bins)")
+    parser.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.0,
+        help="fail (and remove the output) when the mean pixel agreement is below this fraction",
+    )
+    parser.add_argument("--settings-json", type=Path, help="settings/report JSON (default: <output stem>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.check_images < 0:
+        raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
+    candidates = list_bins(args.calibration_data)
+    calibration = select_calibration_files(candidates, args.calibration_images)
+    report = quantize_model(args.model, args.output, calibration, settings_from_args(args))
+    LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, report.quantized_node_count, report.float_nodes)
+    check = check_files(args, candidates, calibration)
+    if check:
+        report.agreement = agreement_check(args.model, args.output, args.engine, check, report.input_shape)
+        report.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
+        LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", report.agreement["mean"], len(check))
+    path = settings_path(args)
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(report.to_json())
+    temporary.replace(path)
+    if check and report.agreement["mean"] < args.min_agreement:
+        remove_outputs(args.output)
+        raise UserError(
+            f"int8 agrees with fp32 on {report.agreement['mean']:.2%} of pixels, below --min-agreement "
+            f"{args.min_agreement:.2%}; {args.output} was removed (the report is in {path})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
