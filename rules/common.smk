@@ -96,6 +96,20 @@ def dataset_root(wildcards, output):
     return str(Path(output[0]).parents[3])
 
 
+def job_threads(wildcards):
+    """CPU threads of an inference or quantization job: config `threads`, or (0) all cores.
+
+    "All cores" is --cores of the command; a cluster executor has no such total (reading it
+    fails), so there the job asks for 2 unless `threads` says otherwise.
+    """
+    if config["threads"]:
+        return config["threads"]
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 2
+
+
 def stage_resources(stage):
     """mem_mb, runtime (and gpu for infer) of a kind of job, from config `resources`."""
     return dict(config["resources"][stage])

@@ -20,7 +20,7 @@ for shard_index in SHARDS:
             backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
         conda:
             "../envs/deeplabv3.yaml"
-        threads: config["threads"] or workflow.cores
+        threads: job_threads
         resources:
             **stage_resources("infer"),
         params:

@@ -20,7 +20,7 @@ rule quantize_onnx:
         "results/benchmarks/quantize_onnx.tsv"
     conda:
         "../envs/deeplabv3.yaml"
-    threads: workflow.cores
+    threads: job_threads
     params:
         images=calibration_count,
         check=check_args,
@@ -47,7 +47,7 @@ rule quantize_openvino:
         "results/benchmarks/quantize_openvino.tsv"
     conda:
         "../envs/deeplabv3.yaml"
-    threads: workflow.cores
+    threads: job_threads
     params:
         images=calibration_count,
         check=check_args,
