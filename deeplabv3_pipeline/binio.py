@@ -7,6 +7,7 @@ a killed job or a full disk never leaves a truncated file under a finished file'
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from pathlib import Path
 
@@ -50,3 +51,12 @@ def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.n
             "truncated, or made for another input_shape? Delete it and rerun the stage that makes it."
         )
     return np.fromfile(path, dtype=dtype).reshape(shape)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (models are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -16,7 +16,6 @@ random noise are not the ranges of street scenes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .binio import read_bin
+from .binio import file_sha256, read_bin
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -239,14 +238,6 @@ def upgraded_opset(source: Path, scratch: Path, notes: list[str]) -> Path:
     onnx.save(version_converter.convert_version(model, MIN_QDQ_OPSET), str(scratch))
     notes.append(f"converted from opset {opset} to {MIN_QDQ_OPSET} (per-channel QDQ needs it)")
     return scratch
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_settings(settings: QuantizeSettings) -> None:

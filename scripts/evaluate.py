@@ -15,7 +15,6 @@ class summed over the set, 255 ignored, mIoU = nanmean(IoU) * 100. Writes ``<res
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deeplabv3_pipeline.binio import read_bin
+from deeplabv3_pipeline.binio import file_sha256, read_bin
 from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_IDS_SUFFIX, frame_id
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.headline import headline
@@ -94,14 +93,6 @@ def evaluate_pairs(pairs: list[tuple[str, Path, Path]]) -> tuple[np.ndarray, dic
     return total, per_image
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def throughput_figures(summary: dict) -> dict:
     """The speed figures of an inference summary worth keeping beside the accuracy."""
     return {
@@ -154,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "confusion_matrix": {"rows": "label trainId", "columns": "predicted trainId", "counts": confusion.tolist()},
         "per_image": per_image,
         "model_file": str(args.model_file) if args.model_file else None,
-        "model_sha256": sha256(args.model_file) if args.model_file else None,
+        "model_sha256": file_sha256(args.model_file) if args.model_file else None,
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
         "quantization": json.loads(args.quantization.read_text()) if args.quantization else None,
