@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import logging
 import pickle
 import sys
 import types
@@ -24,7 +23,6 @@ from torch import nn
 
 from .errors import UserError
 
-LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024"
 # mmseg 0.x config names (the guide's) -> the 1.x names mmsegmentation 1.2.2 ships.
 LEGACY_CONFIG_NAMES = {
