@@ -60,6 +60,14 @@ try:
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 
+# Frames whose dataset has no trainIds PNG (`labels` makes those under results/): one file
+# check per frame, once per parse, not once per helper call.
+FRAMES_WITHOUT_TRAIN_IDS = [
+    frame
+    for frame in FRAMES
+    if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()
+]
+
 if DEMO_DATA or DEMO_CHECKPOINT:
     synthetic = [
         what
@@ -164,39 +172,30 @@ def shard_summaries(wildcards):
 
 def label_ids_files():
     return [
-        str(frame.label_ids(DATASET_ROOT, SPLIT))
-        for frame in frames_needing_train_ids()
-    ]
-
-
-def frames_needing_train_ids():
-    """Frames whose dataset has no trainIds PNG (`labels` makes those under results/)."""
-    return [
-        frame
-        for frame in FRAMES
-        if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()
+        str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES_WITHOUT_TRAIN_IDS
     ]
 
 
 def made_train_ids():
     return [
         f"{MADE_LABELS_DIR}/{frame.city}/{frame.frame}_gtFine_labelTrainIds.png"
-        for frame in frames_needing_train_ids()
+        for frame in FRAMES_WITHOUT_TRAIN_IDS
     ]
 
 
 def train_ids_files():
     """Every frame's trainIds label: the dataset's own where it has one, else the made one."""
+    missing = set(FRAMES_WITHOUT_TRAIN_IDS)
     return made_train_ids() + [
         str(frame.train_ids(DATASET_ROOT, SPLIT))
         for frame in FRAMES
-        if frame not in frames_needing_train_ids()
+        if frame not in missing
     ]
 
 
 def gt_folders():
-    folders = [MADE_LABELS_DIR] if frames_needing_train_ids() else []
-    if len(frames_needing_train_ids()) < len(FRAMES):
+    folders = [MADE_LABELS_DIR] if FRAMES_WITHOUT_TRAIN_IDS else []
+    if len(FRAMES_WITHOUT_TRAIN_IDS) < len(FRAMES):
         folders.append(str(DATASET_ROOT / "gtFine" / SPLIT))
     return folders
 
@@ -371,7 +370,7 @@ def report_benchmarks():
     files = []
     if DEMO_CHECKPOINT:
         files.append("results/benchmarks/demo_checkpoint.tsv")
-    if frames_needing_train_ids():
+    if FRAMES_WITHOUT_TRAIN_IDS:
         files.append("results/benchmarks/labels.tsv")
     files += [f"results/benchmarks/preprocess/shard{index}.tsv" for index in SHARDS]
     if BACKEND != "pytorch":

@@ -46,7 +46,7 @@ if DEMO_CHECKPOINT:
             " --model-config {params.model_config} --seed {params.seed} > {log} 2>&1"
 
 
-if frames_needing_train_ids():
+if FRAMES_WITHOUT_TRAIN_IDS:
 
     rule labels:
         input:
