@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""fp32 ONNX -> the same model with its wide 3x3 convolutions in Winograd form (faster on CPUs).
+
+    python scripts/winograd_onnx.py results/models/deeplabv3_sim_bs1.onnx \\
+        results/models/deeplabv3_sim_bs1_winograd.onnx --tile 4 --check-data results/prep_dataset
+
+Every 3x3 stride-1 convolution with at least ``--min-channels`` input channels (dilated ones
+included: the ASPP branches and the dilated backbone stages) is replaced by Winograd
+F(tile x tile, 3 x 3) written in plain ONNX operators (see deeplabv3_pipeline/winograd.py):
+(tile + 2)^2 / (9 tile^2) of the multiplications, 0.25x for tile 4 and 0.44x for tile 2 before
+padding. The model keeps its interface (``input`` float32 1x3xHxW -> ``output`` int64 1x1xHxW).
+
+The result equals the direct model up to float rounding. ``--check-images`` images (default 1)
+are run through both models with ONNX Runtime and the pixel agreement goes to the report JSON
+(``<output stem>.json``); below ``--min-agreement`` the output is removed and the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.quantize import agreement_check, list_bins, model_input, select_calibration_files
+from deeplabv3_pipeline.winograd import ALGORITHMS, apply_winograd, multiply_ratio
+
+LOG = logging.getLogger("winograd_onnx")
+
+
+def site_summary(sites: list, tile: int) -> list[dict]:
+    """What was rewritten, with each site's multiplications relative to the direct convolution."""
+    return [
+        {
+            "node": site.node.name,
+            "channels_in": site.channels_in,
+            "channels_out": site.channels_out,
+            "height": site.height,
+            "width": site.width,
+            "dilation": site.dilation,
+            "multiply_ratio": round(multiply_ratio(site.height, site.width, site.dilation, tile), 4),
+        }
+        for site in sites
+    ]
+
+
+def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> list[dict]:
+    if not source.is_file():
+        raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
+    try:
+        model = onnx.load(str(source))
+    except Exception as error:  # protobuf raises its own DecodeError
+        raise UserError(f"{source} is not a readable ONNX model ({error}): rebuild it with simplify_onnx") from error
+    rewritten, sites = apply_winograd(model, outputs=tile, min_channels=min_channels)
+    if not sites:
+        LOG.warning("no 3x3 convolution with >= %d input channels in %s: the model is unchanged", min_channels, source)
+    temporary = destination.with_name(f".{destination.name}.partial")
+    onnx.save(rewritten, str(temporary))
+    temporary.replace(destination)
+    return site_summary(sites, tile)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="fp32 ONNX model with a fixed input shape (deeplabv3_sim_bs1.onnx)")
+    parser.add_argument("output", type=Path, help="the rewritten .onnx")
+    parser.add_argument("--tile", type=int, choices=sorted(ALGORITHMS), default=4, help="outputs per tile side")
+    parser.add_argument(
+        "--min-channels", type=int, default=256, help="rewrite 3x3 convolutions with at least this many inputs"
+    )
+    parser.add_argument("--check-data", type=Path, nargs="+", help="preprocessed .bin files or folders of them")
+    parser.add_argument("--check-images", type=int, default=1, help="images to compare on (0: no check)")
+    parser.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.0,
+        help="fail (and remove the output) when the mean pixel agreement with the direct model is below this",
+    )
+    parser.add_argument("--report", type=Path, help="report JSON (default: <output stem>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.check_images < 0:
+        raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
+    if args.check_images and not args.check_data:
+        raise UserError("--check-data is needed for the agreement check (or pass --check-images 0)")
+    sites = rewrite(args.model, args.output, args.tile, args.min_channels)
+    LOG.info("wrote %s: %d convolutions in Winograd F(%d, 3) form", args.output, len(sites), args.tile)
+    report: dict = {"source": str(args.model), "tile": args.tile, "min_channels": args.min_channels, "sites": sites}
+    if args.check_images:
+        files = select_calibration_files(list_bins(args.check_data), args.check_images)
+        shape = model_input(args.model)[1]
+        report["agreement"] = agreement_check(args.model, args.output, "onnxruntime", files, shape)
+        LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])
+    path = args.report or args.output.with_suffix(".json")
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(json.dumps(report, indent=2))
+    temporary.replace(path)
+    if args.check_images and report["agreement"]["mean"] < args.min_agreement:
+        args.output.unlink(missing_ok=True)
+        raise UserError(
+            f"the Winograd model agrees with the direct one on {report['agreement']['mean']:.4%} of pixels, below "
+            f"--min-agreement {args.min_agreement:.4%}; {args.output} was removed (report: {path}). "
+            "Try --tile 2 (smaller rounding error) or run the direct model."
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
