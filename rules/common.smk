@@ -248,6 +248,41 @@ def quantization_report(wildcards):
     )
 
 
+def winograd_report(wildcards):
+    """The Winograd rewrite's report json, recorded in result.json (none for the direct model)."""
+    model = infer_model(wildcards)
+    return [str(Path(model).with_suffix(".json"))] if model == WINOGRAD_MODEL else []
+
+
+WINOGRAD_MODEL = "results/models/deeplabv3_sim_bs1_winograd.onnx"
+WINOGRAD_BACKENDS = ("onnxruntime", "openvino")
+
+
+def uses_winograd(backend):
+    """fp32 onnxruntime/openvino with winograd.enabled run rule winograd_onnx's model."""
+    return (
+        config["winograd"]["enabled"]
+        and config["precision"] == "fp32"
+        and backend in WINOGRAD_BACKENDS
+    )
+
+
+def winograd_check_bins(wildcards):
+    """winograd.check_images prep bins spread evenly over the sorted image list."""
+    count = config["winograd"]["check_images"]
+    if not count:
+        return []
+    chosen = select_calibration_files([Path(path) for path in all_bins()], count)
+    return [str(path) for path in chosen]
+
+
+def winograd_check_args(wildcards, input):
+    """--check-images/--check-data of winograd_onnx.py."""
+    if not input.check:
+        return "--check-images 0"
+    return f"--check-images {len(input.check)} --check-data {' '.join(input.check)}"
+
+
 def om_model(soc):
     return f"results/models/deeplabv3_bs1_{soc}.om"
 
@@ -260,6 +295,8 @@ def infer_model(wildcards):
         return om_model(config["ascend"]["soc_versions"][0])
     if config["precision"] == "int8" and wildcards.backend in INT8_MODELS:
         return INT8_MODELS[wildcards.backend]
+    if uses_winograd(wildcards.backend):
+        return WINOGRAD_MODEL
     return SIM_MODEL
 
 
@@ -381,6 +418,8 @@ def report_benchmarks():
     if config["precision"] == "int8" and BACKEND in INT8_MODELS:
         engine = "onnx" if BACKEND == "onnxruntime" else "openvino"
         files.append(f"results/benchmarks/quantize_{engine}.tsv")
+    if uses_winograd(BACKEND):
+        files.append("results/benchmarks/winograd_onnx.tsv")
     if BACKEND == "ascend":
         files += [
             f"results/benchmarks/atc/{soc}.tsv"

@@ -8,6 +8,7 @@ rule evaluate:
         summary="results/infer/{backend}/summary.json",
         model=infer_model,
         quantization=quantization_report,
+        winograd=winograd_report,
     output:
         json="results/{backend}/result.json",
         text="results/{backend}/result.txt",
@@ -31,7 +32,7 @@ rule evaluate:
         " --gt_path {params.gt_path} --result_path results/{wildcards.backend}/result"
         " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
         " --run-config {params.run_config:q} {params.synthetic}"
-        " --quantization {input.quantization} > {log} 2>&1"
+        " --quantization {input.quantization} --winograd {input.winograd} > {log} 2>&1"
 
 
 rule result:

@@ -47,6 +47,33 @@ rule simplify_onnx:
         "python {params.script} {input} {output} --input-shape {params.input_shape} > {log} 2>&1"
 
 
+rule winograd_onnx:
+    input:
+        model=SIM_MODEL,
+        check=winograd_check_bins,
+    output:
+        model=WINOGRAD_MODEL,
+        report="results/models/deeplabv3_sim_bs1_winograd.json",
+    log:
+        "results/logs/winograd_onnx.log",
+    benchmark:
+        "results/benchmarks/winograd_onnx.tsv"
+    conda:
+        "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
+    params:
+        tile=config["winograd"]["tile"],
+        min_channels=config["winograd"]["min_channels"],
+        min_agreement=config["winograd"]["min_pixel_agreement"],
+        check=winograd_check_args,
+        script=script("winograd_onnx.py"),
+    shell:
+        "python {params.script} {input.model} {output.model} --tile {params.tile}"
+        " --min-channels {params.min_channels} {params.check}"
+        " --min-agreement {params.min_agreement} --report {output.report} > {log} 2>&1"
+
+
 rule atc:
     input:
         SIM_MODEL,

@@ -125,6 +125,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quantization", type=Path, nargs="?", help="settings json of an int8 model (calibration, agreement)"
     )
+    parser.add_argument(
+        "--winograd", type=Path, nargs="?", help="report json of a Winograd-rewritten model (sites, agreement)"
+    )
     return parser.parse_args(argv)
 
 
@@ -149,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
         "quantization": json.loads(args.quantization.read_text()) if args.quantization else None,
+        "winograd": json.loads(args.winograd.read_text()) if args.winograd else None,
         "config": json.loads(args.run_config) if args.run_config else None,
     }
     json_path, text_path = result_paths(args.result_path)
