@@ -105,13 +105,19 @@ def padded_work(height: int, width: int, dilation: int, outputs: int) -> float:
     return rows * block * cols * block / (height * width)
 
 
+# Rewrite a convolution only when it saves at least a quarter of the multiplications: the
+# transforms cost memory traffic, and a large dilation on a small feature map pads the tiles
+# out to many times the map (d=36 on 8x16 with tile 4: 18x the area).
+MAX_MULTIPLY_RATIO = 0.75
+
+
 def multiply_ratio(height: int, width: int, dilation: int, outputs: int) -> float:
     """Multiplications of the Winograd form over those of the direct 3x3 convolution."""
     taps = outputs + 2
     return taps * taps / (9 * outputs * outputs) * padded_work(height, width, dilation, outputs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConvSite:
     """A Conv node that this rewrite can replace, with what it needs to know about it."""
 
@@ -121,6 +127,11 @@ class ConvSite:
     height: int
     width: int
     dilation: int
+
+
+def site_ratio(site: ConvSite, outputs: int) -> float:
+    """``multiply_ratio`` of one convolution."""
+    return multiply_ratio(site.height, site.width, site.dilation, outputs)
 
 
 def eligible(attributes: dict, weight: np.ndarray, input_shape: list[int] | None) -> bool:
@@ -292,14 +303,16 @@ def rewrite_conv(
 
 
 def apply_winograd(
-    model: onnx.ModelProto, outputs: int = 4, min_channels: int = 256
-) -> tuple[onnx.ModelProto, list[ConvSite]]:
-    """A copy of ``model`` with every eligible 3x3 convolution in Winograd F(outputs, 3) form,
-    and the sites rewritten."""
+    model: onnx.ModelProto, outputs: int = 4, min_channels: int = 256, max_ratio: float = MAX_MULTIPLY_RATIO
+) -> tuple[onnx.ModelProto, list[ConvSite], list[ConvSite]]:
+    """A copy of ``model`` with its eligible 3x3 convolutions in Winograd F(outputs, 3) form, the
+    sites rewritten and those left direct because the tiles' padding would eat the saving."""
     algorithm = ALGORITHMS[outputs]
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
-    sites = find_sites(rewritten, min_channels)
+    candidates = find_sites(rewritten, min_channels)
+    sites = [site for site in candidates if site_ratio(site, outputs) <= max_ratio]
+    unprofitable = [site for site in candidates if site not in sites]
     initializers = {tensor.name: tensor for tensor in rewritten.graph.initializer}
     replaced = {site.node.name: site for site in sites}
     writer = GraphWriter("winograd")
@@ -326,4 +339,4 @@ def apply_winograd(
     del rewritten.graph.initializer[:]
     rewritten.graph.initializer.extend(kept)
     del rewritten.graph.value_info[:]
-    return rewritten, sites
+    return rewritten, sites, unprofitable

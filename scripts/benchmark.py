@@ -60,6 +60,8 @@ ALL_VARIANTS = (
     "onnxruntime:int8",
     "openvino:int8",
     "openvino:int8-qdq",
+    "onnxruntime:fp32-winograd",
+    "openvino:fp32-winograd",
 )
 # Operations per output element of the ops that are not GEMM-like (documented estimates).
 ELEMENTWISE_OPS = {"Relu": 1, "Add": 1, "Mul": 1, "Sub": 1, "Div": 1, "Clip": 1, "Sigmoid": 4}
@@ -95,6 +97,7 @@ class Timing:
     peak_rss_mb: float | None = None
     speedup_vs_pytorch: float | None = None
     pixel_agreement: float | None = None
+    executed_gflops: float | None = None  # the operations the variant's own graph does (Winograd: fewer)
 
 
 # ---------------------------------------------------------------- operation count
@@ -115,6 +118,8 @@ def node_ops(node: Any, shapes: dict[str, list[int]]) -> int:
     attributes = {attribute.name: attribute for attribute in node.attribute}
     if op == "Conv":
         return conv_ops(node, shapes)
+    if op == "MatMul":  # (..., M, K) @ (K, N): 2 x M x K x N per batch entry
+        return 2 * int(np.prod(shapes[node.output[0]])) * shapes[node.input[0]][-1]
     out = int(np.prod(shapes.get(node.output[0], [0])))
     if op in ELEMENTWISE_OPS:
         return ELEMENTWISE_OPS[op] * out
@@ -266,6 +271,11 @@ def build_fp32(checkpoint: Path, model_config: str, shape: tuple[int, int], fold
     return simplified
 
 
+def build_winograd(fp32: Path, output: Path, tile: int) -> Path:
+    run_stage("winograd_onnx.py", fp32, output, "--tile", tile, "--check-images", 0)
+    return output
+
+
 def build_int8(fp32: Path, output: Path, bins: Sequence[Path], count: int, engine: str) -> Path:
     run_stage(
         "quantize_onnx.py",
@@ -290,7 +300,7 @@ def nncf_available() -> bool:
 
 
 def default_variants() -> list[str]:
-    return [*ALL_VARIANTS[:4], "openvino:int8" if nncf_available() else "openvino:int8-qdq"]
+    return [*ALL_VARIANTS[:4], "openvino:int8" if nncf_available() else "openvino:int8-qdq", *ALL_VARIANTS[6:]]
 
 
 # ---------------------------------------------------------------- timing (in a fresh process per variant)
@@ -416,7 +426,17 @@ def overhead_from_summary(summary: dict[str, Any], process_s: float | None = Non
 
 def format_table(timings: Sequence[Timing]) -> str:
     """A Markdown table of the timed variants, then one line per variant that did not run."""
-    header = ("variant", "s/image", "images/s", "GFLOP/s", "% GEMM peak", "peak RSS MB", "vs eager", "agreement")
+    header = (
+        "variant",
+        "s/image",
+        "images/s",
+        "GFLOP/s",
+        "% GEMM peak",
+        "executed GFLOP/s",
+        "peak RSS MB",
+        "vs eager",
+        "agreement",
+    )
     rows = [header]
     for t in timings:
         if t.status == "ok":
@@ -427,6 +447,7 @@ def format_table(timings: Sequence[Timing]) -> str:
                     f"{t.images_per_s:.3g}",
                     f"{t.gflops:.1f}",
                     f"{t.percent_of_gemm_peak:.1f}" if t.percent_of_gemm_peak is not None else "-",
+                    f"{t.executed_gflops:.1f}" if t.executed_gflops is not None else "-",
                     f"{t.peak_rss_mb:.0f}",
                     f"{t.speedup_vs_pytorch:.2f}x" if t.speedup_vs_pytorch else "-",
                     f"{t.pixel_agreement:.4f}" if t.pixel_agreement is not None else "-",
@@ -456,13 +477,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
     parser.add_argument("--num-images", type=int, default=2, help="images per pass (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per runtime (0: every usable core)")
-    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS, help="default: " + " ".join(ALL_VARIANTS[:5]))
+    parser.add_argument(
+        "--variants", nargs="+", choices=ALL_VARIANTS, help="default: all but openvino:int8-qdq (when NNCF is here)"
+    )
     parser.add_argument("--checkpoint", type=Path, help="mmseg checkpoint (builds every model it needs)")
     parser.add_argument("--random-checkpoint", action="store_true", help="an UNTRAINED checkpoint, for a quick run")
     parser.add_argument("--model-config", default=DEFAULT_CONFIG, help="mmseg config of the checkpoint")
     parser.add_argument("--onnx", type=Path, help="existing fp32 simplified ONNX at --shape (skips the export)")
     parser.add_argument("--int8-onnx", type=Path, help="existing int8 QDQ ONNX (skips the quantization)")
     parser.add_argument("--openvino-int8", type=Path, help="existing NNCF int8 IR .xml")
+    parser.add_argument("--winograd-onnx", type=Path, help="existing Winograd ONNX (scripts/winograd_onnx.py)")
+    parser.add_argument("--winograd-tile", type=int, choices=(2, 4), default=4, help="for the Winograd model it builds")
     parser.add_argument("--images", type=Path, nargs="+", help="PNG files or folders (default: demo frames)")
     parser.add_argument("--calibration-images", type=int, default=8, help="for the int8 models it builds")
     parser.add_argument("--pipeline-images", type=int, default=3, help="bins for the infer.py overhead (0: skip)")
@@ -518,10 +543,12 @@ def plan_variants(args: argparse.Namespace, checkpoint: Path | None, models: dic
 
 
 def model_for(name: str, checkpoint: Path | None, models: dict[str, Path]) -> str:
-    """The file a variant runs: the checkpoint (pytorch), the NNCF IR, the QDQ ONNX or the fp32 ONNX."""
+    """The file a variant runs: the checkpoint (pytorch), the NNCF IR, the QDQ ONNX, the Winograd or the fp32 ONNX."""
     if name == "pytorch:fp32":
         return str(checkpoint or "")
     key = {"openvino:int8": "int8-ov", "onnxruntime:int8": "int8", "openvino:int8-qdq": "int8"}.get(name, "fp32")
+    if name.endswith(":fp32-winograd"):
+        key = "winograd"
     return str(models.get(key, ""))
 
 
@@ -539,6 +566,10 @@ def prepare_models(
     if wanted & {"onnxruntime:int8", "openvino:int8-qdq"}:
         models["int8"] = args.int8_onnx or build_int8(
             fp32, workdir / "deeplabv3_sim_bs1_int8.onnx", bins, count, "onnxruntime"
+        )
+    if wanted & {"onnxruntime:fp32-winograd", "openvino:fp32-winograd"}:
+        models["winograd"] = args.winograd_onnx or build_winograd(
+            fp32, workdir / "deeplabv3_sim_bs1_winograd.onnx", args.winograd_tile
         )
     if "openvino:int8" in wanted and (args.openvino_int8 or nncf_available()):
         models["int8-ov"] = args.openvino_int8 or build_int8(
@@ -568,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timed_images = images[: args.num_images]
         np.save(workdir / "images.npy", np.concatenate(timed_images)[:, np.newaxis])
         flops = count_flops(models["fp32"])
+        executed = {key: count_flops(path)["total"] for key, path in models.items() if key == "winograd"}
         peak = gemm_peak(args.threads)
         LOG.info("%.2f GFLOP per image; fp32 GEMM peak %.1f GFLOP/s", flops["total"] / 1e9, peak["peak"])
         timings, predictions = [], {}
@@ -593,6 +625,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 setattr(timing, key, value)
             predictions[variant.name] = np.load(spec["predictions"])
             timings.append(summarise(timing, flops["total"], peak["peak"]))
+            if variant.precision == "fp32-winograd":
+                timing.executed_gflops = executed["winograd"] / timing.median_s / 1e9
+            elif variant.precision == "fp32":
+                timing.executed_gflops = timing.gflops
         add_comparisons(timings, predictions)
         peak = best_peak(peak, gemm_peak(args.threads))  # measured again after the variants: the busier moment loses
         for timing in timings:
@@ -614,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "random_checkpoint": "RANDOM" in checkpoint_note,
             "machine": {"cpu": cpu_name(), "usable_cores": usable_cores(), "gemm_fp32_gflops": peak},
             "flops_per_image": flops,
+            "executed_flops_per_image": executed,
             "flop_counter": "ONNX graph of the fp32 model with inferred shapes: Conv 2 x MACs + 1 per output for "
             "the bias; Relu/Add 1 per output element; MaxPool kernel size per output; GlobalAveragePool/ArgMax 1 "
             "per input element; bilinear Resize 8 per output element; Concat 0",
@@ -623,6 +660,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notes": [
                 "median over repeats x images of single-image calls, after warm-up; each variant in a fresh process",
                 "int8 GFLOP/s counts the same operations as fp32 (an effective rate); % of the fp32 GEMM peak likewise",
+                "fp32-winograd GFLOP/s likewise counts the direct model's operations (an effective rate); "
+                "executed_gflops is the rate of the operations its own graph does (MatMul 2 x M x K x N, "
+                "the transforms' Add/Sub/Mul 1 per element)",
                 "figures are noisy where other jobs share the machine: compare only within one run",
             ],
         }

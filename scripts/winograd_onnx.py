@@ -28,7 +28,7 @@ import onnx
 
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import agreement_check, list_bins, model_input, select_calibration_files
-from deeplabv3_pipeline.winograd import ALGORITHMS, apply_winograd, multiply_ratio
+from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
 
 LOG = logging.getLogger("winograd_onnx")
 
@@ -43,26 +43,34 @@ def site_summary(sites: list, tile: int) -> list[dict]:
             "height": site.height,
             "width": site.width,
             "dilation": site.dilation,
-            "multiply_ratio": round(multiply_ratio(site.height, site.width, site.dilation, tile), 4),
+            "multiply_ratio": round(site_ratio(site, tile), 4),
         }
         for site in sites
     ]
 
 
-def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> list[dict]:
+def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> tuple[list[dict], list[dict]]:
+    """Write the rewritten model; the sites rewritten and those left direct (too much padding)."""
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
     try:
         model = onnx.load(str(source))
     except Exception as error:  # protobuf raises its own DecodeError
         raise UserError(f"{source} is not a readable ONNX model ({error}): rebuild it with simplify_onnx") from error
-    rewritten, sites = apply_winograd(model, outputs=tile, min_channels=min_channels)
+    rewritten, sites, unprofitable = apply_winograd(model, outputs=tile, min_channels=min_channels)
+    for site in unprofitable:
+        LOG.info(
+            "%s stays direct: its tiles would do %.2fx the direct multiplications (limit %.2f)",
+            site.node.name,
+            site_ratio(site, tile),
+            MAX_MULTIPLY_RATIO,
+        )
     if not sites:
         LOG.warning("no 3x3 convolution with >= %d input channels in %s: the model is unchanged", min_channels, source)
     temporary = destination.with_name(f".{destination.name}.partial")
     onnx.save(rewritten, str(temporary))
     temporary.replace(destination)
-    return site_summary(sites, tile)
+    return site_summary(sites, tile), site_summary(unprofitable, tile)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -91,9 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
     if args.check_images and not args.check_data:
         raise UserError("--check-data is needed for the agreement check (or pass --check-images 0)")
-    sites = rewrite(args.model, args.output, args.tile, args.min_channels)
+    sites, left_direct = rewrite(args.model, args.output, args.tile, args.min_channels)
     LOG.info("wrote %s: %d convolutions in Winograd F(%d, 3) form", args.output, len(sites), args.tile)
-    report: dict = {"source": str(args.model), "tile": args.tile, "min_channels": args.min_channels, "sites": sites}
+    report: dict = {
+        "source": str(args.model),
+        "tile": args.tile,
+        "min_channels": args.min_channels,
+        "max_multiply_ratio": MAX_MULTIPLY_RATIO,
+        "sites": sites,
+        "left_direct": left_direct,
+    }
     if args.check_images:
         files = select_calibration_files(list_bins(args.check_data), args.check_images)
         shape = model_input(args.model)[1]

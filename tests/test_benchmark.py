@@ -19,7 +19,14 @@ benchmark = importlib.util.module_from_spec(SPEC)
 sys.modules[SPEC.name] = benchmark  # dataclasses look their module up there
 SPEC.loader.exec_module(benchmark)
 
-VARIANTS = ("pytorch:fp32", "onnxruntime:fp32", "openvino:fp32", "onnxruntime:int8", "openvino:int8-qdq")
+VARIANTS = (
+    "pytorch:fp32",
+    "onnxruntime:fp32",
+    "openvino:fp32",
+    "onnxruntime:int8",
+    "openvino:int8-qdq",
+    "openvino:fp32-winograd",
+)
 RESULT_FIELDS = {
     "variant",
     "backend",
@@ -80,6 +87,12 @@ def test_benchmark_json_has_every_field(report):
         assert 0 <= result["pixel_agreement"] <= 1
     eager = report["results"][0]
     assert eager["speedup_vs_pytorch"] == pytest.approx(1.0) and eager["pixel_agreement"] == 1.0
+    winograd = report["results"][-1]
+    # Fewer operations than the direct graph: its own rate is below the direct-equivalent one.
+    assert 0 < report["executed_flops_per_image"]["winograd"] < report["flops_per_image"]["total"]
+    assert 0 < winograd["executed_gflops"] < winograd["gflops"]
+    assert report["results"][1]["executed_gflops"] == report["results"][1]["gflops"]  # direct fp32: the same
+    assert report["models"]["winograd"].endswith("deeplabv3_sim_bs1_winograd.onnx")
     overhead = report["pipeline_overhead"]
     assert overhead["images"] == 2 and 0 <= overhead["non_compute_fraction"] < 1
     assert overhead["compute_s"] <= overhead["end_to_end_wall_s"]

@@ -121,7 +121,7 @@ def test_enabling_winograd_reruns_rewrite_inference_and_evaluation_only(tiny_run
     assert (models / "deeplabv3_sim_bs1.onnx").stat().st_mtime_ns == sim_before
     result = json.loads((workdir / "results" / "result.json").read_text())
     assert result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
-    assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 13
+    assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 10  # ASPP: mostly padding here
     assert result["winograd"]["agreement"]["mean"] >= 0.99
     direct = json.loads((tiny_run / "results" / "result.json").read_text())
     assert abs(result["mIoU"] - direct["mIoU"]) < 1.0  # the same function up to rounding
