@@ -300,7 +300,8 @@ def nncf_available() -> bool:
 
 
 def default_variants() -> list[str]:
-    return [*ALL_VARIANTS[:4], "openvino:int8" if nncf_available() else "openvino:int8-qdq", *ALL_VARIANTS[6:]]
+    int8_openvino = "openvino:int8" if nncf_available() else "openvino:int8-qdq"
+    return [*ALL_VARIANTS[:4], int8_openvino, "openvino:fp32-winograd"]
 
 
 # ---------------------------------------------------------------- timing (in a fresh process per variant)
@@ -478,7 +479,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-images", type=int, default=2, help="images per pass (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per runtime (0: every usable core)")
     parser.add_argument(
-        "--variants", nargs="+", choices=ALL_VARIANTS, help="default: all but openvino:int8-qdq (when NNCF is here)"
+        "--variants",
+        nargs="+",
+        choices=ALL_VARIANTS,
+        help="default: all but onnxruntime:fp32-winograd, and openvino:int8 (NNCF) or else openvino:int8-qdq",
     )
     parser.add_argument("--checkpoint", type=Path, help="mmseg checkpoint (builds every model it needs)")
     parser.add_argument("--random-checkpoint", action="store_true", help="an UNTRAINED checkpoint, for a quick run")

@@ -107,12 +107,12 @@ def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_p
     assert onnx.load(str(workdir / "results" / "models" / "deeplabv3.onnx")).opset_import[0].version == 13
 
 
-def test_enabling_winograd_reruns_rewrite_inference_and_evaluation_only(tiny_run, tmp_path):
+def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     models = workdir / "results" / "models"
     sim_before = (models / "deeplabv3_sim_bs1.onnx").stat().st_mtime_ns
-    write_config(workdir, merged(TINY, {"winograd": {"enabled": True}}))
+    write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True}}))
     ran = snakemake(workdir, "results/result.json").stdout
     for rule in ("winograd_onnx", "infer", "evaluate"):
         assert f"rule {rule}:" in ran, rule
@@ -120,13 +120,15 @@ def test_enabling_winograd_reruns_rewrite_inference_and_evaluation_only(tiny_run
         assert f"rule {rule}:" not in ran, rule
     assert (models / "deeplabv3_sim_bs1.onnx").stat().st_mtime_ns == sim_before
     result = json.loads((workdir / "results" / "result.json").read_text())
-    assert result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
+    assert result["backend"] == "openvino" and result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
     assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 10  # ASPP: mostly padding here
     assert result["winograd"]["agreement"]["mean"] >= 0.99
-    direct = json.loads((tiny_run / "results" / "result.json").read_text())
+    direct = json.loads((tiny_run / "results" / "result.json").read_text())  # onnxruntime, direct model
     assert abs(result["mIoU"] - direct["mIoU"]) < 1.0  # the same function up to rounding
+    onnxruntime_result = workdir / "results" / "onnxruntime" / "result.json"
+    assert json.loads(onnxruntime_result.read_text())["model_file"].endswith("deeplabv3_sim_bs1.onnx")
     # tile 2 is a new model: the rewrite and what follows it run again, nothing before it.
-    write_config(workdir, merged(TINY, {"winograd": {"enabled": True, "tile": 2}}))
+    write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True, "tile": 2}}))
     ran = snakemake(workdir, "results/result.json").stdout
     assert "rule winograd_onnx:" in ran and "rule simplify_onnx:" not in ran
     assert json.loads((workdir / "results" / "result.json").read_text())["winograd"]["tile"] == 2
