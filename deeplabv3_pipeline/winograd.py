@@ -1,28 +1,29 @@
-"""Winograd F(2x2, 3x3) rewrite of an ONNX model's 3x3 convolutions, dilated ones included.
+"""Winograd rewrite of an ONNX model's 3x3 convolutions, dilated ones included.
 
 A 3x3 convolution does 9 multiply-adds per output and input channel. Winograd's minimal
-filtering algorithm computes a 2x2 block of outputs from a 4x4 block of inputs with 16
-products instead of 36 (2.25x fewer), at the cost of cheap input and output transforms
-(additions only). The products become 16 independent matrix multiplications, one per
-position of the 4x4 transformed block:
+filtering algorithm F(m x m, 3 x 3) computes an m x m block of outputs from an (m+2) x (m+2)
+block of inputs with (m+2)^2 products instead of 9 m^2: 16 instead of 36 for m = 2, 36 instead
+of 144 for m = 4. The products become (m+2)^2 independent matrix multiplications, one per
+position of the transformed block:
 
-    M[xi] = U[xi] @ V[xi]        U: (16, K, C) transformed weights   V: (16, C, tiles)
+    M[i, j] = V[i, j] @ U[i, j]      V: (tiles, C) transformed inputs, U: (C, K) transformed weights
 
-Fast CPU runtimes use this for 3x3 convolutions (NNPACK, oneDNN on AVX-512, ncnn); ONNX
-Runtime and OpenVINO on AVX2 do not, so this module writes it into the graph itself with
-plain ONNX operators (Pad, Reshape, Slice, Add/Sub, Concat, MatMul) that every runtime runs.
+and the input and output transforms are additions and multiplications by small constants.
+Fast CPU libraries use this for 3x3 convolutions (NNPACK, oneDNN on AVX-512, ncnn); ONNX Runtime
+and OpenVINO on AVX2 do not, so this module writes it into the graph itself with plain ONNX
+operators (Transpose, Pad, Reshape, Slice, Add/Sub/Mul, MatMul, Concat) that every runtime runs.
+The transforms work channels-last, so every slice copies runs of at least d*C values.
 
-Dilation d: the two outputs of a 1-D tile are d apart and read inputs d apart, so rows are
-grouped in blocks of 2d (tiles at offsets 0..d-1 of each block) and everything else is the
-undilated algorithm. The image is padded up to whole blocks; the padding costs
-``padded_area / area`` extra work (1.27x for d=36 on a 128x256 feature map, 1.0 when 2d
-divides the size).
+Dilation d: the m outputs of a 1-D tile are d apart and read inputs d apart, so rows are grouped
+in blocks of m*d (tiles at offsets 0..d-1 of each block) and everything else is the undilated
+algorithm. The map is padded up to whole blocks, which costs ``padded_work`` extra (1.27x for
+d=36 on a 128x256 map with m=4, 1.0 when m*d divides the size); a convolution whose saving the
+padding would eat stays direct (``MAX_MULTIPLY_RATIO``).
 
-The result equals the direct convolution up to float rounding (relative error ~1e-6 in
-float32); where a class decision is a near-tie the ArgMax can flip, which the callers measure
-as pixel agreement against the direct model.
+The result equals the direct convolution up to float rounding (relative error ~1e-6 for m = 2,
+~1e-5 for m = 4 in float32); where a class decision is a near-tie the ArgMax can flip, which the
+callers measure as pixel agreement against the direct model.
 """
-
 from __future__ import annotations
 
 import math

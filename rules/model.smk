@@ -61,7 +61,7 @@ rule winograd_onnx:
     conda:
         "../envs/deeplabv3.yaml"
     resources:
-        **stage_resources("default"),
+        **stage_resources("export_onnx"),
     params:
         tile=config["winograd"]["tile"],
         min_channels=config["winograd"]["min_channels"],

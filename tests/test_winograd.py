@@ -154,7 +154,7 @@ def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, onn
     assert [site["dilation"] for site in report["sites"]] == [1, 2, 2, 2, 2, 2, 2, 4, 4, 1]
     assert [site["dilation"] for site in report["left_direct"]] == [12, 24, 36]
     assert all(site["multiply_ratio"] > 0.75 for site in report["left_direct"])
-    assert report["tile"] == 4 and report["agreement"]["runtime"] == "onnxruntime"
+    assert report["tile"] == 4 and report["agreement"]["runtime"] == "openvino"
     model = onnx.load(str(path))
     assert [item.name for item in model.graph.input] == ["input"] and model.graph.output[0].name == "output"
     assert sum(node.op_type == "Conv" for node in model.graph.node) == 62 - 10
@@ -171,8 +171,10 @@ def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, onn
 
 def test_cli_gate_and_bad_input(onnx_models, prep_dir, tmp_path):
     output = tmp_path / "w.onnx"
-    failed = run_script(
-        "winograd_onnx.py", onnx_models[1], output, "--check-data", prep_dir, "--min-agreement", 1.01, check=False
+    failed = run_script(  # the bottleneck alone (2560 inputs): a small rewrite, the same gate
+        "winograd_onnx.py",
+        *(onnx_models[1], output, "--min-channels", 2048, "--check-data", prep_dir, "--min-agreement", 1.01),
+        check=False,
     )
     assert failed.returncode == 2 and "below --min-agreement" in failed.stderr
     assert not output.exists() and output.with_suffix(".json").is_file()  # the report says why
