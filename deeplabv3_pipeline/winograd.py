@@ -24,6 +24,7 @@ The result equals the direct convolution up to float rounding (relative error ~1
 ~1e-5 for m = 4 in float32); where a class decision is a near-tie the ArgMax can flip, which the
 callers measure as pixel agreement against the direct model.
 """
+
 from __future__ import annotations
 
 import math
