@@ -269,6 +269,14 @@ def uses_winograd(backend):
     )
 
 
+if config["winograd"]["enabled"] and not uses_winograd(BACKEND):
+    print(
+        f"note: winograd.enabled applies to backend openvino at precision fp32; backend {BACKEND} at "
+        f"precision {config['precision']} runs its usual model",
+        file=sys.stderr,
+    )
+
+
 def winograd_check_bins(wildcards):
     """winograd.check_images prep bins spread evenly over the sorted image list."""
     count = config["winograd"]["check_images"]
