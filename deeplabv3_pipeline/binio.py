@@ -16,8 +16,9 @@ import numpy as np
 from .errors import UserError
 
 
-def write_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array``'s raw bytes to ``path`` via a temporary file and a rename."""
+def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
+    """Write ``data`` (an array's raw bytes, or bytes such as an encoded JSON) to ``path`` via a
+    temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed writer
@@ -25,13 +26,14 @@ def write_atomic(path: Path, array: np.ndarray) -> None:
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
-            handle.write(np.ascontiguousarray(array).tobytes())
+            payload = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
+            handle.write(payload)
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(
-                f"no space left to write {path} ({array.nbytes:,} bytes): free space on {path.parent} "
+                f"no space left to write {path} ({len(payload):,} bytes): free space on {path.parent} "
                 "or point results at a larger disk; finished files are kept"
             ) from error
         raise UserError(f"cannot write {path}: {error}") from error

@@ -417,17 +417,22 @@ def pixel_agreement(reference: np.ndarray, other: np.ndarray) -> float:
 
 
 def agreement_check(
-    fp32_model: Path, int8_model: Path, engine: str, files: Sequence[Path], shape: tuple[int, int]
+    reference_model: Path, other_model: Path, engine: str, files: Sequence[Path], shape: tuple[int, int]
 ) -> dict[str, Any]:
-    """Pixel agreement of the int8 model with the fp32 one on ``files``, both run by ``engine``'s runtime."""
+    """Pixel agreement of ``other_model`` (int8, Winograd) with ``reference_model`` on ``files``, both run
+    by ``engine``'s runtime, one model loaded at a time (the peak memory is the larger model's, not the sum)."""
     from .backends import open_backend
 
-    reference = open_backend(engine, fp32_model)
-    quantized = open_backend(engine, int8_model)
-    per_image = {}
-    for path in files:
-        (image,) = read_calibration_images([path], shape)
-        per_image[Path(path).name] = pixel_agreement(reference.run(image), quantized.run(image))
+    images = read_calibration_images(files, shape)
+    predictions = []
+    for model in (reference_model, other_model):
+        runner = open_backend(engine, model)
+        predictions.append([runner.run(image) for image in images])
+        del runner
+    per_image = {
+        Path(path).name: pixel_agreement(reference, other)
+        for path, reference, other in zip(files, *predictions, strict=True)
+    }
     values = list(per_image.values())
     return {
         "runtime": engine,

@@ -273,16 +273,16 @@ def rewrite_conv(
     tiles = rows * d * cols * d
     weights = transform_weights(weight, algorithm)
     products: list[list[str]] = []
-    for row in algorithm.input_transform:
+    for i, row in enumerate(algorithm.input_transform):
         row_term = writer.combine(row, row_taps)
         # ... then columns: [rows*d, cols+1, m, d*C] -> taps x [rows*d, cols, 1, d*C] = [tiles, C] each.
         col_taps = taps(writer, writer.reshape(row_term, [rows * d, cols + 1, m, d * channels]), cols, 1, algorithm)
         products.append([])
-        for col in algorithm.input_transform:
+        for j, col in enumerate(algorithm.input_transform):
             term = writer.reshape(writer.combine(col, col_taps), [tiles, channels])
             # One of the taps^2 matrix products: (tiles, C) @ (C, K).
-            transposed = np.ascontiguousarray(weights[len(products) - 1, len(products[-1])].T)
-            products[-1].append(writer.op("MatMul", [term, writer.constant("weights", transposed)], "matmul"))
+            transposed = np.ascontiguousarray(weights[i, j].T)
+            products[i].append(writer.op("MatMul", [term, writer.constant("weights", transposed)], "matmul"))
 
     # Output transform A^T M A, rows (i) then columns (j); each result is [tiles, K].
     blocks = []

@@ -206,12 +206,17 @@ INT8_OPENVINO_MODEL = "results/models/deeplabv3_sim_bs1_int8_ov.xml"
 INT8_MODELS = {"onnxruntime": INT8_MODEL, "openvino": INT8_OPENVINO_MODEL}
 
 
+def spread_bins(count):
+    """``count`` prep bins spread evenly over the sorted image list (none for 0)."""
+    if not count:
+        return []
+    chosen = select_calibration_files([Path(path) for path in all_bins()], count)
+    return [str(path) for path in chosen]
+
+
 def calibration_bins(wildcards):
     """int8.calibration_images prep bins spread evenly over the sorted image list."""
-    chosen = select_calibration_files(
-        [Path(path) for path in all_bins()], config["int8"]["calibration_images"]
-    )
-    return [str(path) for path in chosen]
+    return spread_bins(config["int8"]["calibration_images"])
 
 
 def check_bins(wildcards):
@@ -229,7 +234,7 @@ def calibration_count(wildcards):
 
 
 def check_args(wildcards, input):
-    """--check-images/--check-data of quantize_onnx.py (no check when int8.check_images is 0)."""
+    """--check-images/--check-data of quantize_onnx.py and winograd_onnx.py (no check without check files)."""
     if not input.check:
         return "--check-images 0"
     return f"--check-images {len(input.check)} --check-data {' '.join(input.check)}"
@@ -279,18 +284,7 @@ if config["winograd"]["enabled"] and not uses_winograd(BACKEND):
 
 def winograd_check_bins(wildcards):
     """winograd.check_images prep bins spread evenly over the sorted image list."""
-    count = config["winograd"]["check_images"]
-    if not count:
-        return []
-    chosen = select_calibration_files([Path(path) for path in all_bins()], count)
-    return [str(path) for path in chosen]
-
-
-def winograd_check_args(wildcards, input):
-    """--check-images/--check-data of winograd_onnx.py."""
-    if not input.check:
-        return "--check-images 0"
-    return f"--check-images {len(input.check)} --check-data {' '.join(input.check)}"
+    return spread_bins(config["winograd"]["check_images"])
 
 
 def om_model(soc):

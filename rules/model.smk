@@ -66,7 +66,7 @@ rule winograd_onnx:
         tile=config["winograd"]["tile"],
         min_channels=config["winograd"]["min_channels"],
         min_agreement=config["winograd"]["min_pixel_agreement"],
-        check=winograd_check_args,
+        check=check_args,
         script=script("winograd_onnx.py"),
     shell:
         "python {params.script} {input.model} {output.model} --tile {params.tile}"

@@ -462,10 +462,9 @@ def format_table(timings: Sequence[Timing]) -> str:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.replace(path)
+    from deeplabv3_pipeline.binio import write_atomic
+
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 # ---------------------------------------------------------------- main
@@ -603,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timed_images = images[: args.num_images]
         np.save(workdir / "images.npy", np.concatenate(timed_images)[:, np.newaxis])
         flops = count_flops(models["fp32"])
-        executed = {key: count_flops(path)["total"] for key, path in models.items() if key == "winograd"}
+        executed = {"winograd": count_flops(models["winograd"])["total"]} if "winograd" in models else {}
         peak = gemm_peak(args.threads)
         LOG.info("%.2f GFLOP per image; fp32 GEMM peak %.1f GFLOP/s", flops["total"] / 1e9, peak["peak"])
         timings, predictions = [], {}

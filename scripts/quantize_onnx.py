@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
@@ -120,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
         LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", report.agreement["mean"], len(check))
     path = settings_path(args)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(report.to_json())
-    temporary.replace(path)
+    write_atomic(path, report.to_json().encode())
     if check and report.agreement["mean"] < args.min_agreement:
         remove_outputs(args.output)
         raise UserError(

@@ -24,17 +24,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import onnx
 
+from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.quantize import (
-    list_bins,
-    model_input,
-    pixel_agreement,
-    read_calibration_images,
-    select_calibration_files,
-)
+from deeplabv3_pipeline.quantize import agreement_check, list_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
 
 LOG = logging.getLogger("winograd_onnx")
@@ -80,28 +74,6 @@ def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> tu
     return site_summary(sites, tile), site_summary(unprofitable, tile)
 
 
-def agreement(direct: Path, rewritten: Path, files: list[Path], backend: str) -> dict:
-    """Pixel agreement of the two models on ``files``, one model loaded at a time (peak memory)."""
-    from deeplabv3_pipeline.backends import open_backend
-
-    images = read_calibration_images(files, model_input(direct)[1])
-    predictions = {}
-    for label, model in (("direct", direct), ("winograd", rewritten)):
-        runner = open_backend(backend, model)
-        predictions[label] = [runner.run(image) for image in images]
-        del runner
-    per_image = {
-        path.name: pixel_agreement(reference, other)
-        for path, reference, other in zip(files, predictions["direct"], predictions["winograd"], strict=True)
-    }
-    return {
-        "runtime": backend,
-        "per_image": per_image,
-        "mean": float(np.mean(list(per_image.values()))),
-        "min": float(np.min(list(per_image.values()))),
-    }
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="fp32 ONNX model with a fixed input shape (deeplabv3_sim_bs1.onnx)")
@@ -143,12 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.check_images:
         files = select_calibration_files(list_bins(args.check_data), args.check_images)
-        report["agreement"] = agreement(args.model, args.output, files, args.check_backend)
+        shape = model_input(args.model)[1]
+        report["agreement"] = agreement_check(args.model, args.output, args.check_backend, files, shape)
         LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])
     path = args.report or args.output.with_suffix(".json")
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(json.dumps(report, indent=2))
-    temporary.replace(path)
+    write_atomic(path, json.dumps(report, indent=2).encode())
     if args.check_images and report["agreement"]["mean"] < args.min_agreement:
         args.output.unlink(missing_ok=True)
         raise UserError(
