@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES) results/result.json
+	$(BIN)/snakemake --cores $(CORES)
 
 test: setup
 	$(BIN)/python -m pytest -v

@@ -23,8 +23,35 @@ AIS_BENCH_HINT = (
 )
 
 
+# precision -> ATC's --precision_mode. fp16 adds no flag: force_fp16 is ATC's default (CANN's
+# ATC parameter reference), so the guide's command, and its 79.06 / 79.12, are fp16.
+ATC_PRECISION_MODES = {"fp16": None, "fp32": "force_fp32"}
+
+
+def atc_precision_args(precision: str, extra_args: str) -> list[str]:
+    """``--precision_mode`` for ``precision``; one set by hand in ``extra_args`` would contradict it."""
+    if "--precision_mode" in extra_args:
+        raise UserError(
+            "ascend.atc_args sets --precision_mode: set config `precision` (fp16 or fp32) instead, so that "
+            "result.json records what ran"
+        )
+    mode = ATC_PRECISION_MODES[precision]
+    return [f"--precision_mode={mode}"] if mode else []
+
+
+def precision_record(precision: str) -> dict[str, str]:
+    """summary.json's precision fields for an .om: what ATC was asked for (an .om cannot be read back here)."""
+    mode = ATC_PRECISION_MODES[precision] or "force_fp16 (ATC's default)"
+    return {"inference_precision": precision, "precision_evidence": f"ATC --precision_mode {mode}"}
+
+
 def atc_command(
-    onnx_model: Path, om_model: Path, soc_version: str, input_shape: tuple[int, int], extra_args: str = ""
+    onnx_model: Path,
+    om_model: Path,
+    soc_version: str,
+    input_shape: tuple[int, int],
+    precision: str = "fp16",
+    extra_args: str = "",
 ) -> list[str]:
     """The guide's ATC call. ATC appends ``.om`` to ``--output``, so the suffix is stripped here."""
     output = str(om_model)
@@ -37,6 +64,7 @@ def atc_command(
         f"--input_shape=input:1,3,{input_shape[0]},{input_shape[1]}",
         "--log=error",
         f"--soc_version={soc_version}",
+        *atc_precision_args(precision, extra_args),
         *shlex.split(extra_args),
     ]
 

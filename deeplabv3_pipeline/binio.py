@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
                 "or point results at a larger disk; finished files are kept"
             ) from error
         raise UserError(f"cannot write {path}: {error}") from error
+
+
+def write_text(path: Path, text: str) -> None:
+    """``write_atomic`` for text (UTF-8)."""
+    write_atomic(path, text.encode())
+
+
+def write_json(path: Path, data: object) -> None:
+    """``write_atomic`` for JSON, indented, with a final newline."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.ndarray:

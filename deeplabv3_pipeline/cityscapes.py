@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +133,43 @@ def shard(items: list, index: int, count: int) -> list:
     base, extra = divmod(len(items), count)
     start = index * base + min(index, extra)
     return items[start : start + base + (1 if index < extra else 0)]
+
+
+def dataset_id(root: Path) -> str:
+    """A folder name for what is derived from the dataset at ``root``: its name and a hash of its absolute path.
+
+    Two roots never share derived files (a copy holding a subset of the frames has other bins and
+    predictions), and switching back to a root finds its files again.
+    """
+    absolute = str(Path(root).resolve())
+    return f"{Path(absolute).name or 'root'}-{hashlib.sha256(absolute.encode()).hexdigest()[:8]}"
+
+
+def expand_inputs(paths: Sequence[Path], suffix: str, what: str) -> list[Path]:
+    """Files as given, and every ``*{suffix}`` below each given folder (recursively), sorted.
+
+    Folders are for people running a stage by hand; the workflow passes exact files.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(path.rglob(f"*{suffix}"))
+            if not found:
+                raise UserError(f"no *{suffix} files under {what} folder {path}")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{what} {path} does not exist")
+    return files
+
+
+def index_by_frame(paths: Iterable[Path], what: str) -> dict[str, Path]:
+    """Frame id -> file; two different files of one frame are an error naming both."""
+    found: dict[str, Path] = {}
+    for path in map(Path, paths):
+        key = frame_id(path.name)
+        if key in found and found[key] != path:
+            raise UserError(f"two {what} files for frame {key}: {found[key]} and {path}")
+        found[key] = path
+    return found

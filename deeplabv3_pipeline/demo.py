@@ -34,15 +34,14 @@ CLASS_COLORS_BGR = {
 }
 
 
+def demo_frame(index: int) -> Frame:
+    city = DEMO_CITIES[index % len(DEMO_CITIES)]
+    return Frame(city, f"{city}_{index:06d}_000019")
+
+
 def demo_frames(count: int) -> list[Frame]:
     """The frames of a demo dataset of ``count`` images, known without generating it (for the DAG)."""
-    return sorted(
-        (
-            Frame(DEMO_CITIES[i % len(DEMO_CITIES)], f"{DEMO_CITIES[i % len(DEMO_CITIES)]}_{i:06d}_000019")
-            for i in range(count)
-        ),
-        key=lambda frame: frame.frame,
-    )
+    return sorted((demo_frame(index) for index in range(count)), key=lambda frame: frame.frame)
 
 
 def draw_label_ids(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -83,13 +82,14 @@ def render_image(label_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def make_demo_dataset(root: Path, split: str, count: int, shape: tuple[int, int], seed: int = 0) -> list[Frame]:
     """Write ``count`` synthetic frames under ``root`` in Cityscapes' layout; returns the frames."""
     root = Path(root)
-    frames = demo_frames(count)
-    rng = np.random.default_rng(seed)
-    for frame in frames:
+    for index in range(count):
+        # one generator per frame: a frame is the same whatever the count (2 frames are 3 frames' first 2)
+        rng = np.random.default_rng([seed, index])
+        frame = demo_frame(index)
         label_ids = draw_label_ids(shape, rng)
         for path in (frame.image(root, split), frame.label_ids(root, split)):
             path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(frame.image(root, split)), render_image(label_ids, rng))
         cv2.imwrite(str(frame.label_ids(root, split)), label_ids)
     (root / "README.txt").write_text(NOTICE)
-    return frames
+    return demo_frames(count)

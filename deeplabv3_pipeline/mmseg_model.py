@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import verify_checkpoint
 from .errors import UserError
 
 DEFAULT_CONFIG = "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024"
@@ -121,6 +122,8 @@ def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
             f"checkpoint {path} does not exist: download it (README, 'Real data') "
             "or set model.checkpoint in config.yaml"
         )
+    # A name like ...-acadc2f8.pth promises a sha256: a wrong file is refused before torch.load reads it.
+    verify_checkpoint(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

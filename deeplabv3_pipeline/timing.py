@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UserError
+
 
 def latency_stats(milliseconds: list[float]) -> dict[str, float]:
     """min/max/mean/median/p99 in ms, under ais_bench's key names."""
@@ -84,4 +86,11 @@ def merge_summaries(summaries: list[dict]) -> dict:
         )
         merged["end_to_end"]["images_per_s"] = len(files) / wall if wall else 0.0
     merged["shards"] = len(summaries)
+    precisions = {summary.get("inference_precision") for summary in summaries}
+    if len(precisions) > 1:
+        raise UserError(
+            f"the shards ran different precisions ({', '.join(sorted(map(str, precisions)))}): rerun inference"
+        )
+    for key in ("inference_precision", "precision_evidence"):
+        merged[key] = first.get(key)
     return merged

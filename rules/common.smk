@@ -13,7 +13,9 @@ min_version("9.0")
 # The shared package, importable also without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
 
-from deeplabv3_pipeline.cityscapes import discover_frames, shard  # noqa: E402
+from deeplabv3_pipeline.backends import PRECISIONS  # noqa: E402
+from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
+from deeplabv3_pipeline.cityscapes import dataset_id, discover_frames, shard  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
 from deeplabv3_pipeline.errors import UserError  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
@@ -31,8 +33,13 @@ envvars:
 
 
 # Jobs run `python scripts/...`: the interpreter running Snakemake (it has every dependency)
-# comes first on PATH, unless --use-conda puts the env's own in front.
+# comes first on PATH, unless --use-conda puts the env's own in front. The package is found
+# through PYTHONPATH, however (and whether) it was installed: also in a conda env, which has
+# only the requirements. Every job parses this file again, on a cluster too.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [workflow.basedir, *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 SPLIT = config["dataset"]["split"]
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
@@ -44,12 +51,30 @@ DEMO_CHECKPOINT = not config["model"]["checkpoint"]
 DATASET_ROOT = (
     Path("results/demo/cityscapes") if DEMO_DATA else Path(config["dataset"]["root"])
 )
-CHECKPOINT = (
-    "results/demo/checkpoint.pth" if DEMO_CHECKPOINT else config["model"]["checkpoint"]
-)
+# What derives from the frames lives under DATA (dataset and split): another root or split
+# never reads or overwrites it, and switching back finds it again.
+DATASET_ID = "demo" if DEMO_DATA else dataset_id(DATASET_ROOT)
+DATA = f"{DATASET_ID}/{SPLIT}"
+PREP_DIR = f"results/prep_dataset/{DATA}"
+INFER_DIR = f"results/infer/{DATA}"
+MADE_LABELS_DIR = f"results/labels/{DATA}"
+
+CHECKPOINT_URL = config["model"]["checkpoint"] if is_url(config["model"]["checkpoint"]) else ""
+if DEMO_CHECKPOINT:
+    CHECKPOINT = "results/demo/checkpoint.pth"
+elif CHECKPOINT_URL:
+    CHECKPOINT = str(cached_path(CHECKPOINT_URL, Path(config["model"]["cache_dir"])))
+else:
+    CHECKPOINT = config["model"]["checkpoint"]
 ONNX_MODEL = "results/models/deeplabv3.onnx"
 SIM_MODEL = "results/models/deeplabv3_sim_bs1.onnx"
-MADE_LABELS_DIR = f"results/labels/{SPLIT}"
+
+PRECISION = config["precision"]
+if PRECISION not in PRECISIONS[BACKEND]:
+    raise WorkflowError(
+        f"error: backend {BACKEND} has no precision {PRECISION}: it runs "
+        f"{', '.join(PRECISIONS[BACKEND])} (config precision)"
+    )
 
 try:
     FRAMES = (
@@ -87,16 +112,6 @@ else:
 def script(name):
     """Absolute path of a stage CLI in scripts/."""
     return str(Path(workflow.basedir) / "scripts" / name)
-
-
-def dataset_folder(wildcards, input):
-    """leftImg8bit/<split> (or gtFine/<split>) of the first input file."""
-    return str(Path(input[0]).parent.parent)
-
-
-def output_folder(wildcards, output):
-    """<folder>/<city>/file -> <folder>, for the first output file."""
-    return str(Path(output[0]).parent.parent)
 
 
 def dataset_root(wildcards, output):
@@ -139,15 +154,13 @@ def shard_images(shard_index):
 
 
 def shard_bins(shard_index):
-    return [
-        f"results/prep_dataset/{frame.stem}.bin" for frame in shard_frames(shard_index)
-    ]
+    return [f"{PREP_DIR}/{frame.stem}.bin" for frame in shard_frames(shard_index)]
 
 
 def shard_predictions(shard_index):
     """Prediction files of one shard, with `{backend}` left as a wildcard."""
     return [
-        f"results/infer/{{backend}}/{frame.stem}_0.bin"
+        f"{INFER_DIR}/{{backend}}/{frame.stem}_0.bin"
         for frame in shard_frames(shard_index)
     ]
 
@@ -157,17 +170,20 @@ def all_bins():
 
 
 def all_predictions(wildcards):
-    return [
-        path.format(backend=wildcards.backend)
-        for index in SHARDS
-        for path in shard_predictions(index)
-    ]
+    return predictions_of(wildcards.backend)
 
 
 def shard_summaries(wildcards):
-    return [
-        f"results/infer/{wildcards.backend}/shards/{index}.json" for index in SHARDS
-    ]
+    return [f"{INFER_DIR}/{wildcards.backend}/shards/{index}.json" for index in SHARDS]
+
+
+def predictions_of(backend):
+    """Every frame's prediction file of ``backend``, in frame order."""
+    return [f"{INFER_DIR}/{backend}/{frame.stem}_0.bin" for frame in FRAMES]
+
+
+def image_files():
+    return [str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES]
 
 
 def label_ids_files():
@@ -191,13 +207,6 @@ def train_ids_files():
         for frame in FRAMES
         if frame not in missing
     ]
-
-
-def gt_folders():
-    folders = [MADE_LABELS_DIR] if FRAMES_WITHOUT_TRAIN_IDS else []
-    if len(FRAMES_WITHOUT_TRAIN_IDS) < len(FRAMES):
-        folders.append(str(DATASET_ROOT / "gtFine" / SPLIT))
-    return folders
 
 
 INT8_MODEL = "results/models/deeplabv3_sim_bs1_int8.onnx"
@@ -265,11 +274,18 @@ WINOGRAD_MODEL = "results/models/deeplabv3_sim_bs1_winograd.onnx"
 WINOGRAD_BACKENDS = ("openvino",)
 
 
+def backend_precision(backend):
+    """The precision ``backend`` runs: config `precision` (checked above for `backend`); a compared
+    backend that lacks it runs its default (its first: fp32, or fp16 for ascend), and its
+    result.json and the comparison say so."""
+    return PRECISION if PRECISION in PRECISIONS[backend] else PRECISIONS[backend][0]
+
+
 def uses_winograd(backend):
     """fp32 openvino with winograd.enabled runs rule winograd_onnx's model."""
     return (
         config["winograd"]["enabled"]
-        and config["precision"] == "fp32"
+        and backend_precision(backend) == "fp32"
         and backend in WINOGRAD_BACKENDS
     )
 
@@ -277,7 +293,7 @@ def uses_winograd(backend):
 if config["winograd"]["enabled"] and not uses_winograd(BACKEND):
     print(
         f"note: winograd.enabled applies to backend openvino at precision fp32; backend {BACKEND} at "
-        f"precision {config['precision']} runs its usual model",
+        f"precision {PRECISION} runs its usual model",
         file=sys.stderr,
     )
 
@@ -297,7 +313,7 @@ def infer_model(wildcards):
         return CHECKPOINT
     if wildcards.backend == "ascend":
         return om_model(config["ascend"]["soc_versions"][0])
-    if config["precision"] == "int8" and wildcards.backend in INT8_MODELS:
+    if backend_precision(wildcards.backend) == "int8":
         return INT8_MODELS[wildcards.backend]
     if uses_winograd(wildcards.backend):
         return WINOGRAD_MODEL
@@ -311,8 +327,6 @@ def infer_backend_args(wildcards):
         return f"--model-config {config['model']['config']} --input-shape {INPUT_SHAPE[0]} {INPUT_SHAPE[1]}"
     if backend == "onnxruntime":
         return "--providers " + " ".join(config["onnxruntime"]["providers"])
-    if backend == "tensorrt":
-        return f"--precision {config['tensorrt']['precision']}"
     if backend == "ascend":
         ascend = config["ascend"]
         return f"--device {ascend['device']} --ais-bench {shlex.quote(ascend['ais_bench'])}"
@@ -326,9 +340,22 @@ def atc_shell_command(wildcards, input, output):
         Path(output[0]),
         wildcards.soc,
         INPUT_SHAPE,
+        backend_precision("ascend"),
         config["ascend"]["atc_args"],
     )
     return shlex.join(command)
+
+
+def prediction_folder(wildcards, output):
+    """Folder of an inference job's predictions (infer.py names them {stem}_0.bin there)."""
+    return str(Path(output.predictions[0]).parent)
+
+
+def dataset_json():
+    """What the frames are, recorded in result.json."""
+    return json.dumps(
+        {"root": str(DATASET_ROOT), "split": SPLIT, "id": DATASET_ID, "frames": len(FRAMES)}
+    )
 
 
 def synthetic_note():
@@ -368,11 +395,16 @@ def compared_results():
 
 
 def compared_predictions():
-    return [
-        f"results/infer/{backend}/{frame.stem}_0.bin"
-        for backend in compared_backends()
-        for frame in FRAMES
-    ]
+    return [path for backend in compared_backends() for path in predictions_of(backend)]
+
+
+for backend in compared_backends():
+    if backend_precision(backend) != PRECISION:
+        print(
+            f"note: compared backend {backend} has no precision {PRECISION}: it runs "
+            f"{backend_precision(backend)} (the comparison's inference_precision column)",
+            file=sys.stderr,
+        )
 
 
 def check_backend_tools():
@@ -419,7 +451,7 @@ def report_benchmarks():
             "results/benchmarks/export_onnx.tsv",
             "results/benchmarks/simplify_onnx.tsv",
         ]
-    if config["precision"] == "int8" and BACKEND in INT8_MODELS:
+    if backend_precision(BACKEND) == "int8":
         engine = "onnx" if BACKEND == "onnxruntime" else "openvino"
         files.append(f"results/benchmarks/quantize_{engine}.tsv")
     if uses_winograd(BACKEND):
@@ -437,7 +469,8 @@ def report_benchmarks():
 
 
 def report_targets():
-    """The files of results/report/; backends.png only once results/compare.json exists."""
+    """The files of results/report/, and the comparison (with its figure) once one was made:
+    `snakemake --report` then finds every figure of the run, and the comparison is kept current."""
     names = [
         "per_class_iou.png",
         "confusion_matrix.png",
@@ -446,14 +479,10 @@ def report_targets():
         "summary.html",
         "summary.md",
     ]
+    targets = [f"results/report/{name}" for name in names]
     if Path("results/compare.json").exists():
-        names.append("backends.png")
-    return [f"results/report/{name}" for name in names]
-
-
-def predictions_folder(wildcards, input):
-    """Folder of the first prediction file (results/infer/<backend>)."""
-    return str(Path(input.predictions[0]).parent)
+        targets += ["results/compare.json", "results/report/backends.png"]
+    return targets
 
 
 def report_folder(wildcards, output):

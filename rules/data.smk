@@ -1,4 +1,5 @@
 # Inputs: the (demo) dataset and checkpoint, trainIds labels, and the preprocessed .bin files.
+# Every script is handed exactly the files its rule declares (never a folder to list).
 
 if DEMO_DATA:
 
@@ -46,6 +47,24 @@ if DEMO_CHECKPOINT:
             " --model-config {params.model_config} --seed {params.seed} > {log} 2>&1"
 
 
+if CHECKPOINT_URL:
+
+    rule fetch_checkpoint:
+        output:
+            CHECKPOINT,
+        log:
+            "results/logs/fetch_checkpoint.log",
+        conda:
+            "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
+        params:
+            url=CHECKPOINT_URL,
+            script=script("fetch_checkpoint.py"),
+        shell:
+            "python {params.script} {params.url} --output {output} > {log} 2>&1"
+
+
 if FRAMES_WITHOUT_TRAIN_IDS:
 
     rule labels:
@@ -62,11 +81,9 @@ if FRAMES_WITHOUT_TRAIN_IDS:
         resources:
             **stage_resources("default"),
         params:
-            gt_path=dataset_folder,
-            output_dir=output_folder,
             script=script("make_labels.py"),
         shell:
-            "python {params.script} --gt_path {params.gt_path} --output {params.output_dir} > {log} 2>&1"
+            "python {params.script} --label-ids {input} --train-ids {output} > {log} 2>&1"
 
 
 for shard_index in SHARDS:
@@ -87,12 +104,8 @@ for shard_index in SHARDS:
         resources:
             **stage_resources("default"),
         params:
-            shard=shard_index,
-            num_shards=len(SHARDS),
             input_shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
-            src_path=dataset_folder,
             script=script("preprocess.py"),
         shell:
-            "python {params.script} {params.src_path} results/prep_dataset"
-            " --input-shape {params.input_shape} --shard {params.shard} --num-shards {params.num_shards}"
-            " > {log} 2>&1"
+            "python {params.script} --images {input} --outputs {output}"
+            " --input-shape {params.input_shape} > {log} 2>&1"

@@ -5,8 +5,9 @@ rule evaluate:
     input:
         predictions=all_predictions,
         labels=train_ids_files(),
-        summary="results/infer/{backend}/summary.json",
+        summary=f"{INFER_DIR}/{{backend}}/summary.json",
         model=infer_model,
+        checkpoint=CHECKPOINT,
         quantization=quantization_report,
         winograd=winograd_report,
     output:
@@ -23,14 +24,15 @@ rule evaluate:
     resources:
         **stage_resources("default"),
     params:
-        gt_path=gt_folders(),
         run_config=run_config_json(),
+        dataset=dataset_json(),
         synthetic=synthetic_note(),
         script=script("evaluate.py"),
     shell:
-        "python {params.script} --output_path results/infer/{wildcards.backend}"
-        " --gt_path {params.gt_path} --result_path results/{wildcards.backend}/result"
+        "python {params.script} --predictions {input.predictions} --labels {input.labels}"
+        " --result_path results/{wildcards.backend}/result"
         " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
+        " --checkpoint {input.checkpoint} --dataset {params.dataset:q}"
         " --run-config {params.run_config:q} {params.synthetic}"
         " --quantization {input.quantization} --winograd {input.winograd} > {log} 2>&1"
 
@@ -56,11 +58,19 @@ rule result:
 
 rule compare:
     input:
+        reference=f"results/{config['compare']['reference']}/result.json",
         results=compared_results(),
+        # read through the paths each result.json records; declared so that they are tracked
         predictions=compared_predictions(),
     output:
         json="results/compare.json",
         csv="results/compare.csv",
+        figure=report(
+            "results/report/backends.png",
+            caption="../report/backends.rst",
+            category="Backends",
+            labels={"figure": "backend comparison"},
+        ),
     log:
         "results/logs/compare.log",
     conda:
@@ -68,9 +78,11 @@ rule compare:
     resources:
         **stage_resources("default"),
     params:
-        reference=config["compare"]["reference"],
-        backends=config["compare"]["backends"],
-        script=script("compare.py"),
+        output=lambda wildcards, output: str(Path(output.json).with_suffix("")),
+        compare=script("compare.py"),
+        report=script("report.py"),
     shell:
-        "python {params.script} --reference {params.reference} --backends {params.backends}"
-        " --results results --output results/compare > {log} 2>&1 && cat {log}"
+        "python {params.compare} --reference {input.reference} --results {input.results}"
+        " --output {params.output} > {log} 2>&1"
+        " && python {params.report} backends --compare {output.json} --output {output.figure} >> {log} 2>&1"
+        " && cat {log}"

@@ -11,7 +11,7 @@ for shard_index in SHARDS:
             model=infer_model,
         output:
             predictions=shard_predictions(shard_index),
-            summary=f"results/infer/{{backend}}/shards/{shard_index}.json",
+            summary=f"{INFER_DIR}/{{backend}}/shards/{shard_index}.json",
         log:
             f"results/logs/infer/{{backend}}/shard{shard_index}.log",
         benchmark:
@@ -24,15 +24,15 @@ for shard_index in SHARDS:
         resources:
             **stage_resources("infer"),
         params:
-            shard=shard_index,
-            num_shards=len(SHARDS),
+            outdir=prediction_folder,
+            precision=lambda wildcards: backend_precision(wildcards.backend),
             backend_args=infer_backend_args,
             warmup=config["warmup"],
             script=script("infer.py"),
         shell:
             "python {params.script} --backend {wildcards.backend} --model {input.model}"
-            " --input results/prep_dataset --output results/infer/{wildcards.backend} --outfmt BIN"
-            " --summary {output.summary} --shard {params.shard} --num-shards {params.num_shards}"
+            " --input {input.bins} --output {params.outdir} --outfmt BIN"
+            " --summary {output.summary} --precision {params.precision}"
             " --threads {threads} --warmup {params.warmup} {params.backend_args} > {log} 2>&1"
 
 
@@ -40,7 +40,7 @@ rule gather_summaries:
     input:
         shard_summaries,
     output:
-        "results/infer/{backend}/summary.json",
+        f"{INFER_DIR}/{{backend}}/summary.json",
     log:
         "results/logs/infer/{backend}/gather_summaries.log",
     conda:

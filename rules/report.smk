@@ -1,6 +1,6 @@
-# Report: figures and tables of the configured backend's result under results/report/, and
-# backends.png of results/compare.json. `snakemake --report results/report.html` shows them
-# with the captions of report/*.rst.
+# Report: figures and tables of the configured backend's result under results/report/ (the
+# default target builds them; backends.png comes with results/compare.json, rule compare).
+# `snakemake --report results/report.html` shows them with the captions of report/*.rst.
 
 
 report: "../report/workflow.rst"
@@ -8,15 +8,10 @@ report: "../report/workflow.rst"
 
 rule report_figures:
     input:
-        # images first: params.images is the folder of input[0] (leftImg8bit/<split>)
-        images=[str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES],
+        images=image_files(),
         result=f"results/{BACKEND}/result.json",
         labels=train_ids_files(),
-        predictions=[
-            path.format(backend=BACKEND)
-            for index in SHARDS
-            for path in shard_predictions(index)
-        ],
+        predictions=predictions_of(BACKEND),
         benchmarks=report_benchmarks(),
     output:
         per_class=report(
@@ -57,33 +52,9 @@ rule report_figures:
     conda:
         "../envs/deeplabv3.yaml"
     params:
-        images=dataset_folder,
-        labels=gt_folders(),
-        predictions=predictions_folder,
         outdir=report_folder,
         script=script("report.py"),
     shell:
-        "python {params.script} figures --result {input.result} --images {params.images}"
-        " --labels {params.labels} --predictions {params.predictions}"
+        "python {params.script} figures --result {input.result} --images {input.images}"
+        " --labels {input.labels} --predictions {input.predictions}"
         " --benchmarks {input.benchmarks} --outdir {params.outdir} > {log} 2>&1"
-
-
-rule report_backends:
-    input:
-        "results/compare.json",
-    output:
-        report(
-            "results/report/backends.png",
-            caption="../report/backends.rst",
-            category="Backends",
-            labels={"figure": "backend comparison"},
-        ),
-    log:
-        "results/logs/report_backends.log",
-    localrule: True
-    conda:
-        "../envs/deeplabv3.yaml"
-    params:
-        script=script("report.py"),
-    shell:
-        "python {params.script} backends --compare {input} --output {output} > {log} 2>&1"

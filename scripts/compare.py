@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """Compare backends: pixel agreement with a reference backend, mIoU and its delta, images/s.
 
-    python scripts/compare.py --reference pytorch --backends onnxruntime openvino pytorch \\
-        --results results --output results/compare
+    python scripts/compare.py --reference results/pytorch/result.json \\
+        --results results/onnxruntime/result.json results/openvino/result.json --output results/compare
 
-Reads ``<results>/<backend>/result.json`` and the predictions ``<results>/infer/<backend>/*_0.bin``
-of each backend; writes ``<output>.json`` (with per-image agreement) and ``<output>.csv``, and
-prints the table.
+Reads each backend's ``result.json`` (scripts/evaluate.py) and the prediction files it records it
+evaluated, frame by frame; writes ``<output>.json`` (with per-image agreement) and ``<output>.csv``,
+and prints the table. Backends evaluated on other frames than the reference are an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabv3_pipeline.binio import write_json, write_text
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 COLUMNS = (
     "backend",
+    "inference_precision",
     "mIoU",
     "mIoU_delta",
     "aAcc",
@@ -34,25 +37,29 @@ COLUMNS = (
 )
 
 
-def load_result(results: Path, backend: str) -> dict:
-    path = results / backend / "result.json"
+def load_result(path: Path) -> dict:
     if not path.is_file():
-        raise UserError(f"{path} does not exist: evaluate backend {backend} first")
-    return json.loads(path.read_text())
+        raise UserError(f"{path} does not exist: evaluate that backend first")
+    result = json.loads(path.read_text())
+    if not result.get("predictions"):
+        raise UserError(f"{path} records no prediction files: evaluate that backend again with this version")
+    return result
 
 
-def pixel_agreement(folder: Path, reference_folder: Path) -> dict[str, float]:
-    """Per prediction file: the fraction of pixels whose class equals the reference's."""
+def pixel_agreement(predictions: dict[str, str], reference: dict[str, str]) -> dict[str, float]:
+    """Per frame: the fraction of pixels whose class equals the reference's."""
+    if set(predictions) != set(reference):
+        different = sorted(set(predictions) ^ set(reference))
+        raise UserError(
+            f"the backends were evaluated on different frames (e.g. {different[0]}): rerun them with one config"
+        )
     agreement = {}
-    for path in sorted(reference_folder.glob("*_0.bin")):
-        other = folder / path.name
-        if not other.is_file():
-            raise UserError(f"{other} is missing: {folder} and {reference_folder} hold different images")
-        reference = np.fromfile(path, dtype=np.int64)
-        ours = np.fromfile(other, dtype=np.int64)
-        if ours.shape != reference.shape:
-            raise UserError(f"{other} and {path} differ in size: made at different input shapes?")
-        agreement[path.name.removesuffix("_leftImg8bit_0.bin")] = float(np.mean(ours == reference))
+    for frame in sorted(reference):
+        ours = np.fromfile(predictions[frame], dtype=np.int64)
+        theirs = np.fromfile(reference[frame], dtype=np.int64)
+        if ours.shape != theirs.shape:
+            raise UserError(f"{predictions[frame]} and {reference[frame]} differ in size: made at different shapes?")
+        agreement[frame] = float(np.mean(ours == theirs))
     return agreement
 
 
@@ -60,6 +67,7 @@ def compare_row(backend: str, result: dict, reference: dict, agreement: dict[str
     speed = result.get("throughput") or {}
     return {
         "backend": backend,
+        "inference_precision": result.get("inference_precision"),
         "mIoU": result["mIoU"],
         "mIoU_delta": None if result["mIoU"] is None else round(result["mIoU"] - reference["mIoU"], 2),
         "aAcc": result["aAcc"],
@@ -84,29 +92,31 @@ def format_table(rows: list[dict]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", default="pytorch", help="the backend every other is compared with")
-    parser.add_argument("--backends", nargs="+", required=True)
-    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--reference", type=Path, required=True, help="result.json every other is compared with")
+    parser.add_argument("--results", type=Path, nargs="+", required=True, help="result.json of each backend")
     parser.add_argument("--output", type=Path, default=Path("results/compare"), help="writes <output>.json and .csv")
     return parser.parse_args(argv)
 
 
+def csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    reference = load_result(args.results, args.reference)
-    reference_folder = args.results / "infer" / args.reference
+    reference = load_result(args.reference)
     rows = []
-    for backend in dict.fromkeys([args.reference, *args.backends]):
-        result = load_result(args.results, backend)
-        agreement = pixel_agreement(args.results / "infer" / backend, reference_folder)
-        rows.append(compare_row(backend, result, reference, agreement))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    comparison = {"reference": args.reference, "backends": {row["backend"]: row for row in rows}}
-    args.output.with_suffix(".json").write_text(json.dumps(comparison, indent=2) + "\n")
-    with open(args.output.with_suffix(".csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    for path in dict.fromkeys([args.reference, *args.results]):
+        result = load_result(path)
+        agreement = pixel_agreement(result["predictions"], reference["predictions"])
+        rows.append(compare_row(result["backend"], result, reference, agreement))
+    comparison = {"reference": reference["backend"], "backends": {row["backend"]: row for row in rows}}
+    write_json(args.output.with_suffix(".json"), comparison)
+    write_text(args.output.with_suffix(".csv"), csv_text(rows))
     print(format_table(rows))
     return 0
 

@@ -7,8 +7,10 @@
 Predictions are ``*{out_suffix}`` files (raw int64 1x1xHxW) found recursively under
 ``--output_path``, so a real ais_bench output folder works as it is (its summary json files are
 not predictions and are ignored). Labels are ``*_gtFine_labelTrainIds.png`` found recursively
-under the ``--gt_path`` folders. The metric is mmsegmentation's: intersection and union per
-class summed over the set, 255 ignored, mIoU = nanmean(IoU) * 100. Writes ``<result_path>.json``
+under the ``--gt_path`` folders. ``--predictions``/``--labels`` take exact files instead (what the
+workflow passes: nothing else is read, whatever else the folders hold). The metric is
+mmsegmentation's: intersection and union per class summed over the set, 255 ignored,
+mIoU = nanmean(IoU) * 100. Writes ``<result_path>.json``
 (everything) and ``<result_path>.txt`` (the guide's ``aAcc: x`` / ``mIoU: y``).
 """
 
@@ -24,8 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deeplabv3_pipeline.binio import file_sha256, read_bin
-from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TRAIN_IDS_SUFFIX, frame_id
+from deeplabv3_pipeline.binio import file_sha256, read_bin, write_json, write_text
+from deeplabv3_pipeline.cityscapes import (
+    CLASS_NAMES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    TRAIN_IDS_SUFFIX,
+    expand_inputs,
+    index_by_frame,
+)
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.headline import headline
 from deeplabv3_pipeline.metrics import confusion_matrix, summarize
@@ -34,20 +43,9 @@ from deeplabv3_pipeline.progress import progress
 LOG = logging.getLogger("evaluate")
 
 
-def index_files(folders: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
-    """Frame id -> file, for every ``*{suffix}`` below ``folders`` (recursively); duplicates are an error."""
-    found: dict[str, Path] = {}
-    for folder in folders:
-        if not folder.is_dir():
-            raise UserError(f"{what} folder {folder} does not exist")
-        for path in sorted(folder.rglob(f"*{suffix}")):
-            key = frame_id(path.name)
-            if key in found and found[key] != path:
-                raise UserError(f"two {what} files for frame {key}: {found[key]} and {path}")
-            found[key] = path
-    if not found:
-        raise UserError(f"no *{suffix} files under {', '.join(map(str, folders))}")
-    return found
+def index_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
+    """Frame id -> file, for the files given and every ``*{suffix}`` below the folders given."""
+    return index_by_frame(expand_inputs(paths, suffix, what), what)
 
 
 def pair_predictions_with_labels(predictions: dict[str, Path], labels: dict[str, Path]) -> list[tuple[str, Path, Path]]:
@@ -103,6 +101,13 @@ def throughput_figures(summary: dict) -> dict:
     }
 
 
+def file_hashes(paths: Sequence[Path | None]) -> list[str | None]:
+    """sha256 of each file (None for None), each distinct file read once: the pytorch backend's model
+    file is the checkpoint, and models are hundreds of MB."""
+    hashes = {path: file_sha256(path) for path in set(paths) if path is not None}
+    return [hashes.get(path) for path in paths]
+
+
 def result_paths(result_path: Path) -> tuple[Path, Path]:
     """``result`` or ``result.json`` -> (``result.json``, ``result.txt``)."""
     base = result_path.with_suffix("") if result_path.suffix in (".json", ".txt") else result_path
@@ -111,15 +116,19 @@ def result_paths(result_path: Path) -> tuple[Path, Path]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_path", type=Path, required=True, help="folder of predictions (searched recursively)")
-    parser.add_argument(
-        "--gt_path", type=Path, nargs="+", required=True, help="folder(s) of *_gtFine_labelTrainIds.png"
-    )
+    predictions = parser.add_mutually_exclusive_group(required=True)
+    predictions.add_argument("--output_path", type=Path, help="folder of predictions (searched recursively)")
+    predictions.add_argument("--predictions", type=Path, nargs="+", help="prediction files")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--gt_path", type=Path, nargs="+", help="folder(s) of *_gtFine_labelTrainIds.png")
+    labels.add_argument("--labels", type=Path, nargs="+", help="trainIds label files")
     parser.add_argument("--result_path", type=Path, default=Path("result"), help="writes <result_path>.json and .txt")
     parser.add_argument("--out_suffix", default="_leftImg8bit_0.bin")
     parser.add_argument("--summary", type=Path, help="inference summary json, for the speed figures")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint the model was made from, for its sha256")
+    parser.add_argument("--dataset", help="what the frames are (dataset root and split), recorded as is")
     parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
     parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
     parser.add_argument(
@@ -133,22 +142,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    predictions = index_files([args.output_path], args.out_suffix, "prediction")
-    labels = index_files(args.gt_path, TRAIN_IDS_SUFFIX, "label")
-    confusion, per_image = evaluate_pairs(pair_predictions_with_labels(predictions, labels))
+    predictions = index_files(args.predictions or [args.output_path], args.out_suffix, "prediction")
+    labels = index_files(args.labels or args.gt_path, TRAIN_IDS_SUFFIX, "label")
+    pairs = pair_predictions_with_labels(predictions, labels)
+    confusion, per_image = evaluate_pairs(pairs)
     metrics = summarize(confusion, CLASS_NAMES)
     summary = json.loads(args.summary.read_text()) if args.summary else {}
+    model_sha256, checkpoint_sha256 = file_hashes([args.model_file, args.checkpoint])
     result = {
         "aAcc": metrics["aAcc"],
         "mIoU": metrics["mIoU"],
         "mAcc": metrics["mAcc"],
         "num_images": len(per_image),
         "backend": args.backend,
+        "inference_precision": summary.get("inference_precision"),
+        "precision_evidence": summary.get("precision_evidence"),
+        "dataset": args.dataset,
         "per_class": metrics["per_class"],
         "confusion_matrix": {"rows": "label trainId", "columns": "predicted trainId", "counts": confusion.tolist()},
         "per_image": per_image,
         "model_file": str(args.model_file) if args.model_file else None,
-        "model_sha256": file_sha256(args.model_file) if args.model_file else None,
+        "model_sha256": model_sha256,
+        "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+        "checkpoint_sha256": checkpoint_sha256,
+        "predictions": {key: str(prediction) for key, prediction, _ in pairs},
+        "labels": {key: str(label) for key, _, label in pairs},
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
         "quantization": json.loads(args.quantization.read_text()) if args.quantization else None,
@@ -156,9 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": json.loads(args.run_config) if args.run_config else None,
     }
     json_path, text_path = result_paths(args.result_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    text_path.write_text(f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n")
+    write_json(json_path, result)
+    write_text(text_path, f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n")
     print(headline(result), file=sys.stderr)
     return 0
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.timing import merge_summaries
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries = [json.loads(path.read_text()) for path in args.shard_summaries]
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"cannot read a shard summary: {error}") from error
-    args.output.write_text(json.dumps(merge_summaries(summaries), indent=2) + "\n")
+    write_json(args.output, merge_summaries(summaries))
     return 0
 
 

@@ -9,12 +9,15 @@ naming, and a summary json with ais_bench's fields (``NPU_compute_time``, ``thro
 only) plus end-to-end wall time. The next input is read while the current one computes, and
 outputs are written in the background, so I/O stays off the compute path.
 ``--backend ascend`` runs ais_bench itself on an ``.om`` model and maps its output.
+
+``--input`` takes folders (every ``*.bin`` directly in it, as ais_bench reads them) or files; the
+workflow passes exactly the files of one job. ``--precision`` is what must run: the backend pins
+it, and the run stops if the runtime reports another (``inference_precision`` in the summary).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import subprocess
 import sys
@@ -27,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from deeplabv3_pipeline import ascend
-from deeplabv3_pipeline.backends import IN_PROCESS_BACKENDS, Backend, open_backend
-from deeplabv3_pipeline.binio import read_bin, write_atomic
-from deeplabv3_pipeline.cityscapes import shard
+from deeplabv3_pipeline.backends import IN_PROCESS_BACKENDS, PRECISIONS, Backend, open_backend
+from deeplabv3_pipeline.binio import read_bin, write_atomic, write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.progress import progress
 from deeplabv3_pipeline.timing import inference_summary
@@ -38,15 +40,24 @@ LOG = logging.getLogger("infer")
 BACKENDS = (*IN_PROCESS_BACKENDS, "ascend")
 
 
-def list_inputs(source: Path) -> list[Path]:
-    """A ``.bin`` file, or every ``*.bin`` directly in a folder (as ais_bench reads ``--input``), sorted."""
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise UserError(f"input {source} does not exist: run preprocess first")
-    inputs = sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
-    if not inputs:
-        raise UserError(f"no .bin files in {source}: run preprocess first")
+def list_inputs(sources: list[Path]) -> list[Path]:
+    """Each ``.bin`` file given, and every ``*.bin`` directly in each folder given (as ais_bench reads
+    ``--input``), folders' files sorted; a stem given twice is an error (outputs are named by stem)."""
+    inputs: list[Path] = []
+    for source in sources:
+        if source.is_file():
+            inputs.append(source)
+        elif source.is_dir():
+            found = sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
+            if not found:
+                raise UserError(f"no .bin files in {source}: run preprocess first")
+            inputs += found
+        else:
+            raise UserError(f"input {source} does not exist: run preprocess first")
+    stems = [path.stem for path in inputs]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise UserError(f"input {repeated[0]}.bin is given twice: its outputs would overwrite each other")
     return inputs
 
 
@@ -105,7 +116,7 @@ def run_ascend(args: argparse.Namespace, inputs: list[Path]) -> dict:
         staged.mkdir()
         for path in inputs:
             (staged / path.name).symlink_to(path.resolve())
-        dirname = f"shard{args.shard}"
+        dirname = "predictions"
         command = ascend.ais_bench_command(args.ais_bench, args.model, staged, Path(scratch), dirname, args.device)
         ascend.require_tool(command)
         LOG.info("running: %s", " ".join(command))
@@ -115,7 +126,8 @@ def run_ascend(args: argparse.Namespace, inputs: list[Path]) -> dict:
             raise UserError(f"ais_bench failed (exit {completed.returncode}); see its output above")
         ais_summary = ascend.collect_ais_bench_output(Path(scratch), dirname, args.output)
         wall = time.perf_counter() - start
-    return ascend.common_summary(ais_summary, wall, summary_args(args))
+    summary = ascend.common_summary(ais_summary, wall, summary_args(args))
+    return summary | ascend.precision_record(args.precision)
 
 
 def summary_args(args: argparse.Namespace) -> dict:
@@ -130,27 +142,47 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         required=True,
         help=".onnx (onnxruntime, openvino, tensorrt), .pth (pytorch), .om (ascend)",
     )
-    parser.add_argument("--input", type=Path, required=True, help="a .bin file or a folder of them")
+    parser.add_argument("--input", type=Path, nargs="+", required=True, help=".bin files or folders of them")
     parser.add_argument("--output", type=Path, required=True, help="folder for {stem}_0.bin")
     parser.add_argument("--outfmt", choices=("BIN", "NPY"), default="BIN")
     parser.add_argument("--backend", choices=BACKENDS, default="onnxruntime")
     parser.add_argument("--summary", type=Path, help="summary json (default: <output>/summary.json)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0: its default)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (as ais_bench)")
-    parser.add_argument("--shard", type=int, default=0)
-    parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--model-config", help="mmseg config (pytorch backend)")
     parser.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), help="pytorch backend")
     parser.add_argument("--providers", nargs="+", help="onnxruntime execution providers, in order")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="tensorrt")
+    parser.add_argument(
+        "--precision",
+        choices=sorted({p for precisions in PRECISIONS.values() for p in precisions}),
+        default=None,
+        help="what must run (default: fp32; ascend: fp16, ATC's default); "
+        + "; ".join(f"{name}: {', '.join(p)}" for name, p in PRECISIONS.items()),
+    )
     parser.add_argument("--device", type=int, default=0, help="NPU id (ascend)")
     parser.add_argument("--ais-bench", default="python3 -m ais_bench", help="how to start ais_bench (ascend)")
     return parser.parse_args(argv)
 
 
+def require_precision(backend: Backend, wanted: str, model: Path) -> None:
+    """Stop when the runtime runs another precision than the one asked for (a label must be true)."""
+    if backend.inference_precision != wanted:
+        raise UserError(
+            f"asked for precision {wanted}, but {backend.name} runs {model} at {backend.inference_precision} "
+            f"({backend.precision_evidence}): pass --precision {backend.inference_precision}, or the model "
+            f"made for {wanted}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    inputs = shard(list_inputs(args.input), args.shard, args.num_shards)
+    # Each backend's first precision is its default: fp32, and fp16 for ascend (ATC's own default).
+    args.precision = args.precision or PRECISIONS[args.backend][0]
+    if args.precision not in PRECISIONS[args.backend]:
+        raise UserError(
+            f"backend {args.backend} has no precision {args.precision}: it runs {', '.join(PRECISIONS[args.backend])}"
+        )
+    inputs = list_inputs(args.input)
     summary_path = args.summary or args.output / "summary.json"
     if args.backend == "ascend":
         summary = run_ascend(args, inputs)
@@ -164,14 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             providers=args.providers,
             precision=args.precision,
         )
+        require_precision(backend, args.precision, args.model)
         start = time.perf_counter()
         compute_ms, files = run_in_process(backend, inputs, args.output, args.outfmt, args.warmup)
         summary = inference_summary(args.backend, compute_ms, time.perf_counter() - start, files, summary_args(args))
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        summary.update(inference_precision=backend.inference_precision, precision_evidence=backend.precision_evidence)
+    write_json(summary_path, summary)
     LOG.info(
-        "%d images, compute %.1f ms/image (%.2f images/s), end to end %.2f images/s",
+        "%d images at %s, compute %.1f ms/image (%.2f images/s), end to end %.2f images/s",
         summary["num_images"],
+        summary["inference_precision"],
         summary["compute_time"]["mean"],
         summary["throughput"],
         summary["end_to_end"]["images_per_s"],

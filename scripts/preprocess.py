@@ -5,7 +5,11 @@
 
 Every ``*_leftImg8bit.png`` under the source folder (recursively) becomes
 ``{image stem}.bin``: BGR->RGB, (x - mean) / std, CHW, shape 1x3xHxW, no resize.
-``--shard K --num-shards N`` takes part K of the sorted image list split in N balanced parts.
+
+    python scripts/preprocess.py --images a_leftImg8bit.png b_leftImg8bit.png --outputs a.bin b.bin
+
+converts exactly the images given into exactly the files given (what the workflow runs, so that
+nothing it did not declare is read or written).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.binio import write_atomic
-from deeplabv3_pipeline.cityscapes import IMAGE_SUFFIX, frame_id, image_stem, shard
+from deeplabv3_pipeline.cityscapes import IMAGE_SUFFIX, frame_id, image_stem
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.progress import progress
 from deeplabv3_pipeline.transform import preprocess_image
@@ -35,23 +39,35 @@ def list_images(source: Path) -> list[Path]:
     return images
 
 
+def image_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(image, .bin) pairs: the folder form, or ``--images`` with ``--outputs`` one for one."""
+    if args.images:
+        if args.src_path or args.save_path:
+            raise UserError("give either SRC_PATH SAVE_PATH or --images/--outputs, not both")
+        if len(args.images) != len(args.outputs or []):
+            raise UserError(f"--images has {len(args.images)} files but --outputs {len(args.outputs or [])}")
+        return list(zip(args.images, args.outputs, strict=True))
+    if not (args.src_path and args.save_path):
+        raise UserError("give SRC_PATH SAVE_PATH (folders), or --images and --outputs (files)")
+    return [(image, args.save_path / f"{image_stem(image)}.bin") for image in list_images(args.src_path)]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src_path", type=Path, help="leftImg8bit/<split> folder")
-    parser.add_argument("save_path", type=Path, help="folder for the .bin files")
+    parser.add_argument("src_path", type=Path, nargs="?", help="leftImg8bit/<split> folder")
+    parser.add_argument("save_path", type=Path, nargs="?", help="folder for the .bin files")
+    parser.add_argument("--images", type=Path, nargs="+", help="image files (instead of SRC_PATH)")
+    parser.add_argument("--outputs", type=Path, nargs="+", help=".bin file of each of --images, in order")
     parser.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), default=(1024, 2048))
-    parser.add_argument("--shard", type=int, default=0, help="which part of the image list (0-based)")
-    parser.add_argument("--num-shards", type=int, default=1)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    images = shard(list_images(args.src_path), args.shard, args.num_shards)
-    args.save_path.mkdir(parents=True, exist_ok=True)
-    for image in progress(images, len(images), "preprocess"):
-        write_atomic(args.save_path / f"{image_stem(image)}.bin", preprocess_image(image, tuple(args.input_shape)))
-    LOG.info("wrote %d .bin files to %s", len(images), args.save_path)
+    pairs = image_pairs(args)
+    for image, output in progress(pairs, len(pairs), "preprocess"):
+        write_atomic(output, preprocess_image(image, tuple(args.input_shape)))
+    LOG.info("wrote %d .bin files", len(pairs))
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import html
+import io
 import json
 import logging
 import math
@@ -35,8 +36,16 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from deeplabv3_pipeline.binio import read_bin
-from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IMAGE_SUFFIX, NUM_CLASSES, PALETTE, TRAIN_IDS_SUFFIX
+from deeplabv3_pipeline.binio import read_bin, write_atomic, write_text
+from deeplabv3_pipeline.cityscapes import (
+    CLASS_NAMES,
+    IMAGE_SUFFIX,
+    NUM_CLASSES,
+    PALETTE,
+    TRAIN_IDS_SUFFIX,
+    expand_inputs,
+    index_by_frame,
+)
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 LOG = logging.getLogger("report")
@@ -117,28 +126,31 @@ def pick_examples(per_image: Mapping[str, Mapping], count: int) -> list[tuple[st
     return [(frame, "lowest") for _, frame in lowest] + [(frame, "highest") for _, frame in highest]
 
 
-def find_one(folders: Sequence[Path], pattern: str, what: str) -> Path:
-    """The first file matching ``pattern`` (relative, may hold one ``*`` for the city) in ``folders``."""
-    for folder in folders:
-        matches = sorted(Path(folder).glob(pattern))
-        if matches:
-            return matches[0]
-    raise UserError(f"no {what} {pattern} under {', '.join(map(str, folders))}")
+def frame_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
+    """Frame id -> file, from the files given and the ``*{suffix}`` files below the folders given."""
+    return index_by_frame(expand_inputs(paths, suffix, what), what)
+
+
+def frame_file(files: Mapping[str, Path], frame: str, what: str) -> Path:
+    if frame not in files:
+        raise UserError(f"no {what} of frame {frame} among the files given")
+    return files[frame]
 
 
 def read_example(
-    frame: str, image_folders: Sequence[Path], label_folders: Sequence[Path], predictions: Path
+    frame: str, images: Mapping[str, Path], labels: Mapping[str, Path], predictions: Mapping[str, Path]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(RGB image, trainIds label, predicted trainIds) of one frame."""
-    image_path = find_one(image_folders, f"*/{frame}{IMAGE_SUFFIX}", "image")
-    label_path = find_one(label_folders, f"*/{frame}{TRAIN_IDS_SUFFIX}", "trainIds label")
+    image_path = frame_file(images, frame, "image")
+    label_path = frame_file(labels, frame, "trainIds label")
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"image {image_path} is corrupt")
     if label is None or label.ndim != 2:
         raise UserError(f"label {label_path} is corrupt or not a single-channel trainIds PNG")
-    prediction = read_bin(predictions / f"{frame}{PREDICTION_SUFFIX}", np.int64, (1, 1, *label.shape))[0, 0]
+    prediction_path = frame_file(predictions, frame, "prediction")
+    prediction = read_bin(prediction_path, np.int64, (1, 1, *label.shape))[0, 0]
     return image[:, :, ::-1], label, prediction
 
 
@@ -342,8 +354,9 @@ def summary_html(result: Mapping, benchmarks: Sequence[tuple[str, float, float]]
 
 
 def save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=DPI, format="png")
+    write_atomic(path, buffer.getvalue())
     LOG.info("wrote %s", path)
     return path
 
@@ -599,7 +612,10 @@ def make_figures(args: argparse.Namespace) -> list[Path]:
     if not frames:
         raise UserError(f"{args.result} has no per_image entry with an mIoU: no frame to show in examples.png")
     # read everything first, so that a missing file fails before any figure is written
-    examples = [read_example(frame, args.images, args.labels, args.predictions) for frame, _ in frames]
+    images = frame_files(args.images, IMAGE_SUFFIX, "image")
+    labels = frame_files(args.labels, TRAIN_IDS_SUFFIX, "trainIds label")
+    predictions = frame_files(args.predictions, PREDICTION_SUFFIX, "prediction")
+    examples = [read_example(frame, images, labels, predictions) for frame, _ in frames]
     benchmarks = read_benchmarks(args.benchmarks)
     written = [
         plot_per_class_iou(result, outdir / "per_class_iou.png"),
@@ -613,7 +629,7 @@ def make_figures(args: argparse.Namespace) -> list[Path]:
         ("summary.md", summary_markdown(result, benchmarks)),
         ("summary.html", summary_html(result, benchmarks)),
     ):
-        (outdir / name).write_text(text)
+        write_text(outdir / name, text)
         written.append(outdir / name)
     return written
 
@@ -628,12 +644,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         nargs="+",
         required=True,
-        help="folder(s) of <city>/*_leftImg8bit.png (leftImg8bit/<split>)",
+        help="image files, or folders of <city>/*_leftImg8bit.png (leftImg8bit/<split>)",
     )
     figures.add_argument(
-        "--labels", type=Path, nargs="+", required=True, help="folder(s) of <city>/*_gtFine_labelTrainIds.png"
+        "--labels", type=Path, nargs="+", required=True, help="trainIds files, or folders of them (searched down)"
     )
-    figures.add_argument("--predictions", type=Path, required=True, help=f"folder of *{PREDICTION_SUFFIX}")
+    figures.add_argument(
+        "--predictions", type=Path, nargs="+", required=True, help=f"*{PREDICTION_SUFFIX} files, or a folder of them"
+    )
     figures.add_argument("--benchmarks", type=Path, nargs="*", default=[], help="Snakemake benchmark .tsv files")
     figures.add_argument("--examples", type=int, default=4, help="frames in examples.png (half lowest, half highest)")
     figures.add_argument("--outdir", type=Path, default=Path("results/report"))

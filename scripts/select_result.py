@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.expect_miou is not None:
         check_expectation(result["mIoU"], args.expect_miou, args.tolerance, args.source)
     for suffix in (".json", ".txt"):
-        shutil.copyfile(args.source.with_suffix(suffix), args.destination.with_suffix(suffix))
+        write_atomic(args.destination.with_suffix(suffix), args.source.with_suffix(suffix).read_bytes())
     print(f"{result['backend']}: mIoU {result['mIoU']}, aAcc {result['aAcc']} -> {args.destination}")
     return 0
 

@@ -18,7 +18,6 @@ are run through both models with OpenVINO (``--check-backend``) and the pixel ag
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import onnx
 
-from deeplabv3_pipeline.binio import write_atomic
+from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import agreement_check, list_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
@@ -119,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["agreement"] = agreement_check(args.model, args.output, args.check_backend, files, shape)
         LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])
     path = args.report or args.output.with_suffix(".json")
-    write_atomic(path, json.dumps(report, indent=2).encode())
+    write_json(path, report)
     if args.check_images and report["agreement"]["mean"] < args.min_agreement:
         args.output.unlink(missing_ok=True)
         raise UserError(

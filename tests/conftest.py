@@ -21,10 +21,11 @@ def run_script(name: str, *args: object, check: bool = True) -> subprocess.Compl
     return completed
 
 
-def run_infer(backend: str, model: Path, inputs: Path, output: Path, *extra: object, check: bool = True):
-    """``scripts/infer.py`` with its four main flags, as the workflow calls it."""
+def run_infer(backend: str, model: Path, inputs: Path | list[Path], output: Path, *extra: object, check: bool = True):
+    """``scripts/infer.py`` with its four main flags (``inputs``: a folder, or files as the workflow gives)."""
+    sources = inputs if isinstance(inputs, list) else [inputs]
     return run_script(
-        "infer.py", "--backend", backend, "--model", model, "--input", inputs, "--output", output, *extra, check=check
+        "infer.py", "--backend", backend, "--model", model, "--input", *sources, "--output", output, *extra, check=check
     )
 
 

@@ -32,10 +32,23 @@ def test_atc_command_is_the_guides(soc, shape):
 
 
 def test_atc_extra_args_are_split_like_a_shell():
-    command = ascend.atc_command(
-        "a.onnx", "b.om", "Ascend310P3", (64, 128), "--precision_mode=allow_fp32_to_fp16 --op_debug_level=0"
-    )
-    assert command[-2:] == ["--precision_mode=allow_fp32_to_fp16", "--op_debug_level=0"]
+    command = ascend.atc_command("a.onnx", "b.om", "Ascend310P3", (64, 128), "fp16", "--op_debug_level=0 --log=info")
+    assert command[-2:] == ["--op_debug_level=0", "--log=info"]
+
+
+def test_atc_precision_fp32_is_asked_for_and_recorded():
+    command = ascend.atc_command("a.onnx", "b.om", "Ascend310P3", (64, 128), "fp32")
+    assert command[-1] == "--precision_mode=force_fp32"
+    assert ascend.precision_record("fp32") == {
+        "inference_precision": "fp32",
+        "precision_evidence": "ATC --precision_mode force_fp32",
+    }
+    assert ascend.precision_record("fp16")["inference_precision"] == "fp16"  # the guide's figures
+
+
+def test_atc_precision_mode_by_hand_is_refused():
+    with pytest.raises(UserError, match="set config `precision`"):
+        ascend.atc_command("a.onnx", "b.om", "Ascend310", (64, 128), "fp16", "--precision_mode=allow_mix_precision")
 
 
 def test_ais_bench_command_uses_a_fixed_output_dirname():
@@ -118,25 +131,23 @@ def test_infer_cli_through_fake_ais_bench_equals_onnxruntime(prep_dir, onnx_mode
     om = tmp_path / "deeplabv3_bs1_Ascend310P3.om"
     om.write_text(json.dumps({"onnx": str(onnx_models[1])}))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKE_CANN), os.environ.get("PYTHONPATH", "")]))
+    bins = sorted(prep_dir.glob("*.bin"))[1:3]
     run_infer(
         "ascend",
         om,
-        prep_dir,
+        bins,
         tmp_path / "npu",
         "--ais-bench",
         f"{sys.executable} -m ais_bench",
-        "--shard",
-        1,
-        "--num-shards",
-        2,
     )
-    run_infer("onnxruntime", onnx_models[1], prep_dir, tmp_path / "cpu", "--shard", 1, "--num-shards", 2)
+    run_infer("onnxruntime", onnx_models[1], bins, tmp_path / "cpu")
     npu = sorted((tmp_path / "npu").glob("*_0.bin"))
     assert [p.name for p in npu] == sorted(p.name for p in (tmp_path / "cpu").glob("*_0.bin"))
-    assert len(npu) == 2  # shard 1 of 2 of the 4 images
+    assert len(npu) == 2  # exactly the two files given, of the 4 in the folder
     for path in npu:
         assert path.stat().st_size == SHAPE[0] * SHAPE[1] * 8
         np.testing.assert_array_equal(np.fromfile(path, np.int64), np.fromfile(tmp_path / "cpu" / path.name, np.int64))
     summary = json.loads((tmp_path / "npu" / "summary.json").read_text())
     assert summary["backend"] == "ascend" and summary["throughput"] > 0
+    assert summary["inference_precision"] == "fp16"  # ATC's default, the guide's
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ais_bench")], "scratch folder removed"

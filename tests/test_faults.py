@@ -34,7 +34,7 @@ def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tmp_path):
     runner = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    infer = tmp_path / "results" / "infer" / "onnxruntime"
+    infer = tmp_path / "results" / "infer" / "demo" / "val" / "onnxruntime"
     deadline = time.monotonic() + 300
     killed_mid_shard = False
     try:

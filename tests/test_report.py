@@ -239,7 +239,15 @@ def test_missing_prediction_is_a_clear_error(evaluated, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
     stderr = capsys.readouterr().err
-    assert f"error: {tmp_path / 'empty'}/" in stderr and "_leftImg8bit_0.bin does not exist" in stderr
+    assert f"error: no *_leftImg8bit_0.bin files under prediction folder {tmp_path / 'empty'}" in stderr
+
+
+def test_a_frame_without_its_prediction_file_is_a_clear_error(evaluated, tmp_path, capsys):
+    """With exact files (the workflow's form), a frame the result shows but no file is given for is named."""
+    predictions = sorted(evaluated["predictions"].glob("*_0.bin"))
+    inputs = dict(evaluated, predictions=predictions[0])
+    assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
+    assert "no prediction of frame" in capsys.readouterr().err
 
 
 def test_backends_cli_draws_the_comparison_with_missing_figures(tmp_path):

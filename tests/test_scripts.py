@@ -25,20 +25,15 @@ def test_preprocess_writes_one_exact_bin_per_image(demo_root, prep_dir):
         np.testing.assert_array_equal(data, preprocess_image(frame.image(demo_root, "val"), SHAPE).ravel())
 
 
-def test_preprocess_shards_split_the_list(demo_root, tmp_path):
-    for index in range(3):
-        run_script(
-            "preprocess.py",
-            demo_root / "leftImg8bit" / "val",
-            tmp_path,
-            "--input-shape",
-            *SHAPE,
-            "--shard",
-            index,
-            "--num-shards",
-            3,
-        )
-    assert len(list(tmp_path.glob("*.bin"))) == 4
+def test_preprocess_converts_exactly_the_files_given(demo_root, prep_dir, tmp_path):
+    images = sorted((demo_root / "leftImg8bit" / "val").rglob("*.png"))[1:3]
+    outputs = [tmp_path / "out" / f"{index}.bin" for index in range(2)]
+    run_script("preprocess.py", "--images", *images, "--outputs", *outputs, "--input-shape", *SHAPE)
+    assert sorted((tmp_path / "out").iterdir()) == outputs
+    for image, output in zip(images, outputs, strict=True):
+        assert output.read_bytes() == (prep_dir / image.name.replace(".png", ".bin")).read_bytes()
+    mismatched = run_script("preprocess.py", "--images", *images, "--outputs", outputs[0], check=False)
+    assert mismatched.returncode == 2 and "--images has 2 files but --outputs 1" in mismatched.stderr
 
 
 def test_preprocess_refuses_other_sizes_and_names_the_file(demo_root, tmp_path):
@@ -62,6 +57,14 @@ def test_make_labels_writes_train_ids_outside_the_dataset(demo_root, tmp_path):
     assert train_ids.dtype == np.uint8 and train_ids.shape == SHAPE
     np.testing.assert_array_equal(train_ids[label_ids == 7], 0)  # road
     np.testing.assert_array_equal(train_ids[label_ids == 0], 255)  # unlabeled -> ignore
+
+
+def test_make_labels_converts_exactly_the_files_given(demo_root, tmp_path):
+    sources = sorted(demo_root.rglob("*_gtFine_labelIds.png"))[:2]
+    targets = [tmp_path / "a" / "one.png", tmp_path / "b" / "two.png"]
+    run_script("make_labels.py", "--label-ids", *sources, "--train-ids", *targets)
+    assert sorted(tmp_path.rglob("*.png")) == targets
+    assert cv2.imread(str(targets[1]), cv2.IMREAD_UNCHANGED).shape == SHAPE
 
 
 def test_make_labels_rejects_foreign_values(tmp_path):
@@ -136,6 +139,7 @@ def test_infer_writes_ais_bench_layout_and_summary(predictions, prep_dir):
             assert (folder / name).stat().st_size == SHAPE[0] * SHAPE[1] * 8  # int64 1x1xHxW
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["backend"] == backend and summary["num_images"] == 4
+        assert summary["inference_precision"] == "fp32", summary["precision_evidence"]
         for key in ("min", "max", "mean", "median", "percentile(99%)"):
             assert summary["NPU_compute_time"][key] > 0
         assert summary["throughput"] == pytest.approx(1000 / summary["compute_time"]["mean"])
@@ -182,6 +186,37 @@ def test_evaluate_on_an_ais_bench_output_folder(predictions, demo_root, tmp_path
         prediction = np.fromfile(folder / f"{frame}_leftImg8bit_0.bin", dtype=np.int64).reshape(label.shape)
         total = total + confusion_matrix(prediction, label, 19, 255)
     assert summarize(total, CLASS_NAMES)["mIoU"] == result["mIoU"]
+
+
+def test_infer_stops_when_the_model_cannot_run_the_precision_asked(onnx_models, prep_dir, tmp_path):
+    result = run_infer("onnxruntime", onnx_models[1], prep_dir, tmp_path, "--precision", "int8", check=False)
+    assert result.returncode == 2
+    assert "asked for precision int8, but onnxruntime runs" in result.stderr and "at fp32" in result.stderr
+    assert not list(tmp_path.glob("*_0.bin"))
+    unsupported = run_infer("onnxruntime", onnx_models[1], prep_dir, tmp_path, "--precision", "fp16", check=False)
+    assert unsupported.returncode == 2 and "backend onnxruntime has no precision fp16" in unsupported.stderr
+
+
+def test_infer_reads_exactly_the_files_given(onnx_models, prep_dir, tmp_path):
+    chosen = sorted(prep_dir.glob("*.bin"))[:2]
+    run_infer("onnxruntime", onnx_models[1], chosen, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*_0.bin")) == [p.stem + "_0.bin" for p in chosen]
+    assert json.loads((tmp_path / "summary.json").read_text())["num_images"] == 2
+
+
+def test_evaluate_with_exact_files_ignores_what_else_the_folders_hold(predictions, demo_root, tmp_path):
+    labels = tmp_path / "labels"
+    run_script("make_labels.py", "--gt_path", demo_root / "gtFine" / "val", "--output", labels)
+    label_files = sorted(labels.rglob("*.png"))[:3]
+    frames = [path.name.removesuffix("_gtFine_labelTrainIds.png") for path in label_files]
+    chosen = [predictions["onnxruntime"] / f"{frame}_leftImg8bit_0.bin" for frame in frames]
+    args = ["--labels", *label_files, "--result_path", tmp_path / "exact"]
+    run_script("evaluate.py", "--predictions", *chosen, *args)
+    exact = json.loads((tmp_path / "exact.json").read_text())
+    assert exact["num_images"] == 3 and sorted(exact["predictions"]) == sorted(frames)
+    assert exact["predictions"][frames[0]] == str(chosen[0])
+    missing = run_script("evaluate.py", "--predictions", *chosen[:2], *args, check=False)
+    assert missing.returncode == 2 and "1 labels have no prediction" in missing.stderr
 
 
 def test_evaluate_names_both_sides_of_a_missing_pair(predictions, demo_root, tmp_path):

@@ -143,4 +143,4 @@ def test_sharded_run_through_slurm_matches_a_local_run(tmp_path):
     for key in METRICS:
         assert on_cluster[key] == reference[key], key
     assert on_cluster["num_images"] == 3
-    assert json.loads((on_slurm / "results/infer/onnxruntime/summary.json").read_text())["shards"] == 2
+    assert json.loads((on_slurm / "results/infer/demo/val/onnxruntime/summary.json").read_text())["shards"] == 2

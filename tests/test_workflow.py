@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,11 +16,15 @@ import onnx
 import pytest
 import yaml
 
-from .conftest import REPO
+from deeplabv3_pipeline.cityscapes import dataset_id
+from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
+
+from .conftest import REPO, run_script
 
 pytestmark = pytest.mark.slow
 SHAPE = [64, 128]
 TINY = {"model": {"input_shape": SHAPE}, "demo": {"images": 3}, "threads": 2}
+DEMO_DATA = Path("demo") / "val"  # results/prep_dataset/<dataset>/<split>, results/infer/<dataset>/<split>/...
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -61,17 +67,17 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     )
     assert len(stems) == 3
     for stem in stems:
-        prep = results / "prep_dataset" / f"{stem}_leftImg8bit.bin"
+        prep = results / "prep_dataset" / DEMO_DATA / f"{stem}_leftImg8bit.bin"
         assert prep.stat().st_size == 3 * SHAPE[0] * SHAPE[1] * 4  # float32 1x3xHxW
-        prediction = results / "infer" / "onnxruntime" / f"{stem}_leftImg8bit_0.bin"
+        prediction = results / "infer" / DEMO_DATA / "onnxruntime" / f"{stem}_leftImg8bit_0.bin"
         classes = np.fromfile(prediction, dtype=np.int64)
         assert classes.size == SHAPE[0] * SHAPE[1] and classes.min() >= 0 and classes.max() < 19
-        assert list(results.glob(f"labels/val/*/{stem}_gtFine_labelTrainIds.png"))
+        assert list(results.glob(f"labels/demo/val/*/{stem}_gtFine_labelTrainIds.png"))
     model = onnx.load(str(results / "models" / "deeplabv3_sim_bs1.onnx"))
     assert model.graph.input[0].name == "input" and model.graph.output[0].name == "output"
     assert (results / "models" / "deeplabv3.onnx").is_file()
-    summary = json.loads((results / "infer" / "onnxruntime" / "summary.json").read_text())
-    assert summary["num_images"] == 3 and summary["throughput"] > 0
+    summary = json.loads((results / "infer" / DEMO_DATA / "onnxruntime" / "summary.json").read_text())
+    assert summary["num_images"] == 3 and summary["throughput"] > 0 and summary["inference_precision"] == "fp32"
     result = json.loads((results / "result.json").read_text())
     assert result == json.loads((results / "onnxruntime" / "result.json").read_text())
     assert result["backend"] == "onnxruntime" and result["num_images"] == 3
@@ -79,10 +85,52 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     assert result["model_sha256"] and len(result["model_sha256"]) == 64
     assert result["config"]["model"]["input_shape"] == SHAPE
     assert result["synthetic_inputs"] == "dataset and checkpoint"
+    assert result["inference_precision"] == "fp32" and result["dataset"]["id"] == "demo"
+    assert len(result["checkpoint_sha256"]) == 64 and sorted(result["predictions"]) == sorted(stems)
     assert (results / "result.txt").read_text() == f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n"
     for stage in ("export_onnx", "simplify_onnx", "labels", "preprocess/shard0", "evaluate/onnxruntime"):
         assert (results / "logs" / f"{stage}.log").is_file()
         assert (results / "benchmarks" / f"{stage}.tsv").is_file()
+
+
+FIGURES = ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images")
+
+
+def figures(result: dict) -> dict:
+    return {key: result[key] for key in FIGURES}
+
+
+def read_result(workdir: Path) -> dict:
+    return json.loads((workdir / "results" / "result.json").read_text())
+
+
+def clean_figures(run: Path, frames: list[str], scratch: Path) -> dict:
+    """What a clean run on exactly ``frames`` reports: evaluate.py on that run's own files of those frames."""
+    recorded = read_result(run)
+    predictions = [recorded["predictions"][frame] for frame in frames]
+    labels = [recorded["labels"][frame] for frame in frames]
+    result_path = scratch / "clean_result"
+    run_script(
+        "evaluate.py",
+        "--predictions",
+        *(run / p for p in predictions),
+        "--labels",
+        *(run / p for p in labels),
+        "--result_path",
+        result_path,
+    )
+    return figures(json.loads(result_path.with_suffix(".json").read_text()))
+
+
+def planned_rules(workdir: Path) -> set[str]:
+    """The rules a dry run of results/result.json would run."""
+    planned = snakemake(workdir, "-n", "results/result.json").stdout
+    return set(re.findall(r"^(?:local)?rule (\w+):", planned, flags=re.MULTILINE))
+
+
+def copy_run(run: Path, workdir: Path) -> Path:
+    shutil.copytree(run, workdir, symlinks=True)
+    return workdir
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -92,7 +140,7 @@ def test_second_run_has_nothing_to_do(tiny_run):
 def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    bins = sorted((workdir / "results" / "prep_dataset").glob("*.bin"))
+    bins = sorted((workdir / "results" / "prep_dataset" / DEMO_DATA).glob("*.bin"))
     before = {path: path.stat().st_mtime_ns for path in bins}
     model_before = (workdir / "results" / "models" / "deeplabv3.onnx").stat().st_mtime_ns
     write_config(workdir, merged(TINY, {"model": {"opset": 13}}))
@@ -142,7 +190,7 @@ def test_shards_give_the_same_result(tiny_run, tmp_path):
     single = json.loads((tiny_run / "results" / "result.json").read_text())
     for key in ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images"):
         assert sharded[key] == single[key], key
-    assert json.loads((tmp_path / "results/infer/onnxruntime/summary.json").read_text())["shards"] == 2
+    assert json.loads((tmp_path / "results/infer/demo/val/onnxruntime/summary.json").read_text())["shards"] == 2
 
 
 def test_missing_dataset_root_fails_fast_naming_the_path(tmp_path):
@@ -192,11 +240,36 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     assert (workdir / "results" / "models" / "deeplabv3_bs1_Ascend310P3.om").is_file()
 
 
-def test_compare_backends_then_the_mIoU_gate(tiny_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
-    run = snakemake(workdir, "results/compare.json")
-    assert "rule export_onnx:" not in run.stdout
+def readme_commands() -> list[list[str]]:
+    """The workflow commands of the README's bash blocks, in order, as Snakemake arguments
+    (`make run` as the Makefile's run target spells it)."""
+    makefile = (REPO / "Makefile").read_text()
+    make_run = re.search(r"^run: .*\n\t\$\(BIN\)/snakemake (.*)$", makefile, flags=re.MULTILINE).group(1)
+    readme = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.DOTALL):
+        for line in block.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line == "make run":
+                commands.append(shlex.split(make_run.replace("$(CORES)", "2")))
+            elif line.startswith(".venv/bin/snakemake "):
+                commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_path):
+    """main run -> report -> backend comparison -> report again, as the README shows them."""
+    commands = readme_commands()
+    assert commands[:3] == [
+        ["--cores", "2"],
+        ["--report", "results/report.html"],
+        ["--cores", "2", "results/compare.json"],
+    ]
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    runs = [snakemake(workdir, *command) for command in commands]
+    assert "rule export_onnx:" not in "".join(run.stdout for run in runs)
+    report = (workdir / "results" / "report.html").read_text()
+    assert "results/report/per_class_iou.png" in report and "results/report/backends.png" in report
     comparison = json.loads((workdir / "results" / "compare.json").read_text())
     assert comparison["reference"] == "pytorch"
     backends = comparison["backends"]
@@ -204,9 +277,65 @@ def test_compare_backends_then_the_mIoU_gate(tiny_run, tmp_path):
     for name in ("onnxruntime", "openvino"):
         assert backends[name]["pixel_agreement"] > 0.999, name
         assert abs(backends[name]["mIoU_delta"]) < 0.5, name
-    assert "pixel_agreement" in run.stdout  # the table is printed
+        assert backends[name]["inference_precision"] == "fp32", name  # also on a CPU whose OpenVINO default is bf16
+    assert "pixel_agreement" in runs[2].stdout  # the table is printed
     kept = (workdir / "results" / "onnxruntime" / "result.json").read_text()
     write_config(workdir, merged(TINY, {"expect": {"miou": 79.09, "tolerance": 0.3}}))
     gated = snakemake(workdir, "results/result.json", check=False)
     assert gated.returncode != 0 and "outside the expected 79.09 +/- 0.3" in gated.stdout
     assert (workdir / "results" / "onnxruntime" / "result.json").read_text() == kept
+
+
+def test_fewer_demo_images_and_shard_changes_give_a_clean_runs_figures(tiny_run, tmp_path):
+    """demo.images 3 -> 2, then shards 1 -> 2 -> 1: each result is a clean run's on the same frames."""
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    two_frames = [frame.frame for frame in demo_frames(2)]
+    expected = clean_figures(tiny_run, two_frames, tmp_path)  # frames are the same whatever the count
+    for shards in (1, 2, 1):
+        write_config(workdir, merged(TINY, {"demo": {"images": 2}, "shards": shards}))
+        snakemake(workdir, "results/result.json")
+        result = read_result(workdir)
+        assert sorted(result["per_image"]) == sorted(two_frames), shards
+        assert figures(result) == expected, shards
+    stale = workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / f"{demo_frames(3)[1].stem}_0.bin"
+    assert stale.is_file()  # the third frame's prediction of the first run is still there, and was not read
+
+
+def test_split_switch_keeps_each_splits_files_apart_and_reuses_them(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    val_bins = {p: p.stat().st_mtime_ns for p in (workdir / "results" / "prep_dataset" / DEMO_DATA).glob("*.bin")}
+    write_config(workdir, merged(TINY, {"dataset": {"split": "test"}}))
+    snakemake(workdir, "results/result.json")
+    result = read_result(workdir)
+    assert result["num_images"] == 3 and result["dataset"]["split"] == "test"
+    assert set(result["predictions"].values()) == {
+        f"results/infer/demo/test/onnxruntime/{frame.stem}_0.bin" for frame in demo_frames(3)
+    }
+    assert {p: p.stat().st_mtime_ns for p in val_bins} == val_bins  # val's bins untouched
+    write_config(workdir, TINY)  # back to val: its bins and predictions are found again
+    assert planned_rules(workdir) == {"evaluate", "result"}
+
+
+def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run, tmp_path):
+    """The issue's case: a root with 3 frames, then a copy with 2 of them, then back."""
+    full, subset = tmp_path / "full", tmp_path / "subset"
+    make_demo_dataset(full, "val", 3, tuple(SHAPE), seed=5)
+    shutil.copytree(full, subset)
+    dropped = demo_frames(3)[1]
+    for path in (dropped.image(subset, "val"), dropped.label_ids(subset, "val")):
+        path.unlink()
+    workdir = copy_run(tiny_run, tmp_path / "copy")  # the models (same checkpoint) are reused
+    write_config(workdir, merged(TINY, {"dataset": {"root": str(full)}}))
+    snakemake(workdir, "results/result.json")
+    on_full = read_result(workdir)
+    assert on_full["num_images"] == 3 and on_full["synthetic_inputs"] == "checkpoint"
+    assert on_full["dataset"]["id"] == dataset_id(full)
+    kept = [frame.frame for frame in demo_frames(3) if frame != dropped]
+    expected = clean_figures(workdir, kept, tmp_path)
+    write_config(workdir, merged(TINY, {"dataset": {"root": str(subset)}}))
+    snakemake(workdir, "results/result.json")
+    on_subset = read_result(workdir)
+    assert on_subset["num_images"] == 2 and sorted(on_subset["per_image"]) == sorted(kept)
+    assert figures(on_subset) == expected
+    write_config(workdir, merged(TINY, {"dataset": {"root": str(full)}}))
+    assert planned_rules(workdir) == {"evaluate", "result"}  # the full root's bins and predictions are reused
