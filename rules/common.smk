@@ -15,7 +15,11 @@ sys.path.insert(0, workflow.basedir)
 
 from deeplabv3_pipeline.backends import PRECISIONS  # noqa: E402
 from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
-from deeplabv3_pipeline.cityscapes import dataset_id, discover_frames, shard  # noqa: E402
+from deeplabv3_pipeline.cityscapes import (
+    dataset_id,
+    discover_frames,
+    shard,
+)  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
 from deeplabv3_pipeline.errors import UserError  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
@@ -37,8 +41,11 @@ envvars:
 # through PYTHONPATH, however (and whether) it was installed: also in a conda env, which has
 # only the requirements. Every job parses this file again, on a cluster too.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [workflow.basedir, *filter(None, [os.environ.get("PYTHONPATH")])]
+# (update(), not os.environ[...]: PYTHONPATH need not exist, which `envvars:` would demand)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [workflow.basedir, *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
 )
 
 SPLIT = config["dataset"]["split"]
@@ -59,7 +66,9 @@ PREP_DIR = f"results/prep_dataset/{DATA}"
 INFER_DIR = f"results/infer/{DATA}"
 MADE_LABELS_DIR = f"results/labels/{DATA}"
 
-CHECKPOINT_URL = config["model"]["checkpoint"] if is_url(config["model"]["checkpoint"]) else ""
+CHECKPOINT_URL = (
+    config["model"]["checkpoint"] if is_url(config["model"]["checkpoint"]) else ""
+)
 if DEMO_CHECKPOINT:
     CHECKPOINT = "results/demo/checkpoint.pth"
 elif CHECKPOINT_URL:
@@ -354,7 +363,12 @@ def prediction_folder(wildcards, output):
 def dataset_json():
     """What the frames are, recorded in result.json."""
     return json.dumps(
-        {"root": str(DATASET_ROOT), "split": SPLIT, "id": DATASET_ID, "frames": len(FRAMES)}
+        {
+            "root": str(DATASET_ROOT),
+            "split": SPLIT,
+            "id": DATASET_ID,
+            "frames": len(FRAMES),
+        }
     )
 
 
@@ -470,7 +484,8 @@ def report_benchmarks():
 
 def report_targets():
     """The files of results/report/, and the comparison (with its figure) once one was made:
-    `snakemake --report` then finds every figure of the run, and the comparison is kept current."""
+    `snakemake --report` then finds every figure of the run, and the comparison is kept current.
+    """
     names = [
         "per_class_iou.png",
         "confusion_matrix.png",

@@ -128,7 +128,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", default=None)
     parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
     parser.add_argument("--checkpoint", type=Path, help="checkpoint the model was made from, for its sha256")
-    parser.add_argument("--dataset", help="what the frames are (dataset root and split), recorded as is")
+    parser.add_argument("--dataset", help="what the frames are (dataset root, split, ...), as JSON")
     parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
     parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
     parser.add_argument(
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backend": args.backend,
         "inference_precision": summary.get("inference_precision"),
         "precision_evidence": summary.get("precision_evidence"),
-        "dataset": args.dataset,
+        "dataset": json.loads(args.dataset) if args.dataset else None,
         "per_class": metrics["per_class"],
         "confusion_matrix": {"rows": "label trainId", "columns": "predicted trainId", "counts": confusion.tolist()},
         "per_image": per_image,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Merge the per-shard inference summaries of one backend into its ``summary.json``.
 
-python scripts/gather_summaries.py results/infer/onnxruntime/shards/*.json -o results/infer/onnxruntime/summary.json
+python scripts/gather_summaries.py results/infer/demo/val/onnxruntime/shards/*.json \\
+    -o results/infer/demo/val/onnxruntime/summary.json
 """
 
 from __future__ import annotations

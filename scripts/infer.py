@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run the model over preprocessed ``.bin`` files, with a command line that mirrors ais_bench.
 
-    python scripts/infer.py --model results/models/deeplabv3_sim_bs1.onnx --input results/prep_dataset \\
-        --output results/infer/onnxruntime --outfmt BIN --backend onnxruntime
+    python scripts/infer.py --model results/models/deeplabv3_sim_bs1.onnx --input results/prep_dataset/demo/val \\
+        --output results/infer/demo/val/onnxruntime --outfmt BIN --backend onnxruntime
 
 Each input ``{stem}.bin`` gives ``{stem}_0.bin`` (raw int64 1x1xHxW class ids), ais_bench's
 naming, and a summary json with ais_bench's fields (``NPU_compute_time``, ``throughput``: compute
@@ -131,7 +131,14 @@ def run_ascend(args: argparse.Namespace, inputs: list[Path]) -> dict:
 
 
 def summary_args(args: argparse.Namespace) -> dict:
-    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    """The command's arguments, as JSON (paths as strings)."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return str(value) if isinstance(value, Path) else value
+
+    return {key: plain(value) for key, value in vars(args).items()}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cityscapes images -> one raw float32 ``.bin`` per image, as the guide's deeplabv3_torch_preprocess.py.
 
-    python scripts/preprocess.py /data/cityscapes/leftImg8bit/val results/prep_dataset --input-shape 1024 2048
+    python scripts/preprocess.py /data/cityscapes/leftImg8bit/val prep_dataset --input-shape 1024 2048
 
 Every ``*_leftImg8bit.png`` under the source folder (recursively) becomes
 ``{image stem}.bin``: BGR->RGB, (x - mean) / std, CHW, shape 1x3xHxW, no resize.

@@ -2,7 +2,8 @@
 """fp32 ONNX -> int8 model by post-training static quantization, calibrated on real preprocessed images.
 
     python scripts/quantize_onnx.py results/models/deeplabv3_sim_bs1.onnx \\
-        results/models/deeplabv3_sim_bs1_int8.onnx --calibration-data results/prep_dataset --calibration-images 8
+        results/models/deeplabv3_sim_bs1_int8.onnx --calibration-data results/prep_dataset/demo/val \\
+        --calibration-images 8
 
 ``--engine onnxruntime`` (default): ONNX Runtime quantize_static, QDQ format, per-channel int8
 weights, uint8 activations with min/max ranges; the output is an ``.onnx`` with the same interface
@@ -77,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         nargs="+",
         required=True,
-        help="preprocessed .bin files or folders of them (results/prep_dataset)",
+        help="preprocessed .bin files or folders of them (results/prep_dataset/demo/val)",
     )
     parser.add_argument(
         "--calibration-images",

@@ -3,7 +3,7 @@
 
     python scripts/report.py figures --result results/onnxruntime/result.json \\
         --images /data/cityscapes/leftImg8bit/val --labels /data/cityscapes/gtFine/val \\
-        --predictions results/infer/onnxruntime --benchmarks $(find results/benchmarks -name '*.tsv') \\
+        --predictions results/infer/demo/val/onnxruntime --benchmarks $(find results/benchmarks -name '*.tsv') \\
         --outdir results/report
     python scripts/report.py backends --compare results/compare.json --output results/report/backends.png
 

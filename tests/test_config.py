@@ -50,3 +50,11 @@ def test_readme_configuration_table_matches_the_schema():
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", section, flags=re.MULTILINE))
     assert documented == flat_keys(SCHEMA["properties"])
+
+
+def test_conda_env_pins_the_requirements():
+    """envs/deeplabv3.yaml (--use-conda) installs exactly requirements.txt's pins."""
+    pinned = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    env = yaml.safe_load((REPO / "envs" / "deeplabv3.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert pip == [line for line in pinned if line and not line.startswith("#")]
