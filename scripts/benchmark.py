@@ -5,7 +5,8 @@
         --output results/benchmark_256x512.json
 
 Default variants: pytorch fp32 (eager, the checkpoint), onnxruntime fp32 and openvino fp32 (the
-simplified ONNX), onnxruntime int8 (static QDQ ONNX from scripts/quantize_onnx.py's code) and
+simplified ONNX), openvino bf16 (the same ONNX; only on a CPU with native BF16, avx512_bf16 or
+amx_bf16), onnxruntime int8 (static QDQ ONNX from scripts/quantize_onnx.py's code) and
 openvino int8 (NNCF IR; the QDQ ONNX run by OpenVINO when NNCF is not installed). The script
 builds what it needs from ``--checkpoint`` (export, simplify, quantize: calibrated on the
 benchmark's own images) or takes existing files (``--onnx``, ``--int8-onnx``, ``--openvino-int8``).
@@ -17,7 +18,9 @@ when their size differs and normalised as preprocess.py does; by default the syn
 (results/demo/..., or drawn afresh at the shape). Each variant runs in a fresh process: model
 load, ``--warmup`` untimed runs, then ``--repeats`` passes over the images, each call timed.
 
-Reported per variant: median s/image, images/s, GFLOP/s (the ONNX graph's operation count, see
+Reported per variant: the precision the runtime says it computed (``inference_precision``, with
+``precision_evidence``: OpenVINO's default on a BF16 CPU is bf16, so "fp32" is asked for and checked),
+median s/image, images/s, GFLOP/s (the ONNX graph's operation count, see
 ``count_flops``, over the median time; int8 variants do the same work, so theirs is an effective
 rate), percent of this machine's fp32 GEMM peak (the best of a large numpy and torch matmul,
 measured in the same run with the same threads), the process's peak RSS, the speed-up over
@@ -32,7 +35,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -47,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabv3_pipeline.cpu import bf16_features, cpu_model_name, has_bf16
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 LOG = logging.getLogger("benchmark")
@@ -57,6 +60,7 @@ ALL_VARIANTS = (
     "pytorch:fp32",
     "onnxruntime:fp32",
     "openvino:fp32",
+    "openvino:bf16",
     "onnxruntime:int8",
     "openvino:int8",
     "openvino:int8-qdq",
@@ -98,6 +102,8 @@ class Timing:
     speedup_vs_pytorch: float | None = None
     pixel_agreement: float | None = None
     executed_gflops: float | None = None  # the operations the variant's own graph does (Winograd: fewer)
+    inference_precision: str = ""  # what the runtime reports it computed (fp32, bf16, fp16, int8)
+    precision_evidence: str = ""  # where that came from, in one line
 
 
 # ---------------------------------------------------------------- operation count
@@ -150,16 +156,6 @@ def count_flops(model_path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- machine
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def usable_cores() -> int:
@@ -299,9 +295,25 @@ def nncf_available() -> bool:
     return importlib.util.find_spec("nncf") is not None
 
 
-def default_variants() -> list[str]:
+def default_variants(bf16: bool | None = None) -> list[str]:
+    """Every backend at fp32, openvino bf16 where the CPU computes bf16 natively (``bf16``: None = this CPU's),
+    both int8 models and the OpenVINO Winograd model."""
     int8_openvino = "openvino:int8" if nncf_available() else "openvino:int8-qdq"
-    return [*ALL_VARIANTS[:4], int8_openvino, "openvino:fp32-winograd"]
+    bf16_variants = ["openvino:bf16"] if (has_bf16() if bf16 is None else bf16) else []
+    return [
+        "pytorch:fp32",
+        "onnxruntime:fp32",
+        "openvino:fp32",
+        *bf16_variants,
+        "onnxruntime:int8",
+        int8_openvino,
+        "openvino:fp32-winograd",
+    ]
+
+
+def requested_precision(variant_precision: str) -> str:
+    """The precision open_backend is asked for: a variant's precision without its model tag (int8-qdq: int8)."""
+    return variant_precision.split("-")[0]
 
 
 # ---------------------------------------------------------------- timing (in a fresh process per variant)
@@ -331,6 +343,7 @@ def time_variant(spec: dict[str, Any]) -> dict[str, Any]:
         threads=spec["threads"],
         model_config=spec["model_config"],
         input_shape=tuple(spec["shape"]),
+        precision=spec["precision"],
     )
     load_s = time.perf_counter() - start
     for _ in range(spec["warmup"]):
@@ -344,7 +357,14 @@ def time_variant(spec: dict[str, Any]) -> dict[str, Any]:
             if repeat == 0:
                 predictions.append(prediction)
     np.save(spec["predictions"], np.stack(predictions))
-    return {"load_s": load_s, "times_s": times, "rss_before_load_mb": before, "peak_rss_mb": memory_mb("VmHWM")}
+    return {
+        "load_s": load_s,
+        "times_s": times,
+        "rss_before_load_mb": before,
+        "peak_rss_mb": memory_mb("VmHWM"),
+        "inference_precision": backend.inference_precision,
+        "precision_evidence": backend.precision_evidence,
+    }
 
 
 def run_variant(spec: dict[str, Any]) -> dict[str, Any]:
@@ -429,6 +449,7 @@ def format_table(timings: Sequence[Timing]) -> str:
     """A Markdown table of the timed variants, then one line per variant that did not run."""
     header = (
         "variant",
+        "computed in",
         "s/image",
         "images/s",
         "GFLOP/s",
@@ -444,6 +465,7 @@ def format_table(timings: Sequence[Timing]) -> str:
             rows.append(
                 (
                     t.variant,
+                    t.inference_precision or "?",
                     f"{t.median_s:.3f}",
                     f"{t.images_per_s:.3g}",
                     f"{t.gflops:.1f}",
@@ -481,7 +503,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--variants",
         nargs="+",
         choices=ALL_VARIANTS,
-        help="default: all but onnxruntime:fp32-winograd, and openvino:int8 (NNCF) or else openvino:int8-qdq",
+        help="default: all but onnxruntime:fp32-winograd, openvino:bf16 only on a CPU with native BF16, and "
+        "openvino:int8 (NNCF) or else openvino:int8-qdq",
     )
     parser.add_argument("--checkpoint", type=Path, help="mmseg checkpoint (builds every model it needs)")
     parser.add_argument("--random-checkpoint", action="store_true", help="an UNTRAINED checkpoint, for a quick run")
@@ -541,6 +564,8 @@ def plan_variants(args: argparse.Namespace, checkpoint: Path | None, models: dic
         variant = Variant(name, backend, precision, model_for(name, checkpoint, models))
         if not variant.model:
             variant.skipped = "no checkpoint" if backend == "pytorch" else "NNCF is not installed (pip install nncf)"
+        elif precision == "bf16" and not has_bf16():
+            variant.skipped = f"this CPU ({cpu_model_name()}) has no native BF16 (avx512_bf16 or amx_bf16)"
         plan.append(variant)
     return plan
 
@@ -619,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threads": args.threads,
                 "model_config": args.model_config,
                 "shape": shape,
+                "precision": requested_precision(variant.precision),
                 "warmup": args.warmup,
                 "repeats": args.repeats,
                 "images": str(workdir / "images.npy"),
@@ -626,11 +652,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for key, value in run_variant(spec).items():
                 setattr(timing, key, value)
+            if timing.inference_precision != spec["precision"]:
+                LOG.warning(
+                    "%s computed %s, not %s: %s",
+                    variant.name,
+                    timing.inference_precision,
+                    spec["precision"],
+                    timing.precision_evidence,
+                )
             predictions[variant.name] = np.load(spec["predictions"])
             timings.append(summarise(timing, flops["total"], peak["peak"]))
             if variant.precision == "fp32-winograd":
                 timing.executed_gflops = executed["winograd"] / timing.median_s / 1e9
-            elif variant.precision == "fp32":
+            elif variant.precision in ("fp32", "bf16"):  # the same graph as the count, in another float format
                 timing.executed_gflops = timing.gflops
         add_comparisons(timings, predictions)
         peak = best_peak(peak, gemm_peak(args.threads))  # measured again after the variants: the busier moment loses
@@ -651,7 +685,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "images_source": images_note,
             "checkpoint": checkpoint_note,
             "random_checkpoint": "RANDOM" in checkpoint_note,
-            "machine": {"cpu": cpu_name(), "usable_cores": usable_cores(), "gemm_fp32_gflops": peak},
+            "machine": {
+                "cpu": cpu_model_name(),
+                "bf16_features": bf16_features(),
+                "usable_cores": usable_cores(),
+                "gemm_fp32_gflops": peak,
+            },
             "flops_per_image": flops,
             "executed_flops_per_image": executed,
             "flop_counter": "ONNX graph of the fp32 model with inferred shapes: Conv 2 x MACs + 1 per output for "
@@ -663,6 +702,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notes": [
                 "median over repeats x images of single-image calls, after warm-up; each variant in a fresh process",
                 "int8 GFLOP/s counts the same operations as fp32 (an effective rate); % of the fp32 GEMM peak likewise",
+                "inference_precision is what each runtime reports it computed (OpenVINO: the compiled model's "
+                "INFERENCE_PRECISION_HINT, set explicitly; int8: quantized ops int8, the rest fp32); bf16 GFLOP/s "
+                "is compared with the fp32 GEMM peak all the same",
                 "fp32-winograd GFLOP/s likewise counts the direct model's operations (an effective rate); "
                 "executed_gflops is the rate of the operations its own graph does (MatMul 2 x M x K x N, "
                 "the transforms' Add/Sub/Mul 1 per element)",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from deeplabv3_pipeline.cpu import has_bf16
 from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model
 
 from .conftest import REPO, SHAPE, run_script
@@ -23,6 +26,7 @@ VARIANTS = (
     "pytorch:fp32",
     "onnxruntime:fp32",
     "openvino:fp32",
+    "openvino:bf16",  # timed on a CPU with native BF16, skipped (with the reason) elsewhere
     "onnxruntime:int8",
     "openvino:int8-qdq",
     "openvino:fp32-winograd",
@@ -42,6 +46,18 @@ RESULT_FIELDS = {
     "peak_rss_mb",
     "speedup_vs_pytorch",
     "pixel_agreement",
+    "inference_precision",
+    "precision_evidence",
+}
+# What each variant's runtime must report: OpenVINO "fp32" is fp32 even where its default would be bf16.
+COMPUTED_IN = {
+    "pytorch:fp32": "fp32",
+    "onnxruntime:fp32": "fp32",
+    "openvino:fp32": "fp32",
+    "openvino:bf16": "bf16",
+    "onnxruntime:int8": "int8",
+    "openvino:int8-qdq": "int8",
+    "openvino:fp32-winograd": "fp32",
 }
 
 
@@ -72,7 +88,7 @@ def report(tmp_path_factory, checkpoint, onnx_models, demo_root) -> dict:
         output,
     )
     assert "| variant" in completed.stdout and "outside the model" in completed.stdout
-    return json.loads(output.read_text())
+    return {**json.loads(output.read_text()), "stdout": completed.stdout}
 
 
 def test_benchmark_json_has_every_field(report):
@@ -82,7 +98,11 @@ def test_benchmark_json_has_every_field(report):
     assert report["flops_per_image"]["total"] > 0 and "Conv" in report["flop_counter"]
     assert [result["variant"] for result in report["results"]] == list(VARIANTS)
     for result in report["results"]:
+        if result["variant"] == "openvino:bf16" and not has_bf16():
+            assert result["status"] == "skipped" and "no native BF16" in result["reason"], result
+            continue
         assert set(result) >= RESULT_FIELDS and result["status"] == "ok", result
+        assert result["inference_precision"] == COMPUTED_IN[result["variant"]], result["precision_evidence"]
         assert result["median_s"] > 0 and result["gflops"] > 0 and result["peak_rss_mb"] > 100
         assert 0 <= result["pixel_agreement"] <= 1
     eager = report["results"][0]
@@ -117,3 +137,37 @@ def test_overhead_from_summary():
 def test_benchmark_without_a_model_says_what_to_give():
     result = run_script("benchmark.py", "--shape", *SHAPE, check=False)
     assert result.returncode == 2 and "--random-checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_computed_precision_is_in_the_printed_table(report):
+    rows = {cells[0]: cells for cells in (benchmark_row(line) for line in report["stdout"].splitlines()) if cells}
+    assert rows["variant"][1] == "computed in"
+    for result in report["results"]:
+        if result["status"] == "ok":
+            assert rows[result["variant"]][1] == result["inference_precision"]
+
+
+def benchmark_row(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip("|").split("|")] if line.startswith("| ") else []
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_default_variants_include_bf16_only_on_a_bf16_cpu(bf16):
+    variants = benchmark.default_variants(bf16=bf16)
+    assert ("openvino:bf16" in variants) == bf16 and set(variants) <= set(benchmark.ALL_VARIANTS)
+    assert variants[:3] == ["pytorch:fp32", "onnxruntime:fp32", "openvino:fp32"]
+
+
+def test_bf16_variant_is_skipped_with_the_reason_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(benchmark, "has_bf16", lambda: False)
+    args = argparse.Namespace(variants=["openvino:fp32", "openvino:bf16"])
+    fp32, bf16 = benchmark.plan_variants(args, None, {"fp32": Path("model.onnx")})
+    assert fp32.skipped == "" and bf16.model == "model.onnx"
+    assert "no native BF16 (avx512_bf16 or amx_bf16)" in bf16.skipped
+
+
+@pytest.mark.parametrize(
+    ("variant", "asked"), [("fp32", "fp32"), ("bf16", "bf16"), ("int8-qdq", "int8"), ("fp32-winograd", "fp32")]
+)
+def test_each_variant_asks_its_backend_for_a_precision(variant, asked):
+    assert benchmark.requested_precision(variant) == asked

@@ -1,23 +1,49 @@
-"""The mmseg model itself in eager PyTorch: the accuracy reference for every other backend."""
+"""The mmseg model itself in eager PyTorch: the accuracy reference for every other backend.
+
+fp32 by default; bf16 runs the same model under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(convolutions and matmuls in bf16), only on a CPU with native BF16, where it is worth running.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..cpu import require_bf16
 from ..mmseg_model import load_export_model, predict_class_ids
+from . import other_precisions
+
+
+def float32_settings() -> str:
+    """torch's process-wide knobs that may let fp32 matmuls/convs run in lower precision ('highest'/'none': no)."""
+    settings = [f"float32_matmul_precision={torch.get_float32_matmul_precision()}"]
+    conv = getattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision", None)  # torch >= 2.9
+    if conv is not None:
+        settings.append(f"mkldnn conv fp32_precision={conv}")
+    return ", ".join(settings)
 
 
 class PyTorchBackend:
     name = "pytorch"
 
-    def __init__(self, checkpoint: Path, model_config: str, input_shape: tuple[int, int], threads: int) -> None:
+    def __init__(
+        self, checkpoint: Path, model_config: str, input_shape: tuple[int, int], threads: int, precision: str = "fp32"
+    ) -> None:
+        if precision == "bf16":
+            require_bf16("precision bf16 (pytorch)", instead=other_precisions("pytorch", "bf16"))
         if threads:
             torch.set_num_threads(threads)
         self.input_shape = tuple(input_shape)
         self.model = load_export_model(model_config, checkpoint, self.input_shape)
+        self.autocast = precision == "bf16"
+        self.inference_precision = "bf16" if self.autocast else "fp32"
+        how = 'under torch.autocast("cpu", dtype=torch.bfloat16)' if self.autocast else "without autocast"
+        self.precision_evidence = f"PyTorch {torch.__version__} eager {how}; {float32_settings()}"
 
     def run(self, image: np.ndarray) -> np.ndarray:
-        return predict_class_ids(self.model, image)
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+        with context:
+            return predict_class_ids(self.model, image)
