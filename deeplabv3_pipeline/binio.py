@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -48,6 +49,23 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, data: object) -> None:
     """``write_atomic`` for JSON, indented, with a final newline."""
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """``write_atomic`` for an image as PNG (8- or 16-bit, 1 or 3 channels, as cv2 writes them)."""
+    import cv2  # here, not at the top: the JSON/bin writers must not need OpenCV
+
+    encoded, buffer = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not encoded:
+        raise UserError(f"cannot encode {path} as PNG (array {image.dtype} {image.shape})")
+    write_atomic(path, buffer.tobytes())
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """``write_atomic`` for an array in NumPy's .npy format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getvalue())
 
 
 def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.ndarray:

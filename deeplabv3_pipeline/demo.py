@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .binio import write_png
 from .cityscapes import Frame
 
 DEMO_CITIES = ("demoburg", "synthstadt")
@@ -87,9 +87,7 @@ def make_demo_dataset(root: Path, split: str, count: int, shape: tuple[int, int]
         rng = np.random.default_rng([seed, index])
         frame = demo_frame(index)
         label_ids = draw_label_ids(shape, rng)
-        for path in (frame.image(root, split), frame.label_ids(root, split)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(frame.image(root, split)), render_image(label_ids, rng))
-        cv2.imwrite(str(frame.label_ids(root, split)), label_ids)
+        write_png(frame.image(root, split), render_image(label_ids, rng))
+        write_png(frame.label_ids(root, split), label_ids)
     (root / "README.txt").write_text(NOTICE)
     return demo_frames(count)

@@ -31,7 +31,7 @@ import numpy as np
 
 from deeplabv3_pipeline import ascend
 from deeplabv3_pipeline.backends import IN_PROCESS_BACKENDS, PRECISIONS, Backend, check_precision, open_backend
-from deeplabv3_pipeline.binio import read_bin, write_atomic, write_json
+from deeplabv3_pipeline.binio import read_bin, write_atomic, write_json, write_npy
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.progress import progress
 from deeplabv3_pipeline.timing import inference_summary
@@ -67,12 +67,7 @@ def output_name(input_path: Path, outfmt: str) -> str:
 
 
 def save_output(array: np.ndarray, path: Path) -> None:
-    if path.suffix == ".npy":
-        temporary = path.with_name(f".{path.name}.partial.npy")
-        np.save(temporary, array)
-        temporary.replace(path)
-    else:
-        write_atomic(path, array)
+    (write_npy if path.suffix == ".npy" else write_atomic)(path, array)
 
 
 def run_in_process(

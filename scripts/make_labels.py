@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-import numpy as np
 
+from deeplabv3_pipeline.binio import write_png
 from deeplabv3_pipeline.cityscapes import LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX, label_ids_to_train_ids
 from deeplabv3_pipeline.errors import UserError, run_cli
 
@@ -39,16 +39,11 @@ def train_ids_path(label_ids: Path, output: Path) -> Path:
 
 
 def convert(label_ids: Path, destination: Path) -> None:
-    """One labelIds PNG -> its trainIds PNG, written to a temporary name and renamed."""
+    """One labelIds PNG -> its trainIds PNG (atomically)."""
     label = cv2.imread(str(label_ids), cv2.IMREAD_UNCHANGED)
     if label is None or label.ndim != 2:
         raise UserError(f"label image {label_ids} is corrupt or not a single-channel labelIds PNG")
-    train_ids = label_ids_to_train_ids(label, source=str(label_ids))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.stem}.partial.png")
-    if not cv2.imwrite(str(temporary), np.ascontiguousarray(train_ids)):
-        raise UserError(f"cannot write {destination}: is the disk full?")
-    temporary.replace(destination)
+    write_png(destination, label_ids_to_train_ids(label, source=str(label_ids)))
 
 
 def label_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:

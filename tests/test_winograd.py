@@ -123,7 +123,9 @@ def test_openvino_runs_the_rewritten_graph_to_the_same_values():
     model = conv_model(16, 8, 16, 24, 3, True)
     rewritten, _, _ = apply_winograd(model, outputs=4, min_channels=1, max_ratio=np.inf)
     image = np.random.default_rng(3).standard_normal((1, 16, 16, 24)).astype(np.float32)
-    compiled = ov.Core().compile_model(ov.Core().read_model(rewritten.SerializeToString(), b""), "CPU")
+    network = ov.Core().read_model(rewritten.SerializeToString(), b"")
+    # f32 pinned: on a CPU with BF16 OpenVINO's default is bf16 (the backend pins it the same way)
+    compiled = ov.Core().compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     np.testing.assert_allclose(compiled(image)[0], run_onnxruntime(model, image), atol=1e-4)
 
 

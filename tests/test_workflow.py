@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
@@ -9,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +342,34 @@ def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run
     assert figures(on_subset) == expected
     write_config(workdir, merged(TINY, {"dataset": {"root": str(full)}}))
     assert planned_rules(workdir) == {"evaluate", "result"}  # the full root's bins and predictions are reused
+
+
+@pytest.fixture
+def checkpoint_server(tiny_run, tmp_path):
+    """The demo checkpoint under an OpenMMLab-style name (sha256 prefix), served on 127.0.0.1."""
+    from deeplabv3_pipeline.binio import file_sha256
+
+    served = tmp_path / "served"
+    served.mkdir()
+    source = tiny_run / "results" / "demo" / "checkpoint.pth"
+    name = f"deeplabv3_random-{file_sha256(source)[:8]}.pth"
+    shutil.copyfile(source, served / name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_checkpoint_url_is_fetched_once_into_the_cache_and_used(tiny_run, checkpoint_server, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    name = checkpoint_server.rsplit("/", 1)[1]
+    write_config(workdir, merged(TINY, {"model": {"checkpoint": checkpoint_server, "cache_dir": "cache"}}))
+    fetched = snakemake(workdir, f"cache/{name}")
+    assert "rule fetch_checkpoint:" in fetched.stdout
+    assert (workdir / "cache" / name).read_bytes() == (workdir / "results" / "demo" / "checkpoint.pth").read_bytes()
+    planned = snakemake(workdir, "-n", "-p", "results/result.json").stdout
+    assert "rule fetch_checkpoint:" not in planned  # once
+    assert f"--checkpoint cache/{name}" in planned and "rule export_onnx:" in planned
