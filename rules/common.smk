@@ -13,7 +13,7 @@ min_version("9.0")
 # The shared package, importable also without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
 
-from deeplabv3_pipeline.backends import PRECISIONS  # noqa: E402
+from deeplabv3_pipeline.backends import PRECISIONS, default_precision  # noqa: E402
 from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
 from deeplabv3_pipeline.cityscapes import (
     dataset_id,
@@ -287,7 +287,7 @@ def backend_precision(backend):
     """The precision ``backend`` runs: config `precision` (checked above for `backend`); a compared
     backend that lacks it runs its default (its first: fp32, or fp16 for ascend), and its
     result.json and the comparison say so."""
-    return PRECISION if PRECISION in PRECISIONS[backend] else PRECISIONS[backend][0]
+    return PRECISION if PRECISION in PRECISIONS[backend] else default_precision(backend)
 
 
 def uses_winograd(backend):

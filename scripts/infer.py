@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from deeplabv3_pipeline import ascend
-from deeplabv3_pipeline.backends import IN_PROCESS_BACKENDS, PRECISIONS, Backend, check_precision, open_backend
+from deeplabv3_pipeline.backends import (
+    IN_PROCESS_BACKENDS,
+    PRECISIONS,
+    Backend,
+    check_precision,
+    default_precision,
+    open_backend,
+)
 from deeplabv3_pipeline.binio import read_bin, write_atomic, write_json, write_npy
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.progress import progress
@@ -178,8 +185,7 @@ def require_precision(backend: Backend, wanted: str, model: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # Each backend's first precision is its default: fp32, and fp16 for ascend (ATC's own default).
-    args.precision = args.precision or PRECISIONS[args.backend][0]
+    args.precision = args.precision or default_precision(args.backend)
     check_precision(args.backend, args.precision)
     inputs = list_inputs(args.input)
     summary_path = args.summary or args.output / "summary.json"

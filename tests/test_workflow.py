@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from deeplabv3_pipeline.cityscapes import dataset_id
+from deeplabv3_pipeline.cpu import has_bf16
 from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
 
 from .conftest import REPO, run_script
@@ -373,3 +374,21 @@ def test_checkpoint_url_is_fetched_once_into_the_cache_and_used(tiny_run, checkp
     planned = snakemake(workdir, "-n", "-p", "results/result.json").stdout
     assert "rule fetch_checkpoint:" not in planned  # once
     assert f"--checkpoint cache/{name}" in planned and "rule export_onnx:" in planned
+
+
+def test_bf16_is_run_and_recorded_as_bf16_or_refused_naming_the_cpu_feature(tiny_run, tmp_path):
+    """precision: bf16 on OpenVINO: recorded as bf16 on a CPU with BF16; elsewhere a clear error, nothing lost."""
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    write_config(workdir, merged(TINY, {"backend": "openvino", "precision": "bf16"}))
+    run = snakemake(workdir, "results/result.json", check=False)
+    if has_bf16():
+        assert run.returncode == 0, run.stdout[-3000:]
+        result = read_result(workdir)
+        assert result["backend"] == "openvino" and result["inference_precision"] == "bf16"
+        assert "INFERENCE_PRECISION_HINT=bf16" in result["precision_evidence"]
+    else:
+        assert run.returncode != 0 and "needs a CPU with native BF16 (avx512_bf16 or amx_bf16)" in run.stdout
+    assert (workdir / "results" / "onnxruntime" / "result.json").is_file()  # the earlier result is kept
+    write_config(workdir, merged(TINY, {"backend": "onnxruntime", "precision": "bf16"}))
+    refused = snakemake(workdir, "-n", "results/result.json", check=False)
+    assert refused.returncode != 0 and "backend onnxruntime has no precision bf16" in refused.stdout

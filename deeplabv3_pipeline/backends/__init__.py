@@ -43,6 +43,11 @@ class Backend(Protocol):
     def run(self, image: np.ndarray) -> np.ndarray: ...
 
 
+def default_precision(name: str) -> str:
+    """A backend's default precision, the first it lists: fp32, and fp16 for ascend (ATC's own default)."""
+    return PRECISIONS[name][0]
+
+
 def check_precision(name: str, precision: str) -> None:
     """A :class:`UserError` naming the backend's precisions when ``precision`` is not one of them."""
     allowed = PRECISIONS.get(name)
