@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,23 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_atomic(path, buffer.getvalue())
+
+
+def list_bins(sources: Sequence[Path], what: str = "input") -> list[Path]:
+    """Each file given, and every ``*.bin`` directly in each folder given (as ais_bench reads ``--input``),
+    each folder's sorted. Folders are for people running a stage by hand; the workflow passes files."""
+    found: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            in_folder = sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
+            if not in_folder:
+                raise UserError(f"no .bin files in {what} folder {source}: run preprocess first")
+            found += in_folder
+        elif source.is_file():
+            found.append(source)
+        else:
+            raise UserError(f"{what} {source} does not exist: run preprocess first")
+    return found
 
 
 def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .binio import file_sha256, read_bin
+from .binio import file_sha256, list_bins, read_bin
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -104,18 +104,12 @@ def held_out_files(candidates: Sequence[Path], calibration: Sequence[Path], coun
     return select_calibration_files(rest, count) if rest else sorted(chosen)[:count]
 
 
-def list_bins(sources: Sequence[Path]) -> list[Path]:
-    """The ``.bin`` files among ``sources``: files as given, folders expanded to their ``*.bin``."""
-    found: list[Path] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            found += sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
-        elif source.is_file():
-            if source.suffix != ".bin":
-                raise UserError(f"calibration input {source} is not a preprocessed .bin file (results/prep_dataset)")
-            found.append(source)
-        else:
-            raise UserError(f"calibration input {source} does not exist: run preprocess first")
+def calibration_bins(sources: Sequence[Path]) -> list[Path]:
+    """The preprocessed ``.bin`` files among ``sources`` (files, or folders of them)."""
+    found = list_bins(sources, "calibration input")
+    for path in found:
+        if path.suffix != ".bin":
+            raise UserError(f"calibration input {path} is not a preprocessed .bin file (results/prep_dataset)")
     return found
 
 

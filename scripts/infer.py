@@ -38,7 +38,7 @@ from deeplabv3_pipeline.backends import (
     default_precision,
     open_backend,
 )
-from deeplabv3_pipeline.binio import read_bin, write_atomic, write_json, write_npy
+from deeplabv3_pipeline.binio import list_bins, read_bin, write_atomic, write_json, write_npy
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.progress import progress
 from deeplabv3_pipeline.timing import inference_summary
@@ -48,19 +48,8 @@ BACKENDS = (*IN_PROCESS_BACKENDS, "ascend")
 
 
 def list_inputs(sources: list[Path]) -> list[Path]:
-    """Each ``.bin`` file given, and every ``*.bin`` directly in each folder given (as ais_bench reads
-    ``--input``), folders' files sorted; a stem given twice is an error (outputs are named by stem)."""
-    inputs: list[Path] = []
-    for source in sources:
-        if source.is_file():
-            inputs.append(source)
-        elif source.is_dir():
-            found = sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
-            if not found:
-                raise UserError(f"no .bin files in {source}: run preprocess first")
-            inputs += found
-        else:
-            raise UserError(f"input {source} does not exist: run preprocess first")
+    """The input files (``binio.list_bins``); a stem given twice is an error (outputs are named by stem)."""
+    inputs = list_bins(sources)
     stems = [path.stem for path in inputs]
     repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if repeated:

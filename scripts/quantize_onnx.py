@@ -32,8 +32,8 @@ from deeplabv3_pipeline.quantize import (
     ENGINES,
     QuantizeSettings,
     agreement_check,
+    calibration_bins,
     held_out_files,
-    list_bins,
     quantize_model,
     select_calibration_files,
 )
@@ -54,8 +54,10 @@ def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
 
 def check_files(args: argparse.Namespace, candidates: list[Path], calibration: list[Path]) -> list[Path]:
     """The agreement-check images: --check-data when given, else held out from the calibration candidates."""
+    if args.check_data and not args.check_images:
+        return []
     if args.check_data:
-        return select_calibration_files(list_bins(args.check_data), args.check_images) if args.check_images else []
+        return select_calibration_files(calibration_bins(args.check_data), args.check_images)
     return held_out_files(candidates, calibration, args.check_images)
 
 
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check_images < 0:
         raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
-    candidates = list_bins(args.calibration_data)
+    candidates = calibration_bins(args.calibration_data)
     calibration = select_calibration_files(candidates, args.calibration_images)
     report = quantize_model(args.model, args.output, calibration, settings_from_args(args))
     LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, report.quantized_node_count, report.float_nodes)

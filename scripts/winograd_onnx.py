@@ -27,7 +27,7 @@ import onnx
 
 from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.quantize import agreement_check, list_bins, model_input, select_calibration_files
+from deeplabv3_pipeline.quantize import agreement_check, calibration_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
 
 LOG = logging.getLogger("winograd_onnx")
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "left_direct": left_direct,
     }
     if args.check_images:
-        files = select_calibration_files(list_bins(args.check_data), args.check_images)
+        files = select_calibration_files(calibration_bins(args.check_data), args.check_images)
         shape = model_input(args.model)[1]
         report["agreement"] = agreement_check(args.model, args.output, args.check_backend, files, shape)
         LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])

@@ -138,7 +138,7 @@ def test_bad_inputs_give_one_clear_line(onnx_models, prep_dir, int8_model, tmp_p
             (onnx_models[1], output, "--calibration-data", short.parent),
             "frankfurt_000000_000294_leftImg8bit.bin has 400",
         ),
-        ((onnx_models[1], output, "--calibration-data", empty), "no calibration images"),
+        ((onnx_models[1], output, "--calibration-data", empty), "no .bin files in calibration input folder"),
         ((onnx_models[1], output, "--calibration-data", tmp_path / "missing"), "does not exist: run preprocess"),
         ((int8_model[0], output, "--calibration-data", prep_dir), "is already quantized"),
         ((not_onnx, output, "--calibration-data", prep_dir), "is not a readable ONNX model"),
