@@ -69,21 +69,33 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def list_bins(sources: Sequence[Path], what: str = "input") -> list[Path]:
-    """Each file given, and every ``*.bin`` directly in each folder given (as ais_bench reads ``--input``),
-    each folder's sorted. Folders are for people running a stage by hand; the workflow passes files."""
+def expand_inputs(sources: Sequence[Path], pattern: str, what: str, *, recursive: bool = False) -> list[Path]:
+    """Each file given, and the files matching ``pattern`` in each folder given (below it, when
+    ``recursive``), each folder's sorted; hidden files (a writer's partial ``.name.partial-*``) skipped.
+
+    Folders are for people running a stage by hand; the workflow passes exact files.
+    """
     found: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            in_folder = sorted(path for path in source.glob("*.bin") if not path.name.startswith("."))
+            matches = source.rglob(pattern) if recursive else source.glob(pattern)
+            in_folder = sorted(path for path in matches if not path.name.startswith("."))
             if not in_folder:
-                raise UserError(f"no .bin files in {what} folder {source}: run preprocess first")
+                raise UserError(f"no {pattern} files in {what} folder {source}")
             found += in_folder
         elif source.is_file():
             found.append(source)
         else:
-            raise UserError(f"{what} {source} does not exist: run preprocess first")
+            raise UserError(f"{what} {source} does not exist")
     return found
+
+
+def list_bins(sources: Sequence[Path], what: str = "input") -> list[Path]:
+    """``.bin`` files given, and every ``*.bin`` directly in each folder given (as ais_bench reads ``--input``)."""
+    try:
+        return expand_inputs(sources, "*.bin", what)
+    except UserError as error:
+        raise UserError(f"{error}: run preprocess first") from None
 
 
 def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 
+from .binio import expand_inputs
 from .errors import UserError
 
 IGNORE_INDEX = 255
@@ -145,25 +146,6 @@ def dataset_id(root: Path) -> str:
     return f"{Path(absolute).name or 'root'}-{hashlib.sha256(absolute.encode()).hexdigest()[:8]}"
 
 
-def expand_inputs(paths: Sequence[Path], suffix: str, what: str) -> list[Path]:
-    """Files as given, and every ``*{suffix}`` below each given folder (recursively), sorted.
-
-    Folders are for people running a stage by hand; the workflow passes exact files.
-    """
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.rglob(f"*{suffix}"))
-            if not found:
-                raise UserError(f"no *{suffix} files under {what} folder {path}")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"{what} {path} does not exist")
-    return files
-
-
 def index_by_frame(paths: Iterable[Path], what: str) -> dict[str, Path]:
     """Frame id -> file; two different files of one frame are an error naming both."""
     found: dict[str, Path] = {}
@@ -173,3 +155,8 @@ def index_by_frame(paths: Iterable[Path], what: str) -> dict[str, Path]:
             raise UserError(f"two {what} files for frame {key}: {found[key]} and {path}")
         found[key] = path
     return found
+
+
+def frame_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
+    """Frame id -> file, for the files given and every ``*{suffix}`` below the folders given."""
+    return index_by_frame(expand_inputs(paths, f"*{suffix}", what, recursive=True), what)

@@ -32,8 +32,7 @@ from deeplabv3_pipeline.cityscapes import (
     IGNORE_INDEX,
     NUM_CLASSES,
     TRAIN_IDS_SUFFIX,
-    expand_inputs,
-    index_by_frame,
+    frame_files,
 )
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.headline import headline
@@ -41,11 +40,6 @@ from deeplabv3_pipeline.metrics import confusion_matrix, summarize
 from deeplabv3_pipeline.progress import progress
 
 LOG = logging.getLogger("evaluate")
-
-
-def index_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
-    """Frame id -> file, for the files given and every ``*{suffix}`` below the folders given."""
-    return index_by_frame(expand_inputs(paths, suffix, what), what)
 
 
 def pair_predictions_with_labels(predictions: dict[str, Path], labels: dict[str, Path]) -> list[tuple[str, Path, Path]]:
@@ -142,8 +136,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    predictions = index_files(args.predictions or [args.output_path], args.out_suffix, "prediction")
-    labels = index_files(args.labels or args.gt_path, TRAIN_IDS_SUFFIX, "label")
+    predictions = frame_files(args.predictions or [args.output_path], args.out_suffix, "prediction")
+    labels = frame_files(args.labels or args.gt_path, TRAIN_IDS_SUFFIX, "label")
     pairs = pair_predictions_with_labels(predictions, labels)
     confusion, per_image = evaluate_pairs(pairs)
     metrics = summarize(confusion, CLASS_NAMES)

@@ -43,8 +43,7 @@ from deeplabv3_pipeline.cityscapes import (
     NUM_CLASSES,
     PALETTE,
     TRAIN_IDS_SUFFIX,
-    expand_inputs,
-    index_by_frame,
+    frame_files,
 )
 from deeplabv3_pipeline.errors import UserError, run_cli
 
@@ -124,11 +123,6 @@ def pick_examples(per_image: Mapping[str, Mapping], count: int) -> list[tuple[st
     lowest = ranked[: math.ceil(count / 2)]
     highest = ranked[len(ranked) - count // 2 :]
     return [(frame, "lowest") for _, frame in lowest] + [(frame, "highest") for _, frame in highest]
-
-
-def frame_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
-    """Frame id -> file, from the files given and the ``*{suffix}`` files below the folders given."""
-    return index_by_frame(expand_inputs(paths, suffix, what), what)
 
 
 def frame_file(files: Mapping[str, Path], frame: str, what: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,21 @@ def prep_dir(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Path:
     folder = tmp_path_factory.mktemp("prep_dataset")
     run_script("preprocess.py", demo_root / "leftImg8bit" / "val", folder, "--input-shape", *SHAPE)
     return folder
+
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) -> tuple[Path, dict]:
+    """The random checkpoint's simplified ONNX quantized by the CLI on 2 of the 4 demo bins."""
+    output = tmp_path_factory.mktemp("int8") / "deeplabv3_sim_bs1_int8.onnx"
+    run_script(
+        "quantize_onnx.py",
+        onnx_models[1],
+        output,
+        "--calibration-data",
+        prep_dir,
+        "--calibration-images",
+        2,
+        "--check-images",
+        1,
+    )
+    return output, json.loads(output.with_suffix(".json").read_text())

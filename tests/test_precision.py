@@ -21,7 +21,7 @@ from deeplabv3_pipeline.backends.openvino_backend import compute_precisions, ope
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG
 
-from .conftest import SHAPE, run_script
+from .conftest import SHAPE
 
 # An AVX2 desktop/server CPU of the kind without any AVX-512, and an AVX-512 one with VNNI and BF16.
 AVX2_FLAGS = frozenset(["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"])
@@ -63,24 +63,6 @@ def onnxruntime_fp32(onnx_models, images) -> tuple[object, np.ndarray]:
 def openvino_fp32(onnx_models, images) -> tuple[object, np.ndarray]:
     backend = open_backend("openvino", onnx_models[1], precision="fp32")
     return backend, predictions(backend, images)
-
-
-@pytest.fixture(scope="module")
-def int8_model(tmp_path_factory, onnx_models, prep_dir) -> Path:
-    """The fixture model quantized (ONNX Runtime static QDQ) on 2 demo bins: about 15 s."""
-    output = tmp_path_factory.mktemp("int8_precision") / "deeplabv3_sim_bs1_int8.onnx"
-    run_script(
-        "quantize_onnx.py",
-        onnx_models[1],
-        output,
-        "--calibration-data",
-        prep_dir,
-        "--calibration-images",
-        2,
-        "--check-images",
-        0,
-    )
-    return output
 
 
 @pytest.fixture
@@ -255,9 +237,9 @@ def test_pytorch_bf16_runs_under_autocast(checkpoint, images):
 
 
 def test_int8_model_reports_int8(int8_model, images, onnxruntime_fp32):
-    onnxruntime = open_backend("onnxruntime", int8_model, precision="int8")
+    onnxruntime = open_backend("onnxruntime", int8_model[0], precision="int8")
     assert onnxruntime.inference_precision == "int8" and "QuantizeLinear" in onnxruntime.precision_evidence
-    openvino = open_backend("openvino", int8_model, precision="int8")
+    openvino = open_backend("openvino", int8_model[0], precision="int8")
     assert openvino.inference_precision == "int8", openvino.precision_evidence
     # Float ops of the int8 model (classifier, resize) pinned to f32, even where the default would be bf16.
     assert (
@@ -269,8 +251,8 @@ def test_int8_model_reports_int8(int8_model, images, onnxruntime_fp32):
 
 def test_callers_without_a_precision_get_what_the_model_is(int8_model):
     """quantize.agreement_check opens int8 models with no precision: they run, and say int8."""
-    assert open_backend("onnxruntime", int8_model).inference_precision == "int8"
-    assert open_backend("openvino", int8_model).inference_precision == "int8"
+    assert open_backend("onnxruntime", int8_model[0]).inference_precision == "int8"
+    assert open_backend("openvino", int8_model[0]).inference_precision == "int8"
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
@@ -281,4 +263,4 @@ def test_int8_asked_of_an_fp32_model_reports_fp32(onnx_models, backend):
 
 @needs_bf16
 def test_bf16_asked_of_an_int8_model_reports_int8(int8_model):
-    assert open_backend("openvino", int8_model, precision="bf16").inference_precision == "int8"
+    assert open_backend("openvino", int8_model[0], precision="bf16").inference_precision == "int8"

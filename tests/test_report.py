@@ -239,7 +239,7 @@ def test_missing_prediction_is_a_clear_error(evaluated, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
     stderr = capsys.readouterr().err
-    assert f"error: no *_leftImg8bit_0.bin files under prediction folder {tmp_path / 'empty'}" in stderr
+    assert f"error: no *_leftImg8bit_0.bin files in prediction folder {tmp_path / 'empty'}" in stderr
 
 
 def test_a_frame_without_its_prediction_file_is_a_clear_error(evaluated, tmp_path, capsys):
