@@ -46,6 +46,7 @@ from deeplabv3_pipeline.cityscapes import (
     frame_files,
 )
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.tables import html_page, html_table, markdown_table
 
 LOG = logging.getLogger("report")
 
@@ -269,78 +270,28 @@ def runtime_rows(benchmarks: Sequence[tuple[str, float, float]]) -> tuple[list[s
 
 
 def summary_markdown(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = ()) -> str:
-    def table(header: list[str], rows: list[list[str]]) -> list[str]:
-        align = ["---:" if numeric else "---" for numeric in numeric_columns(rows)]
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-        return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-
     lines = [f"# {summary_title(result)}", ""]
     if warning_text(result):
         lines += [f"> **{warning_text(result)}**", ""]
-    lines += ["## Accuracy", "", *table(*metric_rows(result)), ""]
+    lines += ["## Accuracy", "", *markdown_table(*metric_rows(result)), ""]
     lines += ["References: the Ascend model-zoo guide (mIoU only; aAcc and mAcc are not published).", ""]
-    lines += ["## Per class", "", *table(*class_rows(result)), ""]
-    lines += ["## Run", "", *table(["what", "value"], run_rows(result)[1]), ""]
+    lines += ["## Per class", "", *markdown_table(*class_rows(result)), ""]
+    lines += ["## Run", "", *markdown_table(["what", "value"], run_rows(result)[1]), ""]
     if benchmarks:
-        lines += ["## Runtime", "", *table(*runtime_rows(benchmarks)), ""]
+        lines += ["## Runtime", "", *markdown_table(*runtime_rows(benchmarks)), ""]
     return "\n".join(lines)
-
-
-HTML_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
-table { border-collapse: collapse; margin: 0.4em 0 1.2em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #eef1f5; }
-tr:nth-child(even) td { background: #fafafa; }
-.warning { border: 2px solid #b00020; color: #b00020; padding: 0.5em 0.8em; font-weight: bold; }
-.swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #555; margin-right: 0.4em;
-          vertical-align: middle; }
-"""
-
-
-def is_numeric(cell: str) -> bool:
-    """'1,234', '-0.5', '79.09' and 'n/a' are numbers (right-aligned); words are not."""
-    text = cell.replace(",", "").lstrip("+-")
-    return cell == "n/a" or text.replace(".", "", 1).isdigit()
-
-
-def numeric_columns(rows: list[list[str]]) -> list[bool]:
-    """Columns whose every non-empty cell is a number."""
-    columns = list(zip(*rows, strict=True)) if rows else []
-    return [all(is_numeric(cell) for cell in column if cell) for column in columns]
-
-
-def html_table(header: list[str], rows: list[list[str]], swatches: bool = False) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header) if any(header) else ""
-    body = []
-    numeric = numeric_columns(rows)
-    for index, row in enumerate(rows):
-        cells = []
-        for column, cell in enumerate(row):
-            text = html.escape(cell)
-            if swatches and column == 1:
-                red, green, blue = PALETTE[index]
-                text = f'<span class="swatch" style="background: rgb({red},{green},{blue})"></span>{text}'
-            kind = ' class="num"' if numeric[column] else ""
-            cells.append(f"<td{kind}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    head_row = f"<thead><tr>{head}</tr></thead>" if head else ""
-    return f"<table>{head_row}<tbody>{''.join(body)}</tbody></table>"
 
 
 def summary_html(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = ()) -> str:
     warning = f'<p class="warning">{html.escape(warning_text(result))}</p>' if warning_text(result) else ""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(summary_title(result))}</title><style>{HTML_STYLE}</style></head><body>"
-        f"<h1>{html.escape(summary_title(result))}</h1>{warning}"
+    return html_page(
+        summary_title(result),
+        f"{warning}"
         f"<h2>Accuracy</h2>{html_table(*metric_rows(result))}"
         "<p>References: the Ascend model-zoo guide (mIoU only; aAcc and mAcc are not published).</p>"
-        f"<h2>Per class</h2>{html_table(*class_rows(result), swatches=True)}"
+        f"<h2>Per class</h2>{html_table(*class_rows(result), swatches=PALETTE)}"
         f"<h2>Run</h2>{html_table(*run_rows(result))}"
-        + (f"<h2>Runtime</h2>{html_table(*runtime_rows(benchmarks))}" if benchmarks else "")
-        + "</body></html>\n"
+        + (f"<h2>Runtime</h2>{html_table(*runtime_rows(benchmarks))}" if benchmarks else ""),
     )
 
 
