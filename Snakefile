@@ -17,6 +17,7 @@ include: "rules/quantize.smk"
 include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/benchmark.smk"
 
 
 onstart:

@@ -148,7 +148,7 @@ def table_rows(summary: Mapping) -> tuple[list[str], list[list[str]]]:
         cells = [f"{row['variant']}{marker}", str(row["inference_precision"])]
         cells += [cell(row["median_s"], 3), cell(row["images_per_s"]), cell(row["speedup"])]
         cells += [cell(row["pixel_agreement"], 4), cell(row["executed_gops"], 1), cell(row["percent_of_peak"], 1)]
-        cells += [cell(row["peak_rss_mb"], 0), cell(row["projected_s"], 0)]
+        cells += [cell(row["peak_rss_mb"], 0), cell(row["projected_s"], 1)]
         rows.append(cells)
     return header, rows
 

@@ -15,6 +15,7 @@ sys.path.insert(0, workflow.basedir)
 
 from deeplabv3_pipeline.backends import PRECISIONS, default_precision  # noqa: E402
 from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
+from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.cityscapes import (
     dataset_id,
     discover_frames,
@@ -329,9 +330,8 @@ def infer_model(wildcards):
     return SIM_MODEL
 
 
-def infer_backend_args(wildcards):
-    """Backend-specific flags of scripts/infer.py."""
-    backend = wildcards.backend
+def backend_args(backend):
+    """Backend-specific flags of scripts/infer.py (and benchmark_variant.py)."""
     if backend == "pytorch":
         return f"--model-config {config['model']['config']} --input-shape {INPUT_SHAPE[0]} {INPUT_SHAPE[1]}"
     if backend == "onnxruntime":
@@ -497,9 +497,64 @@ def report_targets():
     targets = [f"results/report/{name}" for name in names]
     if Path("results/compare.json").exists():
         targets += ["results/compare.json", "results/report/backends.png"]
+    if Path("results/benchmark.json").exists():
+        targets += ["results/benchmark.json", "results/report/benchmark.html"]
     return targets
 
 
 def report_folder(wildcards, output):
     """Folder of the first output file."""
     return str(Path(output[0]).parent)
+
+
+def kept(files, key):
+    """``files`` as they are, or temp() (deleted once no job of the run needs them) per config `storage`."""
+    return files if config["storage"][key] else temp(files)
+
+
+# ---------------------------------------------------------------- benchmark (rules/benchmark.smk)
+
+# variant -> (backend, precision, model file it runs); pytorch runs the checkpoint.
+BENCHMARK_VARIANTS = {
+    "pytorch-fp32": ("pytorch", "fp32", CHECKPOINT),
+    "pytorch-bf16": ("pytorch", "bf16", CHECKPOINT),
+    "onnxruntime-fp32": ("onnxruntime", "fp32", SIM_MODEL),
+    "onnxruntime-int8": ("onnxruntime", "int8", INT8_MODEL),
+    "onnxruntime-fp32-winograd": ("onnxruntime", "fp32", WINOGRAD_MODEL),
+    "openvino-fp32": ("openvino", "fp32", SIM_MODEL),
+    "openvino-bf16": ("openvino", "bf16", SIM_MODEL),
+    "openvino-int8": ("openvino", "int8", INT8_OPENVINO_MODEL),
+    "openvino-fp32-winograd": ("openvino", "fp32", WINOGRAD_MODEL),
+}
+# Asked for by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
+ON_REQUEST_VARIANTS = ("onnxruntime-fp32-winograd",)
+
+
+def benchmark_variants():
+    """config benchmark.variants, or every variant this CPU runs (bf16 only with native BF16),
+    the reference first."""
+    chosen = config["benchmark"]["variants"] or [
+        name
+        for name in BENCHMARK_VARIANTS
+        if name not in ON_REQUEST_VARIANTS
+        and (BENCHMARK_VARIANTS[name][1] != "bf16" or has_bf16())
+    ]
+    return list(dict.fromkeys([config["benchmark"]["reference"], *chosen]))
+
+
+def benchmark_model(wildcards):
+    return BENCHMARK_VARIANTS[wildcards.variant][2]
+
+
+def benchmark_bins(wildcards):
+    return spread_bins(config["benchmark"]["images"])
+
+
+def benchmark_args(wildcards):
+    """--backend/--precision (and the pytorch or onnxruntime flags) of benchmark_variant.py."""
+    backend, precision, _ = BENCHMARK_VARIANTS[wildcards.variant]
+    return f"--backend {backend} --precision {precision} {backend_args(backend)}"
+
+
+def benchmark_files(suffix):
+    return [f"results/benchmark/{name}.{suffix}" for name in benchmark_variants()]

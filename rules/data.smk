@@ -94,7 +94,7 @@ for shard_index in SHARDS:
         input:
             shard_images(shard_index),
         output:
-            shard_bins(shard_index),
+            kept(shard_bins(shard_index), "keep_prep_bins"),
         log:
             f"results/logs/preprocess/shard{shard_index}.log",
         benchmark:

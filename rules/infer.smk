@@ -10,7 +10,7 @@ for shard_index in SHARDS:
             bins=shard_bins(shard_index),
             model=infer_model,
         output:
-            predictions=shard_predictions(shard_index),
+            predictions=kept(shard_predictions(shard_index), "keep_predictions"),
             summary=f"{INFER_DIR}/{{backend}}/shards/{shard_index}.json",
         log:
             f"results/logs/infer/{{backend}}/shard{shard_index}.log",
@@ -26,7 +26,7 @@ for shard_index in SHARDS:
         params:
             outdir=prediction_folder,
             precision=lambda wildcards: backend_precision(wildcards.backend),
-            backend_args=infer_backend_args,
+            backend_args=lambda wildcards: backend_args(wildcards.backend),
             warmup=config["warmup"],
             script=script("infer.py"),
         shell:

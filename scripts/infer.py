@@ -37,6 +37,7 @@ from deeplabv3_pipeline.backends import (
     check_precision,
     default_precision,
     open_backend,
+    require_precision,
 )
 from deeplabv3_pipeline.binio import list_bins, read_bin, write_atomic, write_json, write_npy
 from deeplabv3_pipeline.errors import UserError, run_cli
@@ -160,16 +161,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", type=int, default=0, help="NPU id (ascend)")
     parser.add_argument("--ais-bench", default="python3 -m ais_bench", help="how to start ais_bench (ascend)")
     return parser.parse_args(argv)
-
-
-def require_precision(backend: Backend, wanted: str, model: Path) -> None:
-    """Stop when the runtime runs another precision than the one asked for (a label must be true)."""
-    if backend.inference_precision != wanted:
-        raise UserError(
-            f"asked for precision {wanted}, but {backend.name} runs {model} at {backend.inference_precision} "
-            f"({backend.precision_evidence}): pass --precision {backend.inference_precision}, or the model "
-            f"made for {wanted}"
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,16 @@ def other_precisions(name: str, precision: str) -> tuple[str, ...]:
     return tuple(other for other in PRECISIONS[name] if other != precision)
 
 
+def require_precision(backend: Backend, wanted: str, model: Path) -> None:
+    """Stop when the runtime runs another precision than the one asked for (a label must be true)."""
+    if backend.inference_precision != wanted:
+        raise UserError(
+            f"asked for precision {wanted}, but {backend.name} runs {model} at {backend.inference_precision} "
+            f"({backend.precision_evidence}): pass --precision {backend.inference_precision}, or the model "
+            f"made for {wanted}"
+        )
+
+
 def open_backend(
     name: str,
     model: Path,
