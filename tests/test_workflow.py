@@ -392,3 +392,51 @@ def test_bf16_is_run_and_recorded_as_bf16_or_refused_naming_the_cpu_feature(tiny
     write_config(workdir, merged(TINY, {"backend": "onnxruntime", "precision": "bf16"}))
     refused = snakemake(workdir, "-n", "results/result.json", check=False)
     assert refused.returncode != 0 and "backend onnxruntime has no precision bf16" in refused.stdout
+
+
+def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    variants = ["pytorch-fp32", "onnxruntime-fp32", "openvino-fp32"]
+    write_config(workdir, merged(TINY, {"benchmark": {"variants": variants, "images": 2, "repeats": 1}}))
+    run = snakemake(workdir, "results/benchmark.md")
+    assert "rule export_onnx:" not in run.stdout  # the workflow's own model, not a second pipeline
+    summary = json.loads((workdir / "results" / "benchmark.json").read_text())
+    rows = {row["variant"]: row for row in summary["variants"]}
+    assert list(rows) == variants and summary["reference"] == "pytorch-fp32" and summary["frames"] == 3
+    assert rows["pytorch-fp32"]["speedup"] == 1.0 and rows["pytorch-fp32"]["pixel_agreement"] == 1.0
+    for name, row in rows.items():
+        assert row["inference_precision"] == "fp32", name
+        assert row["pixel_agreement"] > 0.999 and row["median_s"] > 0, name
+        assert 0 < row["percent_of_peak"] <= 100.0, name
+    assert summary["fastest"] in rows and summary["machine"]["theoretical_peak_gops"]["fp32"] > 0
+    timed = json.loads((workdir / "results" / "benchmark" / "openvino-fp32.json").read_text())
+    assert timed["images"] == [f"results/prep_dataset/demo/val/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
+    assert "| pytorch-fp32 |" in (workdir / "results" / "benchmark.md").read_text()
+    assert (workdir / "results" / "report" / "benchmark.html").is_file()
+    snakemake(workdir, "--cores", "2")  # the default target keeps the report's figures current
+    snakemake(workdir, "--report", "results/report.html")
+    assert "results/report/benchmark.html" in (workdir / "results" / "report.html").read_text()
+
+
+def test_default_benchmark_plans_every_variant_this_cpu_runs(tiny_run, tmp_path):
+    planned = snakemake(copy_run(tiny_run, tmp_path / "copy"), "-n", "results/benchmark.md").stdout
+    variants = set(re.findall(r"output: results/benchmark/([a-z0-9-]+)\.json", planned))
+    expected = {"pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"}
+    expected |= {"openvino-fp32-winograd"} | ({"pytorch-bf16", "openvino-bf16"} if has_bf16() else set())
+    assert variants == expected
+    for rule in ("quantize_onnx", "quantize_openvino", "winograd_onnx", "benchmark_machine"):
+        assert f"rule {rule}:" in planned, rule
+
+
+def test_storage_switches_delete_bins_and_predictions_once_the_run_is_done(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    for folder in ("prep_dataset", "infer"):
+        shutil.rmtree(workdir / "results" / folder)
+    storage = {"storage": {"keep_prep_bins": False, "keep_predictions": False}}
+    write_config(workdir, merged(TINY, storage))
+    snakemake(workdir, "results/result.json")
+    assert read_result(workdir)["num_images"] == 3
+    assert not list((workdir / "results" / "prep_dataset").rglob("*.bin"))
+    assert not list((workdir / "results" / "infer").rglob("*_0.bin"))
+    assert (workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / "summary.json").is_file()
+    assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
