@@ -377,9 +377,10 @@ def synthetic_note():
 
 
 # Keys that never change a backend's result.json: leaving them out of evaluate's params
-# keeps a change to them (the gate, the comparison, job sizes, which backend is published)
+# keeps a change to them (the gate, the comparison, the benchmark, job sizes, what is kept on
+# disk, which backend is published)
 # from re-evaluating every backend.
-NOT_IN_RESULT = ("backend", "compare", "expect", "resources")
+NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "storage")
 
 
 def run_config_json():

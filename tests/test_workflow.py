@@ -251,18 +251,24 @@ def readme_commands() -> list[list[str]]:
 
 
 def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_path):
-    """main run -> report -> backend comparison -> report again, as the README shows them."""
+    """main run -> report -> backend comparison -> report again -> benchmark, as the README shows them."""
     commands = readme_commands()
-    assert commands[:3] == [
+    assert commands == [
         ["--cores", "2"],
         ["--report", "results/report.html"],
         ["--cores", "2", "results/compare.json"],
+        ["--report", "results/report.html"],
+        ["--cores", "2", "results/benchmark.md"],
     ]
     workdir = copy_run(tiny_run, tmp_path / "copy")
+    # the README's benchmark command times one variant here (every variant: test_default_benchmark_plans...)
+    benchmark = {"variants": ["onnxruntime-fp32"], "reference": "onnxruntime-fp32", "images": 1, "repeats": 1}
+    write_config(workdir, merged(TINY, {"benchmark": benchmark}))
     runs = [snakemake(workdir, *command) for command in commands]
     assert "rule export_onnx:" not in "".join(run.stdout for run in runs)
     report = (workdir / "results" / "report.html").read_text()
     assert "results/report/per_class_iou.png" in report and "results/report/backends.png" in report
+    assert json.loads((workdir / "results" / "benchmark.json").read_text())["fastest"] == "onnxruntime-fp32"
     comparison = json.loads((workdir / "results" / "compare.json").read_text())
     assert comparison["reference"] == "pytorch"
     backends = comparison["backends"]
