@@ -86,7 +86,7 @@ def variant_row(
         "pixel_agreement": agreement,
         "effective_gops": variant["operations_per_image"] / median / 1e9,
         "executed_gops": executed,
-        "percent_of_peak": 100.0 * executed / peak if peak else None,
+        "percent_of_peak": 100.0 * (executed / peak) if peak else None,  # x / x is exactly 1: the peak row is 100
         "peak_rss_mb": variant.get("peak_rss_mb"),
         "projected_s": frames * median,
     }
