@@ -33,8 +33,7 @@ from deeplabv3_pipeline.backends import (
     Backend,
     check_precision,
     default_precision,
-    open_backend,
-    require_precision,
+    open_checked,
 )
 from deeplabv3_pipeline.binio import list_bins, read_bin, write_json, write_npy
 from deeplabv3_pipeline.cityscapes import NUM_CLASSES
@@ -152,17 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_args(args)
     bins = list_bins(args.bins)
     start = time.perf_counter()
-    backend = open_backend(
-        args.backend,
-        args.model,
-        threads=args.threads,
-        model_config=args.model_config,
-        input_shape=tuple(args.input_shape) if args.input_shape else None,
-        providers=args.providers,
-        precision=args.precision,
-    )
+    backend = open_checked(args)  # the precision check is part of the load: cheap next to it
     load_s = time.perf_counter() - start
-    require_precision(backend, args.precision, args.model)
     height, width = backend.input_shape
     images = [read_bin(path, np.float32, (1, 3, height, width)) for path in bins]
     LOG.info("timing %s: %d images x %d repeats at %s", args.variant, len(images), args.repeats, args.precision)

@@ -36,8 +36,7 @@ from deeplabv3_pipeline.backends import (
     Backend,
     check_precision,
     default_precision,
-    open_backend,
-    require_precision,
+    open_checked,
 )
 from deeplabv3_pipeline.binio import list_bins, read_bin, write_atomic, write_json, write_npy
 from deeplabv3_pipeline.errors import UserError, run_cli
@@ -172,16 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.backend == "ascend":
         summary = run_ascend(args, inputs)
     else:
-        backend = open_backend(
-            args.backend,
-            args.model,
-            threads=args.threads,
-            model_config=args.model_config,
-            input_shape=tuple(args.input_shape) if args.input_shape else None,
-            providers=args.providers,
-            precision=args.precision,
-        )
-        require_precision(backend, args.precision, args.model)
+        backend = open_checked(args)
         start = time.perf_counter()
         compute_ms, files = run_in_process(backend, inputs, args.output, args.outfmt, args.warmup)
         summary = inference_summary(args.backend, compute_ms, time.perf_counter() - start, files, summary_args(args))

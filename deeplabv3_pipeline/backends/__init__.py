@@ -13,6 +13,7 @@ request, and the caller decides; a backend never pretends.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 from typing import Protocol
 
@@ -114,3 +115,19 @@ def static_image_shape(shape: list, source: Path) -> tuple[int, int]:
     if len(shape) != 4 or not all(isinstance(size, int) for size in shape[2:]):
         raise UserError(f"model {source} input shape {shape} is not a fixed (1,3,H,W): export it with a fixed shape")
     return int(shape[2]), int(shape[3])
+
+
+def open_checked(args: Namespace) -> Backend:
+    """``open_backend`` with a stage CLI's flags (``--backend --model --threads --model-config --input-shape
+    --providers --precision``), stopping unless the runtime computes in the precision asked for."""
+    backend = open_backend(
+        args.backend,
+        args.model,
+        threads=args.threads,
+        model_config=args.model_config,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+        providers=args.providers,
+        precision=args.precision,
+    )
+    require_precision(backend, args.precision, args.model)
+    return backend
