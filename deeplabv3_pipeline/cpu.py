@@ -50,6 +50,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(flags.split()) if flags else frozenset()
 
 
+def given_or_own_flags(flags: Iterable[str] | None) -> frozenset[str]:
+    """``flags`` as a set, or this CPU's when None (tests pass the flags of the other CPU kind)."""
+    return cpu_flags() if flags is None else frozenset(flags)
+
+
 def cpu_model_name() -> str:
     """The CPU's marketing name, for messages and reports."""
     return cpuinfo_field("model name", read_cpuinfo()) or platform.processor() or platform.machine() or "unknown CPU"
@@ -57,7 +62,7 @@ def cpu_model_name() -> str:
 
 def bf16_features(flags: Iterable[str] | None = None) -> list[str]:
     """Which native-BF16 extensions (``avx512_bf16``, ``amx_bf16``) the CPU has, in that order."""
-    present = cpu_flags() if flags is None else frozenset(flags)
+    present = given_or_own_flags(flags)
     return [flag for flag in BF16_FLAGS if flag in present]
 
 
@@ -87,7 +92,7 @@ FMA_UNITS = 2  # per core: an upper bound for most server cores (see theoretical
 
 def speed_flags(flags: Iterable[str] | None = None) -> list[str]:
     """Which of :data:`SPEED_FLAGS` the CPU has, in that order."""
-    present = cpu_flags() if flags is None else frozenset(flags)
+    present = given_or_own_flags(flags)
     return [flag for flag in SPEED_FLAGS if flag in present]
 
 
@@ -156,7 +161,7 @@ def theoretical_peaks(flags: Iterable[str] | None, cores: int, mhz: float | None
     why the gathering step also takes the best rate measured on this machine (:func:`gemm_rate`) and
     shows no variant above the larger of the two.
     """
-    present = cpu_flags() if flags is None else frozenset(flags)
+    present = given_or_own_flags(flags)
     if not mhz or cores < 1:
         return {"fp32": None, "bf16": None, "int8": None}
     fp32 = FMA_UNITS * vector_lanes(present) * 2 * cores * mhz / 1000.0  # MHz x FLOP/cycle = MFLOP/s
@@ -172,7 +177,7 @@ def theoretical_peaks(flags: Iterable[str] | None, cores: int, mhz: float | None
 
 def peak_notes(flags: Iterable[str] | None = None) -> list[str]:
     """The caveats of :func:`theoretical_peaks` that apply to this CPU, one sentence each."""
-    present = cpu_flags() if flags is None else frozenset(flags)
+    present = given_or_own_flags(flags)
     notes = [
         f"fp32: {FMA_UNITS} FMA units x {vector_lanes(present)} lanes x 2 per core and cycle at the listed "
         "clock: an upper bound for most cores (one 512-bit unit, or 512-bit ops split in 256-bit halves; "

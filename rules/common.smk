@@ -13,7 +13,11 @@ min_version("9.0")
 # The shared package, importable also without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
 
-from deeplabv3_pipeline.backends import PRECISIONS, default_precision  # noqa: E402
+from deeplabv3_pipeline.backends import (
+    PRECISIONS,
+    check_precision,
+    default_precision,
+)  # noqa: E402
 from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.cityscapes import (
@@ -80,11 +84,10 @@ ONNX_MODEL = "results/models/deeplabv3.onnx"
 SIM_MODEL = "results/models/deeplabv3_sim_bs1.onnx"
 
 PRECISION = config["precision"]
-if PRECISION not in PRECISIONS[BACKEND]:
-    raise WorkflowError(
-        f"error: backend {BACKEND} has no precision {PRECISION}: it runs "
-        f"{', '.join(PRECISIONS[BACKEND])} (config precision)"
-    )
+try:
+    check_precision(BACKEND, PRECISION)
+except UserError as error:
+    raise WorkflowError(f"error: {error} (config precision)") from None
 
 try:
     FRAMES = (
@@ -484,8 +487,8 @@ def report_benchmarks():
 
 
 def report_targets():
-    """The files of results/report/, and the comparison (with its figure) once one was made:
-    `snakemake --report` then finds every figure of the run, and the comparison is kept current.
+    """The files of results/report/, and the comparison and the benchmark (with their figures)
+    once made: `snakemake --report` then finds every figure of the run, and they are kept current.
     """
     names = [
         "per_class_iou.png",
