@@ -31,5 +31,5 @@ onsuccess:
 rule all:
     default_target: True
     input:
-        final_targets(),
-        report_targets(),
+        get_final_targets(),
+        get_report_targets(),

@@ -135,26 +135,3 @@ def collect_ais_bench_output(output_dir: Path, dirname: str, destination: Path) 
         path.replace(destination / path.name)
     summary["_outputs"] = [path.name for path in files]
     return summary
-
-
-def common_summary(ais_summary: dict, wall_seconds: float, args: dict) -> dict:
-    """ais_bench's summary in the common layout; NPU_compute_time and throughput kept as ais_bench reported."""
-    outputs = ais_summary.get("_outputs", [])
-    stats = ais_summary.get("NPU_compute_time", {})
-    return {
-        "backend": "ascend",
-        "filesinfo": {
-            str(i): {"infiles": [name.removesuffix("_0.bin") + ".bin"], "outfiles": [name]}
-            for i, name in enumerate(outputs)
-        },
-        "args": args,
-        "batch_size": 1,
-        "num_images": len(outputs),
-        "compute_time": stats,
-        "NPU_compute_time": stats,
-        "H2D_latency": ais_summary.get("H2D_latency"),
-        "D2H_latency": ais_summary.get("D2H_latency"),
-        "throughput": ais_summary.get("throughput"),
-        "per_image_compute_ms": {},
-        "end_to_end": {"wall_s": wall_seconds, "images_per_s": len(outputs) / wall_seconds if wall_seconds else 0.0},
-    }

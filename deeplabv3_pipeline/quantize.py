@@ -50,6 +50,8 @@ class QuantizeSettings:
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     calibrate_method: str = "minmax"
     activation_type: str = "uint8"
+    # Zero point 0 for activations too (int8, range +-max|x|): the only kind TensorRT takes (rule quantize_tensorrt).
+    activation_symmetric: bool = False
     weight_type: str = "int8"
     per_channel: bool = True
     reduce_range: bool = False
@@ -237,6 +239,8 @@ def upgraded_opset(source: Path, scratch: Path, notes: list[str]) -> Path:
 def check_settings(settings: QuantizeSettings) -> None:
     if settings.engine not in ENGINES:
         raise UserError(f"unknown quantization engine {settings.engine!r}: choose one of {', '.join(ENGINES)}")
+    if settings.activation_symmetric and settings.activation_type != "int8":
+        raise UserError("symmetric activations need --activation-type int8 (a uint8 range centred on 0 wastes a bit)")
     if settings.calibrate_method != "minmax":
         raise UserError("only min/max calibration is supported (histogram methods do not fit 1024x2048 in memory)")
     quant_types(settings)
@@ -318,6 +322,7 @@ def quantize_onnxruntime(
             nodes_to_exclude=excluded,
             calibrate_method=CalibrationMethod.MinMax,
             calibration_cache_path=str(cache),
+            extra_options={"ActivationSymmetric": settings.activation_symmetric, "WeightSymmetric": True},
         )
         graph = onnx.load(str(quantized), load_external_data=False).graph
         count = sum(node.op_type == "QuantizeLinear" for node in graph.node)

@@ -1,13 +1,30 @@
 # Speed on this machine: every variant (backend x precision [x Winograd]) timed in its own job on
 # the workflow's own models and prep bins, one job after another (each takes every core), then
-# gathered into results/benchmark.md/.json. Helpers (benchmark_variants, ...) are in rules/common.smk.
+# gathered into results/benchmark.md/.json.
+
+from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
+
+# variant -> (backend, precision, Winograd graph); the model is the backend's own (backends/).
+BENCHMARK_VARIANTS = {
+    "pytorch-fp32": ("pytorch", "fp32", False),
+    "pytorch-bf16": ("pytorch", "bf16", False),
+    "onnxruntime-fp32": ("onnxruntime", "fp32", False),
+    "onnxruntime-int8": ("onnxruntime", "int8", False),
+    "onnxruntime-fp32-winograd": ("onnxruntime", "fp32", True),
+    "openvino-fp32": ("openvino", "fp32", False),
+    "openvino-bf16": ("openvino", "bf16", False),
+    "openvino-int8": ("openvino", "int8", False),
+    "openvino-fp32-winograd": ("openvino", "fp32", True),
+}
+# Asked for by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
+ON_REQUEST_VARIANTS = ("onnxruntime-fp32-winograd",)
 
 
 rule benchmark_machine:
     output:
-        "results/benchmark/machine.json",
+        artifacts.BENCHMARK_MACHINE.output,
     log:
-        "results/logs/benchmark/machine.log",
+        artifacts.BENCHMARK_MACHINE.log,
     conda:
         "../envs/deeplabv3.yaml"
     threads: job_threads
@@ -21,16 +38,16 @@ rule benchmark_machine:
 
 rule benchmark_variant:
     input:
-        model=benchmark_model,
-        bins=benchmark_bins,
+        model=get_benchmark_model,
+        bins=get_benchmark_bins,
         count_model=SIM_MODEL,
         # after the machine figures: the jobs of one sequence never share the cores
-        machine="results/benchmark/machine.json",
+        machine=artifacts.BENCHMARK_MACHINE.output,
     output:
-        json="results/benchmark/{variant}.json",
-        predictions="results/benchmark/{variant}.npy",
+        json=artifacts.BENCHMARK_VARIANT.output,
+        predictions=artifacts.BENCHMARK_VARIANT.output.removesuffix(".json") + ".npy",
     log:
-        "results/logs/benchmark/{variant}.log",
+        artifacts.BENCHMARK_VARIANT.log,
     wildcard_constraints:
         variant="|".join(BENCHMARK_VARIANTS),
     conda:
@@ -39,7 +56,7 @@ rule benchmark_variant:
     resources:
         **stage_resources("infer"),
     params:
-        backend=benchmark_args,
+        backend=get_benchmark_args,
         repeats=config["benchmark"]["repeats"],
         warmup=config["warmup"],
         script=script("benchmark_variant.py"),
@@ -52,12 +69,12 @@ rule benchmark_variant:
 
 rule benchmark:
     input:
-        machine="results/benchmark/machine.json",
-        variants=benchmark_files("json"),
-        predictions=benchmark_files("npy"),
+        machine=artifacts.BENCHMARK_MACHINE.output,
+        variants=get_benchmark_files("json"),
+        predictions=get_benchmark_files("npy"),
     output:
         markdown="results/benchmark.md",
-        json="results/benchmark.json",
+        json=artifacts.BENCHMARK.output,
         html=report(
             "results/report/benchmark.html",
             caption="../report/benchmark.rst",
@@ -65,7 +82,7 @@ rule benchmark:
             labels={"figure": "benchmark table"},
         ),
     log:
-        "results/logs/benchmark/gather.log",
+        artifacts.BENCHMARK.log,
     localrule: True
     conda:
         "../envs/deeplabv3.yaml"

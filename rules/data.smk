@@ -1,6 +1,7 @@
 # Inputs: the (demo) dataset and checkpoint, trainIds labels, and the preprocessed .bin files.
 # Every script is handed exactly the files its rule declares (never a folder to list).
 
+
 if DEMO_DATA:
 
     rule demo_dataset:
@@ -8,7 +9,7 @@ if DEMO_DATA:
             images=[str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES],
             labels=[str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES],
         log:
-            "results/logs/demo_dataset.log",
+            artifacts.DEMO_DATASET.log,
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -17,7 +18,7 @@ if DEMO_DATA:
             images=config["demo"]["images"],
             seed=config["demo"]["seed"],
             shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
-            root=dataset_root,
+            root=get_dataset_root,
             split=SPLIT,
             script=script("make_demo_data.py"),
         shell:
@@ -31,9 +32,9 @@ if DEMO_CHECKPOINT:
         output:
             CHECKPOINT,
         log:
-            "results/logs/demo_checkpoint.log",
+            artifacts.DEMO_CHECKPOINT.log,
         benchmark:
-            "results/benchmarks/demo_checkpoint.tsv"
+            artifacts.DEMO_CHECKPOINT.benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -53,7 +54,7 @@ if CHECKPOINT_URL:
         output:
             CHECKPOINT,
         log:
-            "results/logs/fetch_checkpoint.log",
+            artifacts.FETCH_CHECKPOINT.log,
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -69,13 +70,13 @@ if FRAMES_WITHOUT_TRAIN_IDS:
 
     rule labels:
         input:
-            label_ids_files(),
+            get_label_ids_files(),
         output:
-            made_train_ids(),
+            get_made_train_ids(),
         log:
-            "results/logs/labels.log",
+            artifacts.LABELS.log,
         benchmark:
-            "results/benchmarks/labels.tsv"
+            artifacts.LABELS.benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -92,13 +93,13 @@ for shard_index in SHARDS:
         name:
             rule_name("preprocess", shard_index)
         input:
-            shard_images(shard_index),
+            get_shard_images(shard_index),
         output:
-            kept(shard_bins(shard_index), "keep_prep_bins"),
+            kept(get_shard_bins(shard_index), "keep_prep_bins"),
         log:
-            f"results/logs/preprocess/shard{shard_index}.log",
+            artifacts.PREPROCESS.format(shard=shard_index).log,
         benchmark:
-            f"results/benchmarks/preprocess/shard{shard_index}.tsv"
+            artifacts.PREPROCESS.format(shard=shard_index).benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:

@@ -1,40 +1,54 @@
-# Evaluation: predictions + trainIds -> results/{backend}/result.json (+ result.txt, the guide's format).
+# Evaluation: predictions + trainIds -> results/{backend}/result.json (+ result.txt, the guide's
+# format), the configured backend's copied to results/result.json, and the backend comparison.
+
+# Keys that never change a backend's result.json: leaving them out of evaluate's params
+# keeps a change to them (the gate, the comparison, the benchmark, job sizes, what is kept on
+# disk, which backend is published) from re-evaluating every backend.
+NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "storage")
+
+
+for backend in get_compared_backends():
+    if backend_precision(backend) != PRECISION:
+        print(
+            f"note: compared backend {backend} has no precision {PRECISION}: it runs "
+            f"{backend_precision(backend)} (the comparison's inference_precision column)",
+            file=sys.stderr,
+        )
 
 
 rule evaluate:
     input:
-        predictions=all_predictions,
-        labels=train_ids_files(),
+        predictions=lambda wildcards: get_predictions(wildcards.backend),
+        labels=get_train_ids_files(),
         summary=f"{INFER_DIR}/{{backend}}/summary.json",
-        model=infer_model,
+        model=get_infer_model,
         checkpoint=CHECKPOINT,
-        quantization=quantization_report,
-        winograd=winograd_report,
+        model_reports=get_model_report_files,
     output:
         json="results/{backend}/result.json",
         text="results/{backend}/result.txt",
     log:
-        "results/logs/evaluate/{backend}.log",
+        artifacts.EVALUATE.log,
     benchmark:
-        "results/benchmarks/evaluate/{backend}.tsv"
+        artifacts.EVALUATE.benchmark
     wildcard_constraints:
-        backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
+        backend=BACKEND_PATTERN,
     conda:
         "../envs/deeplabv3.yaml"
     resources:
         **stage_resources("default"),
     params:
-        run_config=run_config_json(),
-        dataset=dataset_json(),
-        synthetic=synthetic_note(),
+        run_config=get_run_config_json(),
+        dataset=get_dataset_json(),
+        synthetic=get_synthetic_note(),
+        model_reports=get_model_report_args,
         script=script("evaluate.py"),
     shell:
         "python {params.script} --predictions {input.predictions} --labels {input.labels}"
         " --result_path results/{wildcards.backend}/result"
         " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
         " --checkpoint {input.checkpoint} --dataset {params.dataset:q}"
-        " --run-config {params.run_config:q} {params.synthetic}"
-        " --quantization {input.quantization} --winograd {input.winograd} > {log} 2>&1"
+        " --run-config {params.run_config:q} {params.synthetic} {params.model_reports} > {log} 2>&1"
 
 
 rule result:
@@ -45,12 +59,12 @@ rule result:
         json="results/result.json",
         text="results/result.txt",
     log:
-        "results/logs/result.log",
+        artifacts.RESULT.log,
     localrule: True
     conda:
         "../envs/deeplabv3.yaml"
     params:
-        expect=expect_args(),
+        expect=get_expect_args(),
         script=script("select_result.py"),
     shell:
         "python {params.script} {input.json} {output.json} {params.expect} > {log} 2>&1"
@@ -59,9 +73,9 @@ rule result:
 rule compare:
     input:
         reference=f"results/{config['compare']['reference']}/result.json",
-        results=compared_results(),
+        results=get_compared_results(),
         # read through the paths each result.json records; declared so that they are tracked
-        predictions=compared_predictions(),
+        predictions=get_compared_predictions(),
     output:
         json="results/compare.json",
         csv="results/compare.csv",
@@ -72,7 +86,7 @@ rule compare:
             labels={"figure": "backend comparison"},
         ),
     log:
-        "results/logs/compare.log",
+        artifacts.COMPARE.log,
     conda:
         "../envs/deeplabv3.yaml"
     resources:

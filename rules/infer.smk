@@ -1,5 +1,7 @@
-# Inference: every backend writes results/infer/{backend}/{stem}_0.bin (ais_bench's layout),
-# one job per shard, and a summary.json gathered from the shards.
+# Inference: every backend writes results/infer/{data}/{backend}/{stem}_0.bin (ais_bench's layout),
+# one job per shard, and a summary.json gathered from the shards. The model a backend runs and the
+# flags it needs come from its module (backends/<name>_backend.py), through rules/common.smk.
+
 
 for shard_index in SHARDS:
 
@@ -7,26 +9,26 @@ for shard_index in SHARDS:
         name:
             rule_name("infer", shard_index)
         input:
-            bins=shard_bins(shard_index),
-            model=infer_model,
+            bins=get_shard_bins(shard_index),
+            model=get_infer_model,
         output:
-            predictions=kept(shard_predictions(shard_index), "keep_predictions"),
+            predictions=kept(get_shard_predictions(shard_index), "keep_predictions"),
             summary=f"{INFER_DIR}/{{backend}}/shards/{shard_index}.json",
         log:
-            f"results/logs/infer/{{backend}}/shard{shard_index}.log",
+            artifacts.INFER.format(shard=shard_index).log,
         benchmark:
-            f"results/benchmarks/infer/{{backend}}/shard{shard_index}.tsv"
+            artifacts.INFER.format(shard=shard_index).benchmark
         wildcard_constraints:
-            backend="onnxruntime|openvino|pytorch|tensorrt|ascend",
+            backend=BACKEND_PATTERN,
         conda:
             "../envs/deeplabv3.yaml"
         threads: job_threads
         resources:
             **stage_resources("infer"),
         params:
-            outdir=prediction_folder,
+            outdir=get_prediction_folder,
             precision=lambda wildcards: backend_precision(wildcards.backend),
-            backend_args=lambda wildcards: backend_args(wildcards.backend),
+            backend_args=lambda wildcards: get_backend_args(wildcards.backend),
             warmup=config["warmup"],
             script=script("infer.py"),
         shell:
@@ -38,11 +40,13 @@ for shard_index in SHARDS:
 
 rule gather_summaries:
     input:
-        shard_summaries,
+        get_shard_summaries,
     output:
         f"{INFER_DIR}/{{backend}}/summary.json",
     log:
-        "results/logs/infer/{backend}/gather_summaries.log",
+        artifacts.GATHER_SUMMARIES.log,
+    wildcard_constraints:
+        backend=BACKEND_PATTERN,
     conda:
         "../envs/deeplabv3.yaml"
     resources:

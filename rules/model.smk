@@ -1,15 +1,29 @@
-# Model: checkpoint -> ONNX (verified against PyTorch) -> onnxsim -> ATC .om per soc_version.
+# Model: checkpoint -> ONNX (verified against PyTorch) -> onnxsim, and what backends make of it:
+# the Winograd rewrite (openvino fp32), an ATC .om per soc_version (ascend), a TensorRT engine per
+# precision (tensorrt). Which of them a backend runs: its module's model_steps (backends/).
+# (The int8 models are in rules/quantize.smk.)
+
+from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
+
+if config["winograd"]["enabled"] and artifacts.WINOGRAD_ONNX not in get_model_steps(
+    BACKEND
+):
+    print(
+        f"note: winograd.enabled applies to backend openvino at precision fp32; backend {BACKEND} at "
+        f"precision {PRECISION} runs its usual model",
+        file=sys.stderr,
+    )
 
 
 rule export_onnx:
     input:
         checkpoint=CHECKPOINT,
     output:
-        ONNX_MODEL,
+        artifacts.EXPORT_ONNX.output,
     log:
-        "results/logs/export_onnx.log",
+        artifacts.EXPORT_ONNX.log,
     benchmark:
-        "results/benchmarks/export_onnx.tsv"
+        artifacts.EXPORT_ONNX.benchmark
     conda:
         "../envs/deeplabv3.yaml"
     resources:
@@ -29,13 +43,13 @@ rule export_onnx:
 
 rule simplify_onnx:
     input:
-        ONNX_MODEL,
+        artifacts.EXPORT_ONNX.output,
     output:
         SIM_MODEL,
     log:
-        "results/logs/simplify_onnx.log",
+        artifacts.SIMPLIFY_ONNX.log,
     benchmark:
-        "results/benchmarks/simplify_onnx.tsv"
+        artifacts.SIMPLIFY_ONNX.benchmark
     conda:
         "../envs/deeplabv3.yaml"
     resources:
@@ -50,14 +64,14 @@ rule simplify_onnx:
 rule winograd_onnx:
     input:
         model=SIM_MODEL,
-        check=winograd_check_bins,
+        check=get_winograd_check_bins,
     output:
-        model=WINOGRAD_MODEL,
-        report="results/models/deeplabv3_sim_bs1_winograd.json",
+        model=artifacts.WINOGRAD_ONNX.output,
+        report=artifacts.report_path(artifacts.WINOGRAD_ONNX.output),
     log:
-        "results/logs/winograd_onnx.log",
+        artifacts.WINOGRAD_ONNX.log,
     benchmark:
-        "results/benchmarks/winograd_onnx.tsv"
+        artifacts.WINOGRAD_ONNX.benchmark
     conda:
         "../envs/deeplabv3.yaml"
     resources:
@@ -66,7 +80,7 @@ rule winograd_onnx:
         tile=config["winograd"]["tile"],
         min_channels=config["winograd"]["min_channels"],
         min_agreement=config["winograd"]["min_pixel_agreement"],
-        check=check_args,
+        check=get_check_args,
         script=script("winograd_onnx.py"),
     shell:
         "python {params.script} {input.model} {output.model} --tile {params.tile}"
@@ -78,11 +92,11 @@ rule atc:
     input:
         SIM_MODEL,
     output:
-        "results/models/deeplabv3_bs1_{soc}.om",
+        artifacts.ATC.output,
     log:
-        "results/logs/atc/{soc}.log",
+        artifacts.ATC.log,
     benchmark:
-        "results/benchmarks/atc/{soc}.tsv"
+        artifacts.ATC.benchmark
     wildcard_constraints:
         soc="Ascend[A-Za-z0-9]+",
     conda:
@@ -90,8 +104,34 @@ rule atc:
     resources:
         **stage_resources("default"),
     params:
-        command=atc_shell_command,
+        command=get_atc_command,
     shell:
         "command -v atc > /dev/null || {{ echo 'error: atc is not on PATH: install the CANN toolkit and"
         " source /usr/local/Ascend/ascend-toolkit/set_env.sh' | tee {log} >&2; exit 127; }};"
         " {params.command} > {log} 2>&1"
+
+
+rule build_engine:
+    input:
+        get_engine_source,
+    output:
+        engine=artifacts.BUILD_ENGINE.output,
+        report=artifacts.report_path(artifacts.BUILD_ENGINE.output),
+    log:
+        artifacts.BUILD_ENGINE.log,
+    benchmark:
+        artifacts.BUILD_ENGINE.benchmark
+    wildcard_constraints:
+        precision="|".join(REGISTRY["tensorrt"].precisions),
+    conda:
+        "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("infer"),
+    params:
+        workspace=config["tensorrt"]["workspace_gib"],
+        level=config["tensorrt"]["optimization_level"],
+        script=script("build_engine.py"),
+    shell:
+        "python {params.script} {input} {output.engine} --precision {wildcards.precision}"
+        " --workspace-gib {params.workspace} --optimization-level {params.level}"
+        " --report {output.report} > {log} 2>&1"

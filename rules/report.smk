@@ -8,11 +8,11 @@ report: "../report/workflow.rst"
 
 rule report_figures:
     input:
-        images=image_files(),
+        images=get_image_files(),
         result=f"results/{BACKEND}/result.json",
-        labels=train_ids_files(),
-        predictions=predictions_of(BACKEND),
-        benchmarks=report_benchmarks(),
+        labels=get_train_ids_files(),
+        predictions=get_predictions(BACKEND),
+        benchmarks=get_report_benchmarks(),
     output:
         per_class=report(
             "results/report/per_class_iou.png",
@@ -46,13 +46,13 @@ rule report_figures:
         ),
         markdown="results/report/summary.md",
     log:
-        "results/logs/report_figures.log",
+        artifacts.REPORT_FIGURES.log,
     benchmark:
-        "results/benchmarks/report_figures.tsv"
+        artifacts.REPORT_FIGURES.benchmark
     conda:
         "../envs/deeplabv3.yaml"
     params:
-        outdir=report_folder,
+        outdir=get_report_folder,
         script=script("report.py"),
     shell:
         "python {params.script} figures --result {input.result} --images {input.images}"

@@ -29,14 +29,14 @@ import numpy as np
 
 from deeplabv3_pipeline.backends import (
     IN_PROCESS_BACKENDS,
-    PRECISIONS,
     Backend,
+    add_backend_arguments,
     check_precision,
     default_precision,
     open_checked,
 )
+from deeplabv3_pipeline.backends.files import check_prediction
 from deeplabv3_pipeline.binio import list_bins, read_bin, write_json, write_npy
-from deeplabv3_pipeline.cityscapes import NUM_CLASSES
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.opcount import count_operations
 
@@ -87,17 +87,9 @@ def time_calls(
 def class_id_stack(predictions: Sequence[np.ndarray], shape: tuple[int, int], source: str) -> np.ndarray:
     """The (1,1,H,W) predictions as one uint8 (N,H,W) array; anything else (a wrong shape, an id that is
     not a Cityscapes class) is an error, not a silently wrapped uint8."""
-    expected = (1, 1, *shape)
     for prediction in predictions:
-        if prediction.shape != expected:
-            raise UserError(f"{source} returned shape {prediction.shape}, expected {expected}")
-    stacked = np.stack([prediction.reshape(shape) for prediction in predictions])
-    if stacked.size and (stacked.min() < 0 or stacked.max() >= NUM_CLASSES):
-        raise UserError(
-            f"{source} returned class ids {int(stacked.min())}..{int(stacked.max())}, not 0..{NUM_CLASSES - 1}: "
-            "is the model the 19-class Cityscapes one?"
-        )
-    return stacked.astype(np.uint8)
+        check_prediction(prediction, shape, source)
+    return np.stack([prediction.reshape(shape) for prediction in predictions]).astype(np.uint8)
 
 
 def executed_operations(model: Path, count_model: Path, reference_total: int) -> int:
@@ -111,24 +103,14 @@ def executed_operations(model: Path, count_model: Path, reference_total: int) ->
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", required=True, help="the variant's name, as the workflow lists it")
-    parser.add_argument("--backend", choices=IN_PROCESS_BACKENDS, required=True)
-    parser.add_argument(
-        "--precision",
-        choices=sorted({p for name in IN_PROCESS_BACKENDS for p in PRECISIONS[name]}),
-        help="what must run (default: the backend's default, fp32); "
-        + "; ".join(f"{name}: {', '.join(PRECISIONS[name])}" for name in IN_PROCESS_BACKENDS),
-    )
-    parser.add_argument("--model", type=Path, required=True, help=".onnx, OpenVINO .xml, or .pth (pytorch)")
+    parser.add_argument("--model", type=Path, required=True, help=".onnx, OpenVINO .xml, .pth (pytorch), .engine")
     parser.add_argument("--bins", type=Path, nargs="+", required=True, help="preprocessed .bin files (or folders)")
     parser.add_argument(
         "--count-model", type=Path, required=True, help="the fp32 simplified ONNX whose operations are counted"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the images (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0: its default)")
-    parser.add_argument("--model-config", help="mmseg config (pytorch backend)")
-    parser.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), help="pytorch backend")
-    parser.add_argument("--providers", nargs="+", help="onnxruntime execution providers, in order")
+    add_backend_arguments(parser, IN_PROCESS_BACKENDS)
     parser.add_argument("--output", type=Path, required=True, help="the variant's JSON")
     parser.add_argument("--predictions", type=Path, required=True, help="the first pass's class ids, uint8 .npy")
     return parser.parse_args(argv)

@@ -126,12 +126,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
     parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
     parser.add_argument(
-        "--quantization", type=Path, nargs="?", help="settings json of an int8 model (calibration, agreement)"
-    )
-    parser.add_argument(
-        "--winograd", type=Path, nargs="?", help="report json of a Winograd-rewritten model (sites, agreement)"
+        "--model-report",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="JSON reports of the steps that made the model, recorded under KEY: quantization (int8 settings, "
+        "calibration, agreement), winograd (rewritten sites, agreement), engine (TensorRT build settings)",
     )
     return parser.parse_args(argv)
+
+
+MODEL_REPORT_KEYS = ("quantization", "winograd", "engine")
+
+
+def read_model_reports(entries: Sequence[str]) -> dict[str, object]:
+    """``KEY=JSON`` entries -> {key: parsed JSON}, every key of MODEL_REPORT_KEYS present (None: no such step)."""
+    reports: dict[str, object] = dict.fromkeys(MODEL_REPORT_KEYS)
+    for entry in entries:
+        key, _, path = entry.partition("=")
+        if key not in MODEL_REPORT_KEYS or not path:
+            raise UserError(
+                f"--model-report {entry!r}: expected KEY=JSON with KEY one of {', '.join(MODEL_REPORT_KEYS)}"
+            )
+        try:
+            reports[key] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"model report {path} is unreadable ({error}): rerun the step that writes it") from error
+    return reports
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,8 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "labels": {key: str(label) for key, _, label in pairs},
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
-        "quantization": json.loads(args.quantization.read_text()) if args.quantization else None,
-        "winograd": json.loads(args.winograd.read_text()) if args.winograd else None,
+        **read_model_reports(args.model_report),
         "config": json.loads(args.run_config) if args.run_config else None,
     }
     json_path, text_path = result_paths(args.result_path)

@@ -46,6 +46,7 @@ def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
         engine=args.engine,
         calibration_images=args.calibration_images,
         activation_type=args.activation_type,
+        activation_symmetric=args.symmetric_activations,
         reduce_range=args.reduce_range,
         float_tail=not args.quantize_tail,
         pre_process=not args.no_pre_process,
@@ -90,6 +91,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--engine", choices=ENGINES, default="onnxruntime")
     parser.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8", help="onnxruntime engine")
+    parser.add_argument(
+        "--symmetric-activations",
+        action="store_true",
+        help="zero point 0 for activations too, as TensorRT needs (with --activation-type int8; onnxruntime engine)",
+    )
     parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime engine)")
     parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")
     parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")

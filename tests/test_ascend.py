@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from deeplabv3_pipeline import ascend
+from deeplabv3_pipeline.backends.ascend_backend import file_run
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.timing import inference_summary
 
 from .conftest import REPO, SHAPE, run_infer
 
@@ -91,7 +93,9 @@ def write_ais_bench_output(folder, dirname, old_layout):
 def test_ais_bench_output_is_mapped_to_the_common_layout(tmp_path, old_layout):
     write_ais_bench_output(tmp_path / "ais", "shard0", old_layout)
     raw = ascend.collect_ais_bench_output(tmp_path / "ais", "shard0", tmp_path / "common")
-    summary = ascend.common_summary(raw, wall_seconds=2.0, args={})
+    run = file_run(raw, wall_seconds=2.0)
+    summary = inference_summary("ascend", run.compute_ms, run.wall_s, run.files, {}, compute_stats=run.compute_stats)
+    summary.update(run.extra)
     assert sorted(p.name for p in (tmp_path / "common").iterdir()) == [
         "a_000000_000001_leftImg8bit_0.bin",
         "b_000000_000002_leftImg8bit_0.bin",

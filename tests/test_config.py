@@ -58,3 +58,18 @@ def test_conda_env_pins_the_requirements():
     env = yaml.safe_load((REPO / "envs" / "deeplabv3.yaml").read_text())
     pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     assert pip == [line for line in pinned if line and not line.startswith("#")]
+
+
+def test_schema_backends_are_the_registry():
+    """The backend names and precisions the schema accepts are those of deeplabv3_pipeline.backends.REGISTRY."""
+    from deeplabv3_pipeline.backends import ALL_PRECISIONS, BACKENDS
+
+    properties = SCHEMA["properties"]
+    assert properties["backend"]["enum"] == list(BACKENDS)
+    assert properties["compare"]["properties"]["reference"]["enum"] == list(BACKENDS)
+    assert properties["compare"]["properties"]["backends"]["items"]["enum"] == list(BACKENDS)
+    assert set(properties["precision"]["enum"]) == set(ALL_PRECISIONS)
+    # every registered backend with settings of its own has a section in the schema and config.yaml
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in ("onnxruntime", "tensorrt", "ascend"):
+        assert name in properties and name in config

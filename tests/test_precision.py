@@ -16,7 +16,7 @@ import torch
 
 from deeplabv3_pipeline import cpu
 from deeplabv3_pipeline.backends import INFERENCE_PRECISIONS, PRECISIONS, check_precision, open_backend
-from deeplabv3_pipeline.backends.onnxruntime_backend import onnxruntime_precision, quantized_ops, tensorrt_providers
+from deeplabv3_pipeline.backends.onnxruntime_backend import onnxruntime_precision, pinned_providers, quantized_ops
 from deeplabv3_pipeline.backends.openvino_backend import compute_precisions, openvino_precision
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG
@@ -133,7 +133,11 @@ def test_precision_table():
 
 @pytest.mark.parametrize(
     ("backend", "precision", "choices"),
-    [("onnxruntime", "bf16", "fp32, int8"), ("pytorch", "int8", "fp32, bf16"), ("tensorrt", "int8", "fp32, fp16")],
+    [
+        ("onnxruntime", "bf16", "fp32, int8"),
+        ("pytorch", "int8", "fp32, bf16"),
+        ("tensorrt", "bf16", "fp32, fp16, int8"),
+    ],
 )
 def test_open_backend_refuses_a_precision_the_backend_lacks(tmp_path, backend, precision, choices):
     model = tmp_path / "model.onnx"
@@ -163,18 +167,18 @@ def test_quantized_ops_are_the_int8_computing_ones():
     assert quantized_ops(["DequantizeLinear", "Conv"]) == {}  # weight-only: computes float
 
 
-@pytest.mark.parametrize(("precision", "reported"), [("fp32", "fp32"), ("fp16", "fp16")])
-def test_tensorrt_reports_what_its_providers_are_told(tmp_path, precision, reported):
-    (tensorrt, options), cuda = tensorrt_providers(tmp_path / "model.onnx", precision)
-    assert tensorrt == "TensorrtExecutionProvider" and cuda == "CUDAExecutionProvider"
-    assert onnxruntime_precision({}, {tensorrt: options}) == reported
-    # As the session reports its options back: strings.
-    assert onnxruntime_precision({}, {tensorrt: {"trt_fp16_enable": str(int(precision == "fp16"))}}) == reported
+def test_onnxruntime_precision_of_sessions():
+    assert onnxruntime_precision({}) == "fp32"
+    assert onnxruntime_precision({"QuantizeLinear": 82}) == "int8"
 
 
-def test_onnxruntime_precision_of_cpu_sessions():
-    assert onnxruntime_precision({}, {"CPUExecutionProvider": {}}) == "fp32"
-    assert onnxruntime_precision({"QuantizeLinear": 82}, {"CPUExecutionProvider": {}}) == "int8"
+def test_cuda_provider_runs_without_tf32():
+    """TF32 (ONNX Runtime's CUDA default) would round an "fp32" run's matmul inputs to 10-bit mantissas."""
+    assert pinned_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        ("CUDAExecutionProvider", {"use_tf32": "0"}),
+        "CPUExecutionProvider",
+    ]
+    assert pinned_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
 def test_openvino_precision_from_the_compiled_model():

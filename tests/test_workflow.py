@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 SHAPE = [64, 128]
 TINY = {"model": {"input_shape": SHAPE}, "demo": {"images": 3}, "threads": 2}
 DEMO_DATA = Path("demo") / "val"  # results/prep_dataset/<dataset>/<split>, results/infer/<dataset>/<split>/...
+SIM_MODEL_PATH = "results/models/deeplabv3_sim_bs1.onnx"
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -231,6 +232,70 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     cpu = json.loads((tiny_run / "results" / "result.json").read_text())
     assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
     assert (workdir / "results" / "models" / "deeplabv3_bs1_Ascend310P3.om").is_file()
+
+
+def tensorrt_problems() -> list[str]:
+    from deeplabv3_pipeline.tensorrt_engine import environment_problems
+
+    return environment_problems()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, precision):
+    """What `snakemake -n -p` shows for backend tensorrt, on any machine (no GPU needed to plan)."""
+    write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": precision, "tensorrt": {"device": 1}}))
+    dry = snakemake(tmp_path, "-n", "-p").stdout
+    engine = f"results/models/deeplabv3_bs1_{precision}.engine"
+    source = "results/models/deeplabv3_sim_bs1_int8_sym.onnx" if precision == "int8" else SIM_MODEL_PATH
+    assert (
+        f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
+        f" --optimization-level 3 --report results/models/deeplabv3_bs1_{precision}.json" in dry
+    )
+    assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
+    assert "--device 1" in dry
+    assert f"engine=results/models/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-report
+    calibration = re.search(r"quantize_onnx\.py (\S+) (\S+) (.*?) --calibration-data (.*?) --calibration-images", dry)
+    if precision == "int8":
+        # symmetric int8 activations (zero point 0, what TensorRT takes), calibrated on the workflow's own bins
+        assert calibration.group(2) == "results/models/deeplabv3_sim_bs1_int8_sym.onnx"
+        assert "--activation-type int8 --symmetric-activations" in calibration.group(3)
+        bins = calibration.group(4).split()
+        assert bins and all(b.startswith(f"results/prep_dataset/{DEMO_DATA}/") and b.endswith(".bin") for b in bins)
+        assert "quantization=results/models/deeplabv3_sim_bs1_int8_sym.json" in dry
+    else:
+        assert calibration is None
+
+
+def test_tensorrt_without_gpu_or_tensorrt_stops_before_any_job(tmp_path):
+    problems = tensorrt_problems()
+    if not problems:
+        pytest.skip("this machine can build and run TensorRT engines: the error case cannot happen")
+    write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": "fp16"}))
+    real = snakemake(tmp_path, check=False)
+    assert real.returncode != 0
+    assert "error: backend tensorrt cannot run here: " in real.stdout and "envs/requirements-gpu.txt" in real.stdout
+    assert problems[0] in real.stdout
+    assert not (tmp_path / "results").exists(), "no job may start without TensorRT and a GPU"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_end_to_end_on_a_gpu(tiny_run, tmp_path, precision):
+    problems = tensorrt_problems()
+    if problems:
+        pytest.skip(f"NOT RUN: {'; '.join(problems)}")
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    write_config(workdir, merged(TINY, {"backend": "tensorrt", "precision": precision}))
+    snakemake(workdir)
+    result = read_result(workdir)
+    assert result["backend"] == "tensorrt" and result["inference_precision"] == precision
+    assert result["engine"]["settings"]["precision"] == precision
+    assert (workdir / "results" / "models" / f"deeplabv3_bs1_{precision}.engine").is_file()
+    folder = workdir / "results" / "infer" / DEMO_DATA
+    agreement = [
+        np.mean(np.fromfile(path, np.int64) == np.fromfile(folder / "tensorrt" / path.name, np.int64))
+        for path in sorted((folder / "onnxruntime").glob("*_0.bin"))
+    ]
+    assert min(agreement) >= {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}[precision], agreement
 
 
 def readme_commands() -> list[list[str]]:

@@ -1,64 +1,74 @@
-"""In-process inference backends behind one interface: ``run(image) -> class ids``.
+"""The backends, one module each (``<name>_backend.py``), listed in :data:`REGISTRY`.
 
-Every backend takes a normalised float32 (1,3,H,W) image and returns int64 (1,1,H,W)
-class ids, the layout of the exported ONNX model. Ascend is not in-process: ais_bench runs
-it as a separate program (see :mod:`deeplabv3_pipeline.ascend`).
+Every backend takes a normalised float32 (1,3,H,W) image and returns int64 (1,1,H,W) class ids, the
+layout of the exported ONNX model, and writes ``{stem}_0.bin`` per input (ais_bench's layout) through
+its ``infer_files``. The interface is in :mod:`.base`; the workflow (schema check, rules, tool checks),
+``infer.py`` and the benchmark read this registry, so adding a backend means adding its module here.
 
-Precision is asked for explicitly (``open_backend(..., precision=...)``) and each backend reports
-what its runtime says it computes (``inference_precision``, with ``precision_evidence``): a runtime's
-default is not always fp32 (OpenVINO picks bf16 on CPUs with native BF16). Where the model cannot
-give the precision asked for (int8 asked of an fp32 model) the reported value differs from the
-request, and the caller decides; a backend never pretends.
+Precision is asked for explicitly and each backend reports what its runtime says it computes
+(``inference_precision``, with ``precision_evidence``): a runtime's default is not always fp32 (OpenVINO
+picks bf16 on CPUs with native BF16). Where the model cannot give the precision asked for (int8 asked
+of an fp32 model) the reported value differs from the request, and :func:`require_precision` stops.
 """
 
 from __future__ import annotations
 
-from argparse import Namespace
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import Any
 
 from ..errors import UserError
+from . import ascend_backend, onnxruntime_backend, openvino_backend, pytorch_backend, tensorrt_backend
+from .base import INFERENCE_PRECISIONS, Backend, BackendSpec, static_image_shape
 
-IN_PROCESS_BACKENDS = ("onnxruntime", "openvino", "pytorch", "tensorrt")
-# What each backend can be asked for. Ascend is run by ais_bench, not here; it is listed so the workflow
-# validates its configuration against the same table (ATC's default precision_mode is force_fp16).
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
-    "pytorch": ("fp32", "bf16"),
-    "tensorrt": ("fp32", "fp16"),
-    "ascend": ("fp16", "fp32"),
+REGISTRY: dict[str, BackendSpec] = {
+    module.SPEC.name: module.SPEC
+    for module in (onnxruntime_backend, openvino_backend, pytorch_backend, tensorrt_backend, ascend_backend)
 }
-# What a backend can report. "int8": the model's quantized operations run int8 and the rest fp32.
-INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+BACKENDS = tuple(REGISTRY)
+IN_PROCESS_BACKENDS = tuple(name for name, spec in REGISTRY.items() if spec.in_process)
+PRECISIONS: dict[str, tuple[str, ...]] = {name: spec.precisions for name, spec in REGISTRY.items()}
+ALL_PRECISIONS = tuple(
+    precision for precision in INFERENCE_PRECISIONS if any(precision in p for p in PRECISIONS.values())
+)
+
+__all__ = [
+    "ALL_PRECISIONS",
+    "BACKENDS",
+    "INFERENCE_PRECISIONS",
+    "IN_PROCESS_BACKENDS",
+    "PRECISIONS",
+    "REGISTRY",
+    "Backend",
+    "BackendSpec",
+    "add_backend_arguments",
+    "check_precision",
+    "default_precision",
+    "get_spec",
+    "open_backend",
+    "open_checked",
+    "require_precision",
+    "static_image_shape",
+]
 
 
-class Backend(Protocol):
-    name: str
-    input_shape: tuple[int, int]
-    inference_precision: str  # one of INFERENCE_PRECISIONS: what the runtime reports it computes
-    precision_evidence: str  # one line: where inference_precision came from
-
-    def run(self, image: np.ndarray) -> np.ndarray: ...
+def get_spec(name: str) -> BackendSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}") from None
 
 
 def default_precision(name: str) -> str:
     """A backend's default precision, the first it lists: fp32, and fp16 for ascend (ATC's own default)."""
-    return PRECISIONS[name][0]
+    return get_spec(name).default_precision
 
 
 def check_precision(name: str, precision: str) -> None:
     """A :class:`UserError` naming the backend's precisions when ``precision`` is not one of them."""
-    allowed = PRECISIONS.get(name)
-    if allowed is not None and precision not in allowed:
+    allowed = get_spec(name).precisions
+    if precision not in allowed:
         raise UserError(f"backend {name} has no precision {precision}: it runs {', '.join(allowed)}")
-
-
-def other_precisions(name: str, precision: str) -> tuple[str, ...]:
-    """The precisions of backend ``name`` besides ``precision``: what to suggest when that one cannot run."""
-    return tuple(other for other in PRECISIONS[name] if other != precision)
 
 
 def require_precision(backend: Backend, wanted: str, model: Path) -> None:
@@ -71,63 +81,44 @@ def require_precision(backend: Backend, wanted: str, model: Path) -> None:
         )
 
 
-def open_backend(
-    name: str,
-    model: Path,
-    *,
-    threads: int = 0,
-    model_config: str | None = None,
-    input_shape: tuple[int, int] | None = None,
-    providers: list[str] | None = None,
-    precision: str = "fp32",
-) -> Backend:
-    """Load ``model`` for backend ``name`` at ``precision``. ``threads`` = 0 lets the runtime choose.
-
-    The backend's ``inference_precision`` says what actually runs; compare it with ``precision``.
-    """
+def open_backend(name: str, model: Path, *, precision: str | None = None, threads: int = 0, **options: Any) -> Backend:
+    """Load ``model`` for backend ``name`` at ``precision`` (default: the backend's). ``threads`` = 0 lets
+    the runtime choose; ``options`` are the backend's CLI flags by argparse name (``model_config``,
+    ``input_shape``, ``providers``, ``device``, ``ais_bench``). The backend's ``inference_precision``
+    says what actually runs; compare it with ``precision`` (:func:`open_checked` does)."""
+    spec = get_spec(name)
+    precision = precision or spec.default_precision
     model = Path(model)
     if not model.is_file():
-        raise UserError(f"model file {model} does not exist: run the workflow's export rules first")
+        raise UserError(f"model file {model} does not exist: run the workflow's model rules first")
     check_precision(name, precision)
-    if name == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(model, threads=threads, providers=providers or ["CPUExecutionProvider"])
-    if name == "tensorrt":
-        from .onnxruntime_backend import OnnxRuntimeBackend, tensorrt_providers
-
-        return OnnxRuntimeBackend(model, threads=threads, providers=tensorrt_providers(model, precision), name=name)
-    if name == "openvino":
-        from .openvino_backend import OpenVinoBackend
-
-        return OpenVinoBackend(model, threads=threads, precision=precision)
-    if name == "pytorch":
-        from .pytorch_backend import PyTorchBackend
-
-        if model_config is None or input_shape is None:
-            raise UserError("the pytorch backend needs --model-config and --input-shape besides the checkpoint")
-        return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision)
-    raise UserError(f"unknown backend {name!r}: choose one of {', '.join(IN_PROCESS_BACKENDS)} or ascend")
+    return spec.open(model, precision, threads, options)
 
 
-def static_image_shape(shape: list, source: Path) -> tuple[int, int]:
-    """(H, W) of a model input declared as (1, 3, H, W) with fixed sizes."""
-    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[2:]):
-        raise UserError(f"model {source} input shape {shape} is not a fixed (1,3,H,W): export it with a fixed shape")
-    return int(shape[2]), int(shape[3])
+def add_backend_arguments(parser: ArgumentParser, names: tuple[str, ...] = BACKENDS) -> None:
+    """``--backend``, ``--precision``, ``--threads``, ``--device`` and every listed backend's own flags."""
+    parser.add_argument("--backend", choices=names, default=names[0])
+    parser.add_argument(
+        "--precision",
+        choices=sorted({precision for name in names for precision in PRECISIONS[name]}),
+        help="what must run (default: the backend's first); "
+        + "; ".join(f"{name}: {', '.join(PRECISIONS[name])}" for name in names),
+    )
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0: its default)")
+    parser.add_argument("--device", type=int, default=0, help="accelerator id: the GPU (tensorrt) or NPU (ascend)")
+    for name in names:
+        add_arguments = REGISTRY[name].add_arguments
+        if add_arguments is not None:
+            add_arguments(parser)
 
 
 def open_checked(args: Namespace) -> Backend:
-    """``open_backend`` with a stage CLI's flags (``--backend --model --threads --model-config --input-shape
-    --providers --precision``), stopping unless the runtime computes in the precision asked for."""
-    backend = open_backend(
-        args.backend,
-        args.model,
-        threads=args.threads,
-        model_config=args.model_config,
-        input_shape=tuple(args.input_shape) if args.input_shape else None,
-        providers=args.providers,
-        precision=args.precision,
-    )
+    """``open_backend`` with a stage CLI's flags (those of :func:`add_backend_arguments` and ``--model``),
+    stopping unless the runtime computes in the precision asked for."""
+    args.precision = args.precision or default_precision(args.backend)
+    options = {
+        key: value for key, value in vars(args).items() if key not in ("backend", "model", "precision", "threads")
+    }
+    backend = open_backend(args.backend, args.model, precision=args.precision, threads=args.threads, **options)
     require_precision(backend, args.precision, args.model)
     return backend

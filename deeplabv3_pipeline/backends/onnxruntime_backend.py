@@ -1,31 +1,35 @@
-"""ONNX Runtime: the CPU default; CUDA and TensorRT through onnxruntime-gpu's execution providers."""
+"""ONNX Runtime: the CPU default, and NVIDIA GPUs through onnxruntime-gpu's CUDA execution provider
+(``onnxruntime.providers: [CUDAExecutionProvider, CPUExecutionProvider]``).
+
+fp32 runs the simplified ONNX model; int8 the static QDQ model of rule quantize_onnx.
+"""
 
 from __future__ import annotations
 
+from argparse import ArgumentParser
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .. import artifacts
+from ..artifacts import Step
 from ..errors import UserError
-from . import static_image_shape
+from .base import BackendSpec, Config, FileRunner, static_image_shape
+
+PRECISIONS = ("fp32", "int8")
 
 # Ops that make a model compute in int8. DequantizeLinear alone is not one of them: weight-only
 # quantization dequantizes to float and computes float; activations are quantized by these.
 QUANTIZING_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"})
 
 
-def tensorrt_providers(model: Path, precision: str) -> list:
-    """TensorRT first (engine cached next to the model), CUDA for what TensorRT cannot take."""
-    cache = model.parent / f"trt_cache_{precision}"
-    options = {
-        "trt_fp16_enable": precision == "fp16",
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(cache),
-        "trt_max_workspace_size": 8 << 30,
-    }
-    return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider"]
+def pinned_providers(providers: list[str]) -> list:
+    """The providers with CUDA's TF32 switched off: on by default since ONNX Runtime 1.17 (Ampere and later
+    round fp32 matmul/conv inputs to TF32), it would make an "fp32" run another precision."""
+    return [(name, {"use_tf32": "0"}) if name == "CUDAExecutionProvider" else name for name in providers]
 
 
 def quantized_ops(op_types: Iterable[str]) -> dict[str, int]:
@@ -50,13 +54,10 @@ def is_enabled(options: Mapping[str, object], key: str) -> bool:
     return str(options.get(key, "0")).strip().lower() in ("1", "true")
 
 
-def onnxruntime_precision(quantized: Mapping[str, int], provider_options: Mapping[str, Mapping[str, object]]) -> str:
-    """What a session computes: int8 where the model quantizes (QDQ) or TensorRT is told to, fp16 where
-    TensorRT may use fp16, else fp32 (the CPU and CUDA providers compute a float model in fp32)."""
-    tensorrt = provider_options.get("TensorrtExecutionProvider", {})
-    if quantized or is_enabled(tensorrt, "trt_int8_enable"):
-        return "int8"
-    return "fp16" if is_enabled(tensorrt, "trt_fp16_enable") else "fp32"
+def onnxruntime_precision(quantized: Mapping[str, int]) -> str:
+    """What a session computes: int8 where the model quantizes (QDQ), else fp32 (the CPU and CUDA
+    providers compute a float model in fp32; CUDA's TF32 rounding is named in the evidence)."""
+    return "int8" if quantized else "fp32"
 
 
 def onnxruntime_evidence(
@@ -64,10 +65,6 @@ def onnxruntime_evidence(
 ) -> str:
     """One line: the runtime, its providers, the options and model ops that decided the precision."""
     parts = [f"ONNX Runtime {version} {', '.join(providers)}"]
-    tensorrt = provider_options.get("TensorrtExecutionProvider")
-    if tensorrt is not None:
-        flags = ", ".join(f"{key}={int(is_enabled(tensorrt, key))}" for key in ("trt_fp16_enable", "trt_int8_enable"))
-        parts.append(f"TensorRT {flags}")
     cuda = provider_options.get("CUDAExecutionProvider")
     if cuda is not None and is_enabled(cuda, "use_tf32"):
         # TF32 keeps fp32 storage but rounds matmul/conv inputs on Ampere and later GPUs: worth saying.
@@ -79,34 +76,69 @@ def onnxruntime_evidence(
     return "; ".join(parts)
 
 
-class OnnxRuntimeBackend:
-    def __init__(self, model: Path, threads: int, providers: list, name: str = "onnxruntime") -> None:
+class OnnxRuntimeBackend(FileRunner):
+    name = "onnxruntime"
+
+    def __init__(self, model: Path, threads: int, providers: list[str]) -> None:
         import onnxruntime as ort
 
-        wanted = [p if isinstance(p, str) else p[0] for p in providers]
-        missing = [p for p in wanted if p not in ort.get_available_providers()]
+        missing = [p for p in providers if p not in ort.get_available_providers()]
         if missing:
             raise UserError(
                 f"onnxruntime {ort.__version__} here lacks {', '.join(missing)} (it has "
                 f"{', '.join(ort.get_available_providers())}): for NVIDIA GPUs install envs/requirements-gpu.txt "
-                "(onnxruntime-gpu, and tensorrt for TensorrtExecutionProvider)"
+                "(onnxruntime-gpu)"
             )
         # Read before the session loads: the parsed graph is freed first, so peak memory is not the sum of both.
         quantized = quantized_ops(onnx_op_types(model))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model), options, providers=providers)
+        self.session = ort.InferenceSession(str(model), options, providers=pinned_providers(providers))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.input_shape = static_image_shape(model_input.shape, model)
-        self.name = name
         # The session's own account of its providers and their options, not what was asked for.
         provider_options = self.session.get_provider_options()
-        self.inference_precision = onnxruntime_precision(quantized, provider_options)
+        self.inference_precision = onnxruntime_precision(quantized)
         self.precision_evidence = onnxruntime_evidence(
             ort.__version__, self.session.get_providers(), quantized, provider_options
         )
 
     def run(self, image: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: image})[0].astype(np.int64, copy=False)
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    extra = [artifacts.QUANTIZE_ONNX] if precision == "int8" else []
+    return [*artifacts.ONNX_STEPS, *extra]
+
+
+def infer_args(config: Config) -> list[str]:
+    return ["--providers", *config["onnxruntime"]["providers"]]
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        default=["CPUExecutionProvider"],
+        help="onnxruntime execution providers, in order (default: CPUExecutionProvider)",
+    )
+
+
+def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(
+        model, threads=threads, providers=list(options.get("providers") or ["CPUExecutionProvider"])
+    )
+
+
+SPEC = BackendSpec(
+    name="onnxruntime",
+    summary="ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)",
+    precisions=PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+    infer_args=infer_args,
+    add_arguments=add_arguments,
+)

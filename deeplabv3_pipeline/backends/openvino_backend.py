@@ -1,7 +1,9 @@
 """OpenVINO runtime on the CPU, reading the simplified ONNX model (or an NNCF IR) directly.
 
 The inference precision is always set: left alone, OpenVINO computes bf16 on CPUs with native BF16
-(AVX512_BF16, AMX), so an "fp32" run would silently be a bf16 one there.
+(AVX512_BF16, AMX), so an "fp32" run would silently be a bf16 one there. fp32 and bf16 run the
+simplified ONNX (fp32 with ``winograd.enabled``: rule winograd_onnx's rewrite), int8 the NNCF IR of
+rule quantize_openvino.
 """
 
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .. import artifacts
+from ..artifacts import Step
 from ..cpu import require_bf16
-from . import other_precisions, static_image_shape
+from .base import BackendSpec, Config, FileRunner, static_image_shape
+
+PRECISIONS = ("fp32", "bf16", "int8")
 
 # INFERENCE_PRECISION_HINT per requested precision: an int8 model's float ops (classifier, resize) stay f32.
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
@@ -57,14 +64,14 @@ def openvino_evidence(version: str, hint: str, fake_quantize: int, compute: Mapp
     return "; ".join(parts)
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(FileRunner):
     name = "openvino"
 
     def __init__(self, model: Path, threads: int, precision: str = "fp32") -> None:
         import openvino as ov
 
         if precision == "bf16":
-            require_bf16("precision bf16 (openvino)", instead=other_precisions("openvino", "bf16"))
+            require_bf16("precision bf16 (openvino)", instead=SPEC.other_precisions("bf16"))
         core = ov.Core()
         network = core.read_model(str(model))
         shape = network.input(0).get_partial_shape()
@@ -85,3 +92,29 @@ class OpenVinoBackend:
     def run(self, image: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: image})
         return np.asarray(result[self.compiled.output(0)]).astype(np.int64, copy=False)
+
+
+def uses_winograd(precision: str, config: Config) -> bool:
+    """fp32 with winograd.enabled runs rule winograd_onnx's model (OpenVINO fuses the transforms'
+    elementwise chains and gains 1.5x at 1024x2048; ONNX Runtime runs them slower than direct)."""
+    return bool(config["winograd"]["enabled"]) and precision == "fp32"
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    if precision == "int8":
+        return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
+    extra = [artifacts.WINOGRAD_ONNX] if uses_winograd(precision, config) else []
+    return [*artifacts.ONNX_STEPS, *extra]
+
+
+def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> OpenVinoBackend:
+    return OpenVinoBackend(model, threads=threads, precision=precision)
+
+
+SPEC = BackendSpec(
+    name="openvino",
+    summary="OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)",
+    precisions=PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+)

@@ -1,0 +1,94 @@
+"""Where every kind of job writes: its main artifact, its log and its Snakemake benchmark file.
+
+Written once, here, and read by the rules (``output:``, ``log:``, ``benchmark:``), by the backend
+modules (which steps make the model a backend runs) and by the report (which benchmark files a run
+has). Paths may hold ``{wildcards}``; :meth:`Step.format` fills some and leaves the others for Snakemake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+class _KeepMissing(dict):
+    """``str.format_map`` mapping that leaves unknown ``{fields}`` as they are (Snakemake's wildcards)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(pattern: str, **wildcards: object) -> str:
+    """``pattern`` with the given wildcards filled in and the others kept."""
+    return pattern.format_map(_KeepMissing(wildcards))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of job. ``rule``: its rule's name; ``key``: its place under results/logs and
+    results/benchmarks; ``output``: its main artifact ("" where the rule's outputs are many);
+    ``report``: for a model-making step that writes a JSON beside its model (:func:`report_path`),
+    the key under which result.json records it."""
+
+    rule: str
+    key: str
+    output: str = ""
+    report: str = ""
+
+    @property
+    def log(self) -> str:
+        return f"results/logs/{self.key}.log"
+
+    @property
+    def benchmark(self) -> str:
+        return f"results/benchmarks/{self.key}.tsv"
+
+    def format(self, **wildcards: object) -> Step:
+        return replace(self, key=fill(self.key, **wildcards), output=fill(self.output, **wildcards))
+
+
+MODELS = "results/models"
+
+# Inputs
+DEMO_DATASET = Step("demo_dataset", "demo_dataset")
+DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint", "results/demo/checkpoint.pth")
+FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint")
+LABELS = Step("labels", "labels")
+PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
+
+# Models
+EXPORT_ONNX = Step("export_onnx", "export_onnx", f"{MODELS}/deeplabv3.onnx")
+SIMPLIFY_ONNX = Step("simplify_onnx", "simplify_onnx", f"{MODELS}/deeplabv3_sim_bs1.onnx")
+# The fp32 ONNX every ONNX-based backend starts from.
+ONNX_STEPS = (EXPORT_ONNX, SIMPLIFY_ONNX)
+WINOGRAD_ONNX = Step("winograd_onnx", "winograd_onnx", f"{MODELS}/deeplabv3_sim_bs1_winograd.onnx", "winograd")
+# int8: ONNX Runtime's QDQ model (uint8 activations), OpenVINO's NNCF IR, and TensorRT's QDQ model
+# (symmetric int8 everywhere: zero points 0, the only kind TensorRT takes).
+QUANTIZE_ONNX = Step("quantize_onnx", "quantize_onnx", f"{MODELS}/deeplabv3_sim_bs1_int8.onnx", "quantization")
+QUANTIZE_OPENVINO = Step(
+    "quantize_openvino", "quantize_openvino", f"{MODELS}/deeplabv3_sim_bs1_int8_ov.xml", "quantization"
+)
+QUANTIZE_TENSORRT = Step(
+    "quantize_tensorrt", "quantize_tensorrt", f"{MODELS}/deeplabv3_sim_bs1_int8_sym.onnx", "quantization"
+)
+ATC = Step("atc", "atc/{soc}", f"{MODELS}/deeplabv3_bs1_{{soc}}.om")
+BUILD_ENGINE = Step(
+    "build_engine", "build_engine/{precision}", f"{MODELS}/deeplabv3_bs1_{{precision}}.engine", "engine"
+)
+
+# Inference and its result
+INFER = Step("infer", "infer/{backend}/shard{shard}")
+GATHER_SUMMARIES = Step("gather_summaries", "infer/{backend}/gather_summaries")
+EVALUATE = Step("evaluate", "evaluate/{backend}")
+RESULT = Step("result", "result")
+COMPARE = Step("compare", "compare")
+REPORT_FIGURES = Step("report_figures", "report_figures")
+
+# The speed benchmark (rules/benchmark.smk)
+BENCHMARK_MACHINE = Step("benchmark_machine", "benchmark/machine", "results/benchmark/machine.json")
+BENCHMARK_VARIANT = Step("benchmark_variant", "benchmark/{variant}", "results/benchmark/{variant}.json")
+BENCHMARK = Step("benchmark", "benchmark/gather", "results/benchmark.json")
+
+
+def report_path(model: str) -> str:
+    """The JSON a model-making step writes beside its model (settings, checks, build log)."""
+    return model.rsplit(".", 1)[0] + ".json"

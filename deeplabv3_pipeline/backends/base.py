@@ -1,0 +1,114 @@
+"""The interface every backend module implements (mmdeploy's backend manager + wrapper split).
+
+A backend module (``<name>_backend.py``) holds, in one place:
+
+- its **wrapper**: the opened model, ``run(image) -> class ids`` for one normalised float32 (1,3,H,W)
+  image giving int64 (1,1,H,W), and ``infer_files`` for a pass over ``.bin`` files (in-process
+  wrappers inherit :class:`FileRunner`'s; TensorRT and Ascend have their own pipelines);
+- its **spec** (:class:`BackendSpec`, the module's ``SPEC``): its precisions, the workflow steps that
+  make the model it runs, the ``infer.py`` flags it needs from the config, its environment check,
+  and how to open its wrapper. The registry (``backends.REGISTRY``) lists the specs; the workflow's
+  schema, rules and tool checks and the stage CLIs read it, so adding a backend touches one module.
+
+Nothing here imports a runtime: the workflow imports every spec at parse time, also where only
+some runtimes are installed. Wrappers import theirs when opened.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..artifacts import Step
+from ..errors import UserError
+from .files import FileRun, run_files
+
+Config = Mapping[str, Any]
+# What a backend can report. "int8": the model's quantized operations run int8 and the rest in float.
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+class Backend(Protocol):
+    """An opened model."""
+
+    name: str
+    input_shape: tuple[int, int]
+    inference_precision: str  # one of INFERENCE_PRECISIONS: what the runtime reports it computes
+    precision_evidence: str  # one line: where inference_precision came from
+
+    def run(self, image: np.ndarray) -> np.ndarray: ...
+
+    def infer_files(self, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun: ...
+
+
+class FileRunner:
+    """``infer_files`` of a wrapper that computes one image per ``run`` call in this process."""
+
+    def infer_files(self, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
+        return run_files(self, inputs, output, outfmt, warmup)  # type: ignore[arg-type]
+
+
+def no_args(config: Config) -> list[str]:
+    return []
+
+
+def no_problems(config: Config) -> list[str]:
+    return []
+
+
+def no_steps(config: Config) -> list[Step]:
+    return []
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What the workflow and the CLIs need to know of one backend.
+
+    ``precisions``: what it can be asked for, its default first. ``model_steps(precision, config)``: the
+    workflow steps that make the model it runs, in order, the last one's output being that model (an
+    empty list: it runs the checkpoint itself). ``open(model, precision, threads, options)``: the wrapper;
+    ``options`` are the CLI flags by their argparse names (``model_config``, ``providers``, ``device`` ...).
+    ``infer_args(config)``: the flags ``infer.py`` needs from the config, which ``add_arguments`` declares.
+    ``environment_problems(config)``: what is missing to run it here, one sentence each naming the fix,
+    checked before any job runs. ``extra_targets(config)``: steps a run of this backend also makes (an
+    ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works (the CPU benchmark times it).
+    """
+
+    name: str
+    summary: str
+    precisions: tuple[str, ...]
+    open: Callable[[Path, str, int, Mapping[str, Any]], Backend]
+    model_steps: Callable[[str, Config], list[Step]]
+    infer_args: Callable[[Config], list[str]] = no_args
+    add_arguments: Callable[[ArgumentParser], None] | None = None
+    environment_problems: Callable[[Config], list[str]] = no_problems
+    extra_targets: Callable[[Config], list[Step]] = no_steps
+    in_process: bool = True
+
+    @property
+    def default_precision(self) -> str:
+        return self.precisions[0]
+
+    def other_precisions(self, precision: str) -> tuple[str, ...]:
+        """Its precisions besides ``precision``: what to suggest when that one cannot run."""
+        return tuple(other for other in self.precisions if other != precision)
+
+
+def static_image_shape(shape: list, source: Path) -> tuple[int, int]:
+    """(H, W) of a model input declared as (1, 3, H, W) with fixed sizes."""
+    if len(shape) != 4 or not all(isinstance(size, int) for size in shape[2:]):
+        raise UserError(f"model {source} input shape {shape} is not a fixed (1,3,H,W): export it with a fixed shape")
+    return int(shape[2]), int(shape[3])
+
+
+def require_option(options: Mapping[str, Any], key: str, backend: str, why: str) -> Any:
+    """``options[key]``, or a :class:`UserError` naming the flag ``--key`` the backend needs."""
+    value = options.get(key)
+    if value is None:
+        raise UserError(f"the {backend} backend needs --{key.replace('_', '-')} ({why})")
+    return value

@@ -1,0 +1,95 @@
+"""Running an opened backend over ``.bin`` files into ais_bench's layout (``{stem}_0.bin``).
+
+``run_files`` is what every in-process backend does by default: read the next input while the
+current one computes, write outputs in the background, and time the model call alone. A backend with
+its own pipeline (TensorRT's pinned buffers and CUDA streams, Ascend's ais_bench) returns the same
+:class:`FileRun` from its own ``infer_files``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..binio import read_bin, write_atomic, write_npy
+from ..cityscapes import NUM_CLASSES
+from ..errors import UserError
+from ..progress import progress
+
+if TYPE_CHECKING:
+    from .base import Backend
+
+
+@dataclass
+class FileRun:
+    """What one pass over the input files measured.
+
+    ``compute_ms``: per input file name, the model's compute time alone (no file I/O; on a GPU, the
+    device time between CUDA events). ``files``: input name -> output name. ``wall_s``: the whole pass,
+    reading and writing included (end to end). ``compute_stats``: aggregate statistics for runners that
+    report no per-image times (ais_bench); None where ``compute_ms`` has them. ``extra``: fields the
+    backend adds to the summary (GPU memory, transfer times, its runner's own summary).
+    """
+
+    compute_ms: dict[str, float]
+    files: dict[str, str]
+    wall_s: float
+    compute_stats: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def output_name(input_path: Path, outfmt: str) -> str:
+    """ais_bench's naming: ``{input stem}_{output index}.{bin|npy}``; this model has one output."""
+    return f"{input_path.stem}_0.{outfmt.lower()}"
+
+
+def save_output(array: np.ndarray, path: Path) -> None:
+    (write_npy if path.suffix == ".npy" else write_atomic)(path, array)
+
+
+def check_prediction(prediction: np.ndarray, shape: tuple[int, int], source: str) -> None:
+    """A prediction must be (1,1,H,W) class ids of Cityscapes' 19 classes: anything else is an error here,
+    not a silently wrapped uint8 or a wrong mIoU later."""
+    expected = (1, 1, *shape)
+    if prediction.shape != expected:
+        raise UserError(f"{source} returned shape {prediction.shape}, expected {expected}")
+    if prediction.size and (prediction.min() < 0 or prediction.max() >= NUM_CLASSES):
+        raise UserError(
+            f"{source} returned class ids {int(prediction.min())}..{int(prediction.max())}, not "
+            f"0..{NUM_CLASSES - 1}: is the model the 19-class Cityscapes one?"
+        )
+
+
+def run_files(backend: Backend, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
+    """Compute every input with ``backend.run``; ``warmup`` untimed calls on the first one first."""
+    height, width = backend.input_shape
+    shape = (1, 3, height, width)
+    compute_ms: dict[str, float] = {}
+    files: dict[str, str] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    start_all = time.perf_counter()
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        pending_read: Future = reader.submit(read_bin, inputs[0], np.float32, shape)
+        for _ in range(warmup):
+            backend.run(pending_read.result())
+        writes: list[Future] = []
+        for index, path in enumerate(progress(inputs, len(inputs), f"infer[{backend.name}]")):
+            image = pending_read.result()
+            if index + 1 < len(inputs):
+                pending_read = reader.submit(read_bin, inputs[index + 1], np.float32, shape)
+            start = time.perf_counter()
+            prediction = backend.run(image)
+            compute_ms[path.name] = (time.perf_counter() - start) * 1000.0
+            check_prediction(prediction, (height, width), f"backend {backend.name}")
+            files[path.name] = output_name(path, outfmt)
+            writes.append(
+                writer.submit(save_output, prediction.astype(np.int64, copy=False), output / files[path.name])
+            )
+        for write in writes:
+            write.result()
+    return FileRun(compute_ms, files, time.perf_counter() - start_all)

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""ONNX -> TensorRT engine, with its build report (JSON) beside it, on this machine's NVIDIA GPU.
+
+    python scripts/build_engine.py results/models/deeplabv3_sim_bs1.onnx \\
+        results/models/deeplabv3_sim_bs1_fp32.engine --precision fp32
+
+An engine runs only with the TensorRT version and on the GPU model that built it. ``--precision``:
+fp32 (TF32 off), fp16 (TensorRT 10: the FP16 builder flag on the fp32 ONNX; TensorRT 11 builds strongly
+typed networks only and needs an fp16 ONNX), int8 (the Q/DQ ONNX of rule quantize_tensorrt). The report
+(default ``<engine stem>.json``) records the settings, the TensorRT, GPU and CUDA versions, the network
+mode and builder flags, the engine's inputs and outputs, and the source ONNX's sha256; it is written
+after the engine, and the tensorrt backend reads it. Needs envs/requirements-gpu.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deeplabv3_pipeline.binio import write_json
+from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.tensorrt_engine import (
+    PRECISIONS,
+    EngineSettings,
+    build_engine,
+    engine_report_path,
+    environment_problems,
+)
+
+LOG = logging.getLogger("build_engine")
+
+
+def settings_from_args(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(
+        precision=args.precision,
+        workspace_gib=args.workspace_gib,
+        builder_optimization_level=args.optimization_level,
+        tf32=args.tf32,
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("onnx_model", type=Path, help="ONNX model with a fixed input shape (deeplabv3_sim_bs1.onnx)")
+    parser.add_argument("engine", type=Path, help="the serialized engine to write (.engine)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--workspace-gib", type=int, default=8, help="builder workspace limit (default 8 GiB)")
+    parser.add_argument("--optimization-level", type=int, default=3, help="builder optimization level 0..5 (default 3)")
+    parser.add_argument("--tf32", action="store_true", help="let fp32 layers use TF32 (off: fp32 stays fp32)")
+    parser.add_argument("--device", type=int, default=0, help="CUDA device to build on (default 0)")
+    parser.add_argument("--report", type=Path, help="build report JSON (default: the engine's name with .json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_from_args(args)
+    problems = environment_problems()
+    if problems:
+        raise UserError("cannot build TensorRT engines here: " + "; ".join(problems))
+    report_path = args.report or engine_report_path(args.engine)
+    # A report must never describe an older engine: drop it before the engine is replaced.
+    report_path.unlink(missing_ok=True)
+    report = build_engine(args.onnx_model, args.engine, settings, device=args.device)
+    write_json(report_path, report)
+    LOG.info(
+        "built %s in %.1f s: %.1f MB, %s, %s with flags %s (TensorRT %s on %s); report %s",
+        args.engine,
+        report["build_seconds"],
+        report["engine_bytes"] / 1e6,
+        settings.precision,
+        report["network_mode"],
+        json.dumps(report["builder_flags"]),
+        report["tensorrt_version"],
+        report["gpu"]["name"],
+        report_path,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
