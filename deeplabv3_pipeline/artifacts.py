@@ -70,6 +70,8 @@ QUANTIZE_OPENVINO = Step(
 QUANTIZE_TENSORRT = Step(
     "quantize_tensorrt", "quantize_tensorrt", f"{MODELS}/deeplabv3_sim_bs1_int8_sym.onnx", "quantization"
 )
+# fp16: the fp32 model with float16 weights and activations (TensorRT 11 computes in the model's types).
+CONVERT_FP16 = Step("convert_fp16", "convert_fp16", f"{MODELS}/deeplabv3_sim_bs1_fp16.onnx", "fp16")
 ATC = Step("atc", "atc/{soc}", f"{MODELS}/deeplabv3_bs1_{{soc}}.om")
 BUILD_ENGINE = Step(
     "build_engine", "build_engine/{precision}", f"{MODELS}/deeplabv3_bs1_{{precision}}.engine", "engine"

@@ -8,7 +8,7 @@ engine with ``BuilderFlag.FP16`` (TensorRT picks fp16 or fp32 per layer), and a 
 with ``BuilderFlag.INT8`` (explicit quantization; without the flag a weakly typed Q/DQ network does not
 build). TensorRT 11 removed FP16/INT8/BF16/FP8 and the precision-constraint flags: every network is
 *strongly typed* and computes in the types of its ONNX tensors, so an fp32 ONNX gives an fp32 engine
-whatever is asked, fp16 needs an fp16 ONNX (ModelOpt AutoCast) and int8 a Q/DQ ONNX. Which API this
+whatever is asked, fp16 needs an fp16 ONNX (scripts/convert_fp16.py) and int8 a Q/DQ ONNX. Which API this
 TensorRT has is read from the module (``hasattr``), not from its version number, and the report says
 which mode was used. ``BuilderFlag.TF32`` exists in both, on by default: it lets fp32 convolutions
 round their inputs to TF32 on Ampere and later, so an "fp32" engine clears it unless asked otherwise.
@@ -356,9 +356,8 @@ def check_model_precision(precision: str, facts: OnnxFacts, plan: BuildPlan, mod
     if precision == "fp16" and plan.typed_model and not facts.fp16_tensors:
         raise UserError(
             f"TensorRT {version} builds strongly typed networks only (BuilderFlag.FP16 was removed in 11.0), "
-            f"so an fp16 engine needs an fp16 ONNX model and {model} has no fp16 tensors: convert it with "
-            "ModelOpt AutoCast (modelopt.onnx.autocast, low_precision_type fp16, keep_io_types) first, "
-            "or install TensorRT 10.x"
+            f"so an fp16 engine needs an fp16 ONNX model and {model} has no fp16 tensors: build from "
+            "scripts/convert_fp16.py's model (the workflow's convert_fp16 rule does), or install TensorRT 10.x"
         )
 
 

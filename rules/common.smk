@@ -325,10 +325,11 @@ def get_atc_command(wildcards, input, output):
 
 
 def get_engine_source(wildcards):
-    """What a TensorRT engine is built from: the simplified ONNX, or (int8) the symmetric Q/DQ model."""
-    if wildcards.precision == "int8":
-        return artifacts.QUANTIZE_TENSORRT.output
-    return SIM_MODEL
+    """What a TensorRT engine is built from: the output of the step before build_engine in the
+    tensorrt backend's steps (the simplified ONNX, its fp16 conversion, or the symmetric Q/DQ model).
+    """
+    steps = REGISTRY["tensorrt"].model_steps(wildcards.precision, config)
+    return steps[-2].output
 
 
 # ---------------------------------------------------------------- int8 (rules/quantize.smk)

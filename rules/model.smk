@@ -1,6 +1,6 @@
 # Model: checkpoint -> ONNX (verified against PyTorch) -> onnxsim, and what backends make of it:
 # the Winograd rewrite (openvino fp32), an ATC .om per soc_version (ascend), a TensorRT engine per
-# precision (tensorrt). Which of them a backend runs: its module's model_steps (backends/).
+# precision (tensorrt; fp16 from rule convert_fp16's model, int8 from rule quantize_tensorrt's). Which of them a backend runs: its module's model_steps (backends/).
 # (The int8 models are in rules/quantize.smk.)
 
 from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
@@ -109,6 +109,26 @@ rule atc:
         "command -v atc > /dev/null || {{ echo 'error: atc is not on PATH: install the CANN toolkit and"
         " source /usr/local/Ascend/ascend-toolkit/set_env.sh' | tee {log} >&2; exit 127; }};"
         " {params.command} > {log} 2>&1"
+
+
+rule convert_fp16:
+    input:
+        SIM_MODEL,
+    output:
+        model=artifacts.CONVERT_FP16.output,
+        report=artifacts.report_path(artifacts.CONVERT_FP16.output),
+    log:
+        artifacts.CONVERT_FP16.log,
+    benchmark:
+        artifacts.CONVERT_FP16.benchmark
+    conda:
+        "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("default"),
+    params:
+        script=script("convert_fp16.py"),
+    shell:
+        "python {params.script} {input} {output.model} --report {output.report} > {log} 2>&1"
 
 
 rule build_engine:

@@ -131,12 +131,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="KEY=JSON",
         help="JSON reports of the steps that made the model, recorded under KEY: quantization (int8 settings, "
-        "calibration, agreement), winograd (rewritten sites, agreement), engine (TensorRT build settings)",
+        "calibration, agreement), winograd (rewritten sites, agreement), fp16 (the fp16 conversion), "
+        "engine (TensorRT build settings)",
     )
     return parser.parse_args(argv)
 
 
-MODEL_REPORT_KEYS = ("quantization", "winograd", "engine")
+MODEL_REPORT_KEYS = ("quantization", "winograd", "fp16", "engine")
 
 
 def read_model_reports(entries: Sequence[str]) -> dict[str, object]:

@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from deeplabv3_pipeline.backends import open_backend
 from deeplabv3_pipeline.cityscapes import discover_frames
 from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model, predict_class_ids
 from deeplabv3_pipeline.transform import preprocess_image
@@ -237,3 +238,22 @@ def test_evaluate_names_both_sides_of_a_missing_pair(predictions, demo_root, tmp
     frame = missing.name.removesuffix("_gtFine_labelTrainIds.png")
     assert result.returncode == 2
     assert f"{frame}_leftImg8bit_0.bin has no {missing.name}" in result.stderr
+
+
+def test_fp16_model_keeps_its_io_types_and_computes_the_same_classes(onnx_models, prep_dir, tmp_path):
+    """convert_fp16.py's model (what the fp16 TensorRT engine is built from): float16 weights, float32 input,
+    int64 class ids, Resize kept fp32; OpenVINO runs it here and it agrees with the fp32 model."""
+    fp16 = tmp_path / "deeplabv3_sim_bs1_fp16.onnx"
+    run_script("convert_fp16.py", onnx_models[1], fp16)
+    report = json.loads(fp16.with_suffix(".json").read_text())
+    assert report["initializers_after"].get("FLOAT16") and "Resize" in report["kept_fp32_ops"]
+    model = onnx.load(str(fp16))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    reference = open_backend("onnxruntime", onnx_models[1])
+    converted = open_backend("openvino", fp16)
+    for path in sorted(prep_dir.glob("*.bin"))[:2]:
+        image = np.fromfile(path, np.float32).reshape(1, 3, *reference.input_shape)
+        assert np.mean(reference.run(image) == converted.run(image)) > 0.99, path.name
+    refused = run_script("convert_fp16.py", tmp_path / "missing.onnx", tmp_path / "x.onnx", check=False)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith("run the workflow's simplify_onnx rule first")

@@ -246,7 +246,11 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": precision, "tensorrt": {"device": 1}}))
     dry = snakemake(tmp_path, "-n", "-p").stdout
     engine = f"results/models/deeplabv3_bs1_{precision}.engine"
-    source = "results/models/deeplabv3_sim_bs1_int8_sym.onnx" if precision == "int8" else SIM_MODEL_PATH
+    source = {
+        "fp32": SIM_MODEL_PATH,
+        "fp16": "results/models/deeplabv3_sim_bs1_fp16.onnx",  # TensorRT 11 computes in the model's types
+        "int8": "results/models/deeplabv3_sim_bs1_int8_sym.onnx",
+    }[precision]
     assert (
         f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
         f" --optimization-level 3 --report results/models/deeplabv3_bs1_{precision}.json" in dry
@@ -264,6 +268,8 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
         assert "quantization=results/models/deeplabv3_sim_bs1_int8_sym.json" in dry
     else:
         assert calibration is None
+    fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} results/models/deeplabv3_sim_bs1_fp16.onnx"
+    assert (fp16_conversion in dry) == (precision == "fp16")
 
 
 def test_tensorrt_without_gpu_or_tensorrt_stops_before_any_job(tmp_path):

@@ -85,7 +85,7 @@ def image_io(tensors: list[TensorInfo], engine: Path) -> tuple[TensorInfo, Tenso
     if image.dtype != "FLOAT" or len(image.shape) != 4 or image.shape[:2] != (1, 3) or min(image.shape) < 1:
         raise UserError(
             f"engine {engine} input {image.name} is {image.dtype} {image.shape}, expected FLOAT (1, 3, H, W) with "
-            "fixed sizes: export the ONNX with a fixed shape and float32 input (AutoCast: keep_io_types)"
+            "fixed sizes: export the ONNX with a fixed shape and float32 input (convert_fp16.py keeps it)"
         )
     if ids.dtype not in CLASS_ID_TYPES or ids.shape != (1, 1, *image.shape[2:]):
         raise UserError(
@@ -391,10 +391,10 @@ class TensorRTBackend:
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
-    """An engine per precision (rule build_engine), from the simplified ONNX or (int8) from rule
-    quantize_tensorrt's symmetric Q/DQ model."""
-    quantize = [artifacts.QUANTIZE_TENSORRT] if precision == "int8" else []
-    return [*artifacts.ONNX_STEPS, *quantize, artifacts.BUILD_ENGINE.format(precision=precision)]
+    """An engine per precision (rule build_engine), from the simplified ONNX, its fp16 conversion (rule
+    convert_fp16: TensorRT 11 computes in the model's types) or rule quantize_tensorrt's symmetric Q/DQ model."""
+    source = {"fp16": [artifacts.CONVERT_FP16], "int8": [artifacts.QUANTIZE_TENSORRT]}.get(precision, [])
+    return [*artifacts.ONNX_STEPS, *source, artifacts.BUILD_ENGINE.format(precision=precision)]
 
 
 def infer_args(config: Config) -> list[str]:
