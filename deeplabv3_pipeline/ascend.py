@@ -1,4 +1,5 @@
-"""Ascend: the ATC and ais_bench command lines, and ais_bench's output mapped to the common layout.
+"""Ascend's tools: the ATC and ais_bench command lines, their checks, and reading ais_bench's output
+(the backend itself, behind the common interface, is ``backends/ascend_backend.py``).
 
 Nothing here needs CANN to be importable: commands are built as lists (unit-tested, and shown
 by ``snakemake -n -p``), and run only where the tools exist.

@@ -38,7 +38,10 @@ def convert_to_fp16(source: Path, output: Path) -> dict[str, Any]:
 
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run the workflow's simplify_onnx rule first")
-    model = onnx.load(str(source))
+    try:
+        model = onnx.load(str(source))
+    except Exception as error:  # protobuf's DecodeError and kin: a truncated or foreign file
+        raise UserError(f"{source} is not a readable ONNX file ({error}): run simplify_onnx again") from error
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         raise UserError(f"{source} is an int8 Q/DQ model: convert the fp32 model (deeplabv3_sim_bs1.onnx) instead")
     before = tensor_type_counts(model)

@@ -52,6 +52,9 @@ class QuantizeSettings:
     activation_type: str = "uint8"
     # Zero point 0 for activations too (int8, range +-max|x|): the only kind TensorRT takes (rule quantize_tensorrt).
     activation_symmetric: bool = False
+    # Conv biases as int32 behind DequantizeLinear (ONNX Runtime's default); TensorRT's parser takes only
+    # int8 into a DequantizeLinear and folds float biases itself, so its model keeps them float.
+    quantize_bias: bool = True
     weight_type: str = "int8"
     per_channel: bool = True
     reduce_range: bool = False
@@ -322,7 +325,11 @@ def quantize_onnxruntime(
             nodes_to_exclude=excluded,
             calibrate_method=CalibrationMethod.MinMax,
             calibration_cache_path=str(cache),
-            extra_options={"ActivationSymmetric": settings.activation_symmetric, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": settings.activation_symmetric,
+                "WeightSymmetric": True,
+                "QuantizeBias": settings.quantize_bias,
+            },
         )
         graph = onnx.load(str(quantized), load_external_data=False).graph
         count = sum(node.op_type == "QuantizeLinear" for node in graph.node)

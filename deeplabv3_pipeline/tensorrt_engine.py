@@ -286,6 +286,12 @@ class OnnxFacts:
     zero_point_problems: tuple[str, ...] = ()
 
 
+def onnx_int8() -> int:
+    from onnx import TensorProto
+
+    return TensorProto.INT8
+
+
 def zero_point_problem(node: str, zero_point: np.ndarray) -> str | None:
     """TensorRT quantizes symmetrically to int8: a zero point must be int8 and 0."""
     if zero_point.dtype != np.int8:
@@ -310,6 +316,11 @@ def graph_facts(graph: Any) -> OnnxFacts:
         if node.op_type not in QDQ_OPS:
             continue
         qdq += 1
+        data = initializers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if data is not None and data.data_type != onnx_int8():
+            # e.g. ONNX Runtime's int32 Conv biases: TensorRT dequantizes int8 (and fp8/int4) only
+            problems.append(f"DequantizeLinear {node.name or node.output[0]!r}: input is not int8")
+            continue
         if len(node.input) >= 3 and node.input[2] in initializers:
             try:
                 zero_point = numpy_helper.to_array(initializers[node.input[2]])

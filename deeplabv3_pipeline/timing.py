@@ -87,6 +87,13 @@ def merge_summaries(summaries: list[dict]) -> dict:
             num_images=len(files),
         )
         merged["end_to_end"]["images_per_s"] = len(files) / wall if wall else 0.0
+    # What a backend adds beside the common fields (TensorRT's GPU memory and copy times, ais_bench's
+    # latencies): kept as the shard wrote it, or per shard where there are several.
+    extras = [key for key in first if key not in merged and key not in ("inference_precision", "precision_evidence")]
+    if len(summaries) == 1:
+        merged.update({key: first[key] for key in extras})
+    elif extras:
+        merged["per_shard"] = [{key: summary.get(key) for key in extras} for summary in summaries]
     merged["shards"] = len(summaries)
     precisions = {summary.get("inference_precision") for summary in summaries}
     if len(precisions) > 1:

@@ -267,7 +267,11 @@ def get_model_reports(wildcards):
 
 
 def check_backend_tools():
-    """Before any job runs (not in a dry run): what the configured backend needs must be here."""
+    """Before any job runs (not in a dry run): what the configured backend needs must be here. Under
+    a cluster executor the jobs run on other nodes (a GPU or NPU partition), which this machine cannot
+    speak for: there each job reports what its node lacks, in one line."""
+    if not workflow.local_exec:
+        return
     problems = REGISTRY[BACKEND].environment_problems(config)
     if problems:
         raise WorkflowError(

@@ -150,8 +150,9 @@ rule build_engine:
     params:
         workspace=config["tensorrt"]["workspace_gib"],
         level=config["tensorrt"]["optimization_level"],
+        device=config["tensorrt"]["device"],
         script=script("build_engine.py"),
     shell:
         "python {params.script} {input} {output.engine} --precision {wildcards.precision}"
         " --workspace-gib {params.workspace} --optimization-level {params.level}"
-        " --report {output.report} > {log} 2>&1"
+        " --device {params.device} --report {output.report} > {log} 2>&1"

@@ -2,7 +2,8 @@
 # calibrated on real preprocessed images; classifier, final Resize and ArgMax stay float.
 #   quantize_onnx     -> QDQ ONNX, uint8 activations (ONNX Runtime; OpenVINO runs it too)
 #   quantize_openvino -> OpenVINO IR (NNCF; needs the nncf package)
-#   quantize_tensorrt -> QDQ ONNX, symmetric int8 activations (zero point 0: all TensorRT takes),
+#   quantize_tensorrt -> QDQ ONNX, symmetric int8 activations (zero point 0: all TensorRT takes) and
+#                        float biases (TensorRT dequantizes int8 only),
 #                        built into the int8 engine by rule build_engine
 # Each writes <model stem>.json beside the model: settings, calibration files, pixel agreement with fp32.
 
@@ -12,7 +13,7 @@ from deeplabv3_pipeline.quantize import held_out_files  # noqa: E402
 QUANTIZERS = {
     artifacts.QUANTIZE_ONNX: "--engine onnxruntime",
     artifacts.QUANTIZE_OPENVINO: "--engine openvino",
-    artifacts.QUANTIZE_TENSORRT: "--engine onnxruntime --activation-type int8 --symmetric-activations",
+    artifacts.QUANTIZE_TENSORRT: "--engine onnxruntime --activation-type int8 --symmetric-activations --float-bias",
 }
 
 

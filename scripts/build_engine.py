@@ -2,14 +2,14 @@
 """ONNX -> TensorRT engine, with its build report (JSON) beside it, on this machine's NVIDIA GPU.
 
     python scripts/build_engine.py results/models/deeplabv3_sim_bs1.onnx \\
-        results/models/deeplabv3_sim_bs1_fp32.engine --precision fp32
+        results/models/deeplabv3_bs1_fp32.engine --precision fp32
 
 An engine runs only with the TensorRT version and on the GPU model that built it. ``--precision``:
-fp32 (TF32 off), fp16 (TensorRT 10: the FP16 builder flag on the fp32 ONNX; TensorRT 11 builds strongly
-typed networks only and needs an fp16 ONNX), int8 (the Q/DQ ONNX of rule quantize_tensorrt). The report
-(default ``<engine stem>.json``) records the settings, the TensorRT, GPU and CUDA versions, the network
-mode and builder flags, the engine's inputs and outputs, and the source ONNX's sha256; it is written
-after the engine, and the tensorrt backend reads it. Needs envs/requirements-gpu.txt.
+fp32 (TF32 off), fp16 (TensorRT 10: the FP16 builder flag; TensorRT 11 builds strongly typed networks
+only and needs an fp16 ONNX: scripts/convert_fp16.py's, rule convert_fp16), int8 (the Q/DQ ONNX of rule
+quantize_tensorrt). The report (default ``<engine stem>.json``) records the settings, the TensorRT, GPU
+and CUDA versions, the network mode and builder flags, the engine's inputs and outputs, and the source
+ONNX's sha256; it is written after the engine, and the tensorrt backend reads it. Needs envs/requirements-gpu.txt.
 """
 
 from __future__ import annotations

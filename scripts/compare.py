@@ -23,6 +23,7 @@ import numpy as np
 
 from deeplabv3_pipeline.binio import write_json, write_text
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.tables import markdown_table
 
 COLUMNS = (
     "backend",
@@ -79,15 +80,15 @@ def compare_row(backend: str, result: dict, reference: dict, agreement: dict[str
     }
 
 
-def format_table(rows: list[dict]) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
-        return "-" if value is None else str(value)
+def format_cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
+    return "-" if value is None else str(value)
 
-    table = [list(COLUMNS)] + [[cell(row[column]) for column in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in table)
+
+def format_table(rows: list[dict]) -> str:
+    """The comparison as a Markdown table (readable in a terminal, pasteable into a report)."""
+    return "\n".join(markdown_table(list(COLUMNS), [[format_cell(row[column]) for column in COLUMNS] for row in rows]))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -84,11 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.update(inference_precision=backend.inference_precision, precision_evidence=backend.precision_evidence)
     write_json(summary_path, summary)
     LOG.info(
-        "%d images at %s, compute %.1f ms/image (%.2f images/s), end to end %.2f images/s",
+        "%d images at %s, compute %s ms/image (%s images/s), end to end %.2f images/s",
         summary["num_images"],
         summary["inference_precision"],
-        summary["compute_time"]["mean"],
-        summary["throughput"],
+        summary["compute_time"].get("mean"),
+        summary.get("throughput"),
         summary["end_to_end"]["images_per_s"],
     )
     return 0

@@ -47,6 +47,7 @@ def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
         calibration_images=args.calibration_images,
         activation_type=args.activation_type,
         activation_symmetric=args.symmetric_activations,
+        quantize_bias=not args.float_bias,
         reduce_range=args.reduce_range,
         float_tail=not args.quantize_tail,
         pre_process=not args.no_pre_process,
@@ -95,6 +96,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--symmetric-activations",
         action="store_true",
         help="zero point 0 for activations too, as TensorRT needs (with --activation-type int8; onnxruntime engine)",
+    )
+    parser.add_argument(
+        "--float-bias",
+        action="store_true",
+        help="keep Conv biases float (TensorRT takes only int8 into DequantizeLinear; onnxruntime engine)",
     )
     parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime engine)")
     parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")

@@ -84,3 +84,18 @@ def test_merging_shards_equals_one_run():
     assert merged["compute_time"] == whole["compute_time"]
     assert merged["num_images"] == 5 and merged["shards"] == 2
     assert merged["end_to_end"]["wall_s"] == 5.0
+
+
+def test_a_backends_own_summary_fields_survive_the_gathering():
+    """TensorRT's GPU figures (and ais_bench's latencies) are not common fields: one shard keeps them as
+    written, several keep them per shard."""
+    files = {"a.bin": "a_0.bin", "b.bin": "b_0.bin"}
+    shards = []
+    for name, memory in (("a.bin", 900.0), ("b.bin", 950.0)):
+        summary = inference_summary("tensorrt", {name: 2.0}, 0.1, {name: files[name]}, {})
+        summary.update(gpu={"name": "GPU", "memory_used_mb": memory}, h2d_ms={"mean": 0.5})
+        shards.append(summary)
+    one = merge_summaries(shards[:1])
+    assert one["gpu"] == {"name": "GPU", "memory_used_mb": 900.0} and one["h2d_ms"] == {"mean": 0.5}
+    both = merge_summaries(shards)
+    assert "gpu" not in both and [shard["gpu"]["memory_used_mb"] for shard in both["per_shard"]] == [900.0, 950.0]

@@ -710,3 +710,20 @@ def test_fp16_from_an_fp32_onnx_on_tensorrt_11_is_a_clear_error(onnx_models, tmp
         pytest.skip("this TensorRT builds fp16 with the FP16 flag: the error case cannot happen")
     result = run_script("build_engine.py", onnx_models[1], tmp_path / "m.engine", "--precision", "fp16", check=False)
     assert result.returncode == 2 and "needs an fp16 ONNX model" in result.stderr
+
+
+def test_the_workflows_tensorrt_qdq_model_is_one_the_builder_takes(onnx_models, prep_dir, tmp_path):
+    """rule quantize_tensorrt's flags on the real (tiny) model: symmetric int8 activations and weights,
+    float biases; ONNX Runtime's default (uint8 activations, int32 biases) is refused with the reason."""
+    symmetric = tmp_path / "deeplabv3_sim_bs1_int8_sym.onnx"
+    flags = ("--activation-type", "int8", "--symmetric-activations", "--float-bias")
+    common = ("--calibration-data", prep_dir, "--calibration-images", 2, "--check-images", 0)
+    run_script("quantize_onnx.py", onnx_models[1], symmetric, *flags, *common)
+    facts = engines.onnx_facts(symmetric)
+    assert facts.qdq_nodes > 0 and facts.zero_point_problems == ()
+    settings = json.loads(symmetric.with_suffix(".json").read_text())["settings"]
+    assert settings["activation_symmetric"] and not settings["quantize_bias"] and settings["activation_type"] == "int8"
+    default = tmp_path / "deeplabv3_sim_bs1_int8.onnx"
+    run_script("quantize_onnx.py", onnx_models[1], default, *common)
+    problems = engines.onnx_facts(default).zero_point_problems
+    assert any("not int8" in problem for problem in problems)

@@ -253,7 +253,7 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     }[precision]
     assert (
         f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
-        f" --optimization-level 3 --report results/models/deeplabv3_bs1_{precision}.json" in dry
+        f" --optimization-level 3 --device 1 --report results/models/deeplabv3_bs1_{precision}.json" in dry
     )
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
     assert "--device 1" in dry

@@ -95,9 +95,16 @@ def open_backend(name: str, model: Path, *, precision: str | None = None, thread
     return spec.open(model, precision, threads, options)
 
 
-def add_backend_arguments(parser: ArgumentParser, names: tuple[str, ...] = BACKENDS) -> None:
-    """``--backend``, ``--precision``, ``--threads``, ``--device`` and every listed backend's own flags."""
-    parser.add_argument("--backend", choices=names, default=names[0])
+def add_backend_arguments(parser: ArgumentParser, names: tuple[str, ...] = BACKENDS, *, required: bool = False) -> None:
+    """``--backend`` (``required``, or the first of ``names`` by default), ``--precision``, ``--threads``,
+    ``--device`` and every listed backend's own flags."""
+    parser.add_argument(
+        "--backend",
+        choices=names,
+        required=required,
+        default=None if required else names[0],
+        help="; ".join(f"{name}: {REGISTRY[name].summary}" for name in names),
+    )
     parser.add_argument(
         "--precision",
         choices=sorted({precision for name in names for precision in PRECISIONS[name]}),

@@ -36,7 +36,7 @@ from ..progress import progress
 from ..tensorrt_engine import MIB, TensorInfo, cuda_value
 from ..timing import latency_stats
 from .base import BackendSpec, Config
-from .files import FileRun, check_prediction, output_name, save_output
+from .files import FileRun, check_prediction, output_name, save_output, warm_up
 
 REBUILD = "rebuild it with scripts/build_engine.py (the workflow's build_engine rule)"
 CLASS_ID_TYPES = ("INT32", "INT64")
@@ -62,7 +62,7 @@ def read_report(engine: Path) -> dict[str, Any]:
         raise UserError(f"{path} records precision {precision!r}, not one of {', '.join(engines.PRECISIONS)}")
     size = engine.stat().st_size
     if report.get("engine_bytes") not in (None, size):
-        raise UserError(f"{path} describes a {report['engine_bytes']:,}-byte engine, {engine} has {size:,}: {REBUILD}")
+        raise UserError(f"{path} describes a {report['engine_bytes']}-byte engine, {engine} has {size}: {REBUILD}")
     return report
 
 
@@ -308,13 +308,10 @@ class TensorRTBackend:
             files[path.name] = output_name(path, outfmt)
             writes.append(writer.submit(save_output, prediction, output / files[path.name]))
 
-        start_all = time.perf_counter()
+        warm_up(self, inputs[0], shape, warmup)
+        start_all = time.perf_counter()  # end to end: every read, copy, compute and write, not the warm-up
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
             pending: Future = reader.submit(read_bin, inputs[0], np.float32, shape)
-            if warmup:
-                first = pending.result()
-                for _ in range(warmup):
-                    self.run(first)
             in_flight: tuple[Slot, Path] | None = None
             for index, path in enumerate(progress(inputs, len(inputs), f"infer[{self.name}]")):
                 image = pending.result()
@@ -360,18 +357,16 @@ class TensorRTBackend:
                 cudart.cudaStreamSynchronize(stream)
         self._slots = []  # host views die before their memory
         self._context = None
-        for pointer in self._device_pointers:
-            with contextlib.suppress(Exception):
-                cudart.cudaFree(pointer)
-        for pointer in self._host_pointers:
-            with contextlib.suppress(Exception):
-                cudart.cudaFreeHost(pointer)
-        for event in self._events:
-            with contextlib.suppress(Exception):
-                cudart.cudaEventDestroy(event)
-        for stream in self._streams:
-            with contextlib.suppress(Exception):
-                cudart.cudaStreamDestroy(stream)
+        releases = (
+            (self._device_pointers, cudart.cudaFree),
+            (self._host_pointers, cudart.cudaFreeHost),
+            (self._events, cudart.cudaEventDestroy),
+            (self._streams, cudart.cudaStreamDestroy),
+        )
+        for handles, release in releases:
+            for handle in handles:
+                with contextlib.suppress(Exception):
+                    release(handle)
         self._device_pointers, self._host_pointers, self._events, self._streams = [], [], [], []
         self._engine = None
         self._runtime = None
