@@ -241,9 +241,15 @@ def get_model_steps(backend):
     return REGISTRY[backend].model_steps(backend_precision(backend), config)
 
 
-def get_model(backend):
-    steps = get_model_steps(backend)
+def get_model_file(backend, precision, settings):
+    """The model ``backend`` runs at ``precision`` under config ``settings``: the last model step's
+    output, or the checkpoint (a backend without model steps runs it)."""
+    steps = REGISTRY[backend].model_steps(precision, settings)
     return steps[-1].output if steps else CHECKPOINT
+
+
+def get_model(backend):
+    return get_model_file(backend, backend_precision(backend), config)
 
 
 def get_infer_model(wildcards):
@@ -513,8 +519,7 @@ def get_benchmark_model(wildcards):
     if winograd:
         return artifacts.WINOGRAD_ONNX.output
     direct = {**config, "winograd": {**config["winograd"], "enabled": False}}
-    steps = REGISTRY[backend].model_steps(precision, direct)
-    return steps[-1].output if steps else CHECKPOINT
+    return get_model_file(backend, precision, direct)
 
 
 def get_benchmark_bins(wildcards):
