@@ -1,7 +1,8 @@
 """Running an opened backend over ``.bin`` files into ais_bench's layout (``{stem}_0.bin``).
 
 ``run_files`` is what every in-process backend does by default: read the next input while the
-current one computes, write outputs in the background, and time the model call alone. A backend with
+current one computes (``read_ahead``), write outputs in the background (``background_writer``), and
+time the model call alone. A backend with
 its own pipeline (TensorRT's pinned buffers and CUDA streams, Ascend's ais_bench) returns the same
 :class:`FileRun` from its own ``infer_files``.
 """
@@ -9,7 +10,9 @@ its own pipeline (TensorRT's pinned buffers and CUDA streams, Ascend's ais_bench
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +76,29 @@ def warm_up(backend: Backend, first: Path, shape: tuple[int, ...], count: int) -
             backend.run(image)
 
 
+def read_ahead(inputs: list[Path], shape: tuple[int, ...], label: str) -> Iterator[tuple[Path, np.ndarray]]:
+    """Each input with its float32 image, in order; the next file is read in a background thread while
+    the caller computes on this one, so reading stays off the compute path."""
+    with ThreadPoolExecutor(1) as reader:
+        pending: Future = reader.submit(read_bin, inputs[0], np.float32, shape)
+        for index, path in enumerate(progress(inputs, len(inputs), label)):
+            image = pending.result()
+            if index + 1 < len(inputs):
+                pending = reader.submit(read_bin, inputs[index + 1], np.float32, shape)
+            yield path, image
+
+
+@contextmanager
+def background_writer() -> Iterator[Callable[[np.ndarray, Path], None]]:
+    """``write(array, path)`` saving in a background thread (``save_output``); leaving the block waits
+    for every write and raises the first that failed."""
+    with ThreadPoolExecutor(1) as writer:
+        writes: list[Future] = []
+        yield lambda array, path: writes.append(writer.submit(save_output, array, path))
+        for write in writes:
+            write.result()
+
+
 def run_files(backend: Backend, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
     """Compute every input with ``backend.run``; ``warmup`` untimed calls on the first one first."""
     height, width = backend.input_shape
@@ -82,21 +108,12 @@ def run_files(backend: Backend, inputs: list[Path], output: Path, outfmt: str, w
     output.mkdir(parents=True, exist_ok=True)
     warm_up(backend, inputs[0], shape, warmup)
     start_all = time.perf_counter()  # end to end: every read, compute and write, not the warm-up
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        pending_read: Future = reader.submit(read_bin, inputs[0], np.float32, shape)
-        writes: list[Future] = []
-        for index, path in enumerate(progress(inputs, len(inputs), f"infer[{backend.name}]")):
-            image = pending_read.result()
-            if index + 1 < len(inputs):
-                pending_read = reader.submit(read_bin, inputs[index + 1], np.float32, shape)
+    with background_writer() as write:
+        for path, image in read_ahead(inputs, shape, f"infer[{backend.name}]"):
             start = time.perf_counter()
             prediction = backend.run(image)
             compute_ms[path.name] = (time.perf_counter() - start) * 1000.0
             check_prediction(prediction, (height, width), f"backend {backend.name}")
             files[path.name] = output_name(path, outfmt)
-            writes.append(
-                writer.submit(save_output, prediction.astype(np.int64, copy=False), output / files[path.name])
-            )
-        for write in writes:
-            write.result()
+            write(prediction.astype(np.int64, copy=False), output / files[path.name])
     return FileRun(compute_ms, files, time.perf_counter() - start_all)

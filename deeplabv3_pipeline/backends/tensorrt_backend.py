@@ -20,7 +20,6 @@ import ctypes
 import json
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,11 @@ import numpy as np
 from .. import artifacts
 from .. import tensorrt_engine as engines
 from ..artifacts import Step
-from ..binio import read_bin
 from ..errors import UserError
-from ..progress import progress
 from ..tensorrt_engine import MIB, TensorInfo, cuda_value
 from ..timing import latency_stats
 from .base import BackendSpec, Config
-from .files import FileRun, check_prediction, output_name, save_output, warm_up
+from .files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
 
 REBUILD = "rebuild it with scripts/build_engine.py (the workflow's build_engine rule)"
 CLASS_ID_TYPES = ("INT32", "INT64")
@@ -297,26 +294,21 @@ class TensorRTBackend:
         h2d_ms: list[float] = []
         d2h_ms: list[float] = []
         files: dict[str, str] = {}
-        writes: list[Future] = []
-
-        def finish(slot: Slot, path: Path) -> None:
-            prediction, (h2d, compute, d2h) = self._collect(slot)
-            check_prediction(prediction, (height, width), f"backend {self.name}")
-            compute_ms[path.name] = compute
-            h2d_ms.append(h2d)
-            d2h_ms.append(d2h)
-            files[path.name] = output_name(path, outfmt)
-            writes.append(writer.submit(save_output, prediction, output / files[path.name]))
-
         warm_up(self, inputs[0], shape, warmup)
         start_all = time.perf_counter()  # end to end: every read, copy, compute and write, not the warm-up
-        with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-            pending: Future = reader.submit(read_bin, inputs[0], np.float32, shape)
+        with background_writer() as write:
+
+            def finish(slot: Slot, path: Path) -> None:
+                prediction, (h2d, compute, d2h) = self._collect(slot)
+                check_prediction(prediction, (height, width), f"backend {self.name}")
+                compute_ms[path.name] = compute
+                h2d_ms.append(h2d)
+                d2h_ms.append(d2h)
+                files[path.name] = output_name(path, outfmt)
+                write(prediction, output / files[path.name])
+
             in_flight: tuple[Slot, Path] | None = None
-            for index, path in enumerate(progress(inputs, len(inputs), f"infer[{self.name}]")):
-                image = pending.result()
-                if index + 1 < len(inputs):
-                    pending = reader.submit(read_bin, inputs[index + 1], np.float32, shape)
+            for index, (path, image) in enumerate(read_ahead(inputs, shape, f"infer[{self.name}]")):
                 # This slot last held image index-2, collected in the previous round: its buffers are free.
                 slot = self._slots[index % 2]
                 np.copyto(slot.host_input, image)
@@ -327,8 +319,6 @@ class TensorRTBackend:
                 in_flight = (slot, path)
             if in_flight is not None:
                 finish(*in_flight)
-            for write in writes:
-                write.result()
         wall = time.perf_counter() - start_all
         free, total = cuda_value(self._cudart.cudaMemGetInfo(), "cudaMemGetInfo")
         extra = {
