@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +113,17 @@ def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.n
             "truncated, or made for another input_shape? Delete it and rerun the stage that makes it."
         )
     return np.fromfile(path, dtype=dtype).reshape(shape)
+
+
+def read_onnx(path: Path, fix: str, *, external_data: bool = True) -> Any:
+    """The ONNX model at ``path`` (``onnx.ModelProto``); an unreadable file (a truncated download, another
+    format) is a :class:`UserError` naming it and ``fix``. ``external_data=False`` reads the graph only."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=external_data)
+    except Exception as error:  # protobuf's DecodeError and kin: any failure here is a bad file
+        raise UserError(f"{path} is not a readable ONNX model ({error}): {fix}") from error
 
 
 def file_sha256(path: Path) -> str:

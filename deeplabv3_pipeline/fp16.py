@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .binio import file_sha256, write_atomic
+from .binio import file_sha256, read_onnx, write_atomic
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -32,16 +32,12 @@ def tensor_type_counts(model: Any) -> dict[str, int]:
 
 def convert_to_fp16(source: Path, output: Path) -> dict[str, Any]:
     """Write the fp16 model of ``source`` to ``output`` atomically; return what the conversion did."""
-    import onnx
     import onnxconverter_common
     from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run the workflow's simplify_onnx rule first")
-    try:
-        model = onnx.load(str(source))
-    except Exception as error:  # protobuf's DecodeError and kin: a truncated or foreign file
-        raise UserError(f"{source} is not a readable ONNX file ({error}): run simplify_onnx again") from error
+    model = read_onnx(source, "run simplify_onnx again")
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         raise UserError(f"{source} is an int8 Q/DQ model: convert the fp32 model (deeplabv3_sim_bs1.onnx) instead")
     before = tensor_type_counts(model)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .binio import file_sha256, list_bins, read_bin
+from .binio import file_sha256, list_bins, read_bin, read_onnx
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -124,10 +124,7 @@ def model_input(model_path: Path) -> tuple[str, tuple[int, int]]:
 
     if not model_path.is_file():
         raise UserError(f"model {model_path} does not exist: run export_onnx and simplify_onnx first")
-    try:
-        model = onnx.load(str(model_path), load_external_data=False)
-    except Exception as error:  # onnx raises DecodeError and friends: any failure here is a bad file
-        raise UserError(f"{model_path} is not a readable ONNX model ({error})") from error
+    model = read_onnx(model_path, "export it again", external_data=False)
     if any(node.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for node in model.graph.node):
         raise UserError(f"{model_path} is already quantized: give the fp32 model (deeplabv3_sim_bs1.onnx)")
     inputs = [item for item in model.graph.input if item.name not in {init.name for init in model.graph.initializer}]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .binio import file_sha256, write_atomic
+from .binio import file_sha256, read_onnx, write_atomic
 from .errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -333,13 +333,7 @@ def graph_facts(graph: Any) -> OnnxFacts:
 
 
 def onnx_facts(model: Path) -> OnnxFacts:
-    import onnx
-
-    try:
-        proto = onnx.load(str(model), load_external_data=False)
-    except Exception as error:  # protobuf's DecodeError and kin
-        raise UserError(f"{model} is not a readable ONNX model ({error}): export it again") from error
-    return graph_facts(proto.graph)
+    return graph_facts(read_onnx(model, "export it again", external_data=False).graph)
 
 
 def check_model_precision(precision: str, facts: OnnxFacts, plan: BuildPlan, model: Path, version: str) -> None:

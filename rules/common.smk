@@ -166,12 +166,18 @@ def get_shard_bins(shard_index):
     return [f"{PREP_DIR}/{frame.stem}.bin" for frame in shard_frames(shard_index)]
 
 
+def prediction_file(backend, frame):
+    """Where ``backend``'s prediction of ``frame`` goes (ais_bench's {stem}_0.bin naming)."""
+    return f"{INFER_DIR}/{backend}/{frame.stem}_0.bin"
+
+
+def shard_summary_file(backend, shard_index):
+    return f"{INFER_DIR}/{backend}/shards/{shard_index}.json"
+
+
 def get_shard_predictions(shard_index):
     """Prediction files of one shard, with `{backend}` left as a wildcard."""
-    return [
-        f"{INFER_DIR}/{{backend}}/{frame.stem}_0.bin"
-        for frame in shard_frames(shard_index)
-    ]
+    return [prediction_file("{backend}", frame) for frame in shard_frames(shard_index)]
 
 
 def get_all_bins():
@@ -180,7 +186,7 @@ def get_all_bins():
 
 def get_predictions(backend):
     """Every frame's prediction file of ``backend``, in frame order."""
-    return [f"{INFER_DIR}/{backend}/{frame.stem}_0.bin" for frame in FRAMES]
+    return [prediction_file(backend, frame) for frame in FRAMES]
 
 
 def get_image_files():
@@ -383,7 +389,7 @@ def get_prediction_folder(wildcards, output):
 
 
 def get_shard_summaries(wildcards):
-    return [f"{INFER_DIR}/{wildcards.backend}/shards/{index}.json" for index in SHARDS]
+    return [shard_summary_file(wildcards.backend, index) for index in SHARDS]
 
 
 # ---------------------------------------------------------------- evaluation and comparison (rules/evaluate.smk)

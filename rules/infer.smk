@@ -13,7 +13,7 @@ for shard_index in SHARDS:
             model=get_infer_model,
         output:
             predictions=kept(get_shard_predictions(shard_index), "keep_predictions"),
-            summary=f"{INFER_DIR}/{{backend}}/shards/{shard_index}.json",
+            summary=shard_summary_file("{backend}", shard_index),
         log:
             artifacts.INFER.format(shard=shard_index).log,
         benchmark:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import onnx
 
-from deeplabv3_pipeline.binio import write_json
+from deeplabv3_pipeline.binio import read_onnx, write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import agreement_check, calibration_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
@@ -53,10 +53,7 @@ def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> tu
     """Write the rewritten model; the sites rewritten and those left direct (too much padding)."""
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
-    try:
-        model = onnx.load(str(source))
-    except Exception as error:  # protobuf raises its own DecodeError
-        raise UserError(f"{source} is not a readable ONNX model ({error}): rebuild it with simplify_onnx") from error
+    model = read_onnx(source, "rebuild it with simplify_onnx")
     rewritten, sites, unprofitable = apply_winograd(model, outputs=tile, min_channels=min_channels)
     for site in unprofitable:
         LOG.info(

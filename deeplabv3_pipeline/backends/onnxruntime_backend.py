@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import artifacts
 from ..artifacts import Step
+from ..binio import read_onnx
 from ..errors import UserError
 from .base import BackendSpec, Config, FileRunner, static_image_shape
 
@@ -40,12 +41,7 @@ def quantized_ops(op_types: Iterable[str]) -> dict[str, int]:
 
 def onnx_op_types(model: Path) -> list[str]:
     """The op types of the model's main graph; external weights stay on disk (only the graph is wanted)."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(model), load_external_data=False).graph
-    except Exception as error:  # protobuf's DecodeError and kin: a truncated or foreign file
-        raise UserError(f"model {model} is not a readable ONNX file ({error}): export it again") from error
+    graph = read_onnx(model, "export it again", external_data=False).graph
     return [node.op_type for node in graph.node]
 
 
