@@ -94,3 +94,13 @@ BENCHMARK = Step("benchmark", "benchmark/gather", "results/benchmark.json")
 def report_path(model: str) -> str:
     """The JSON a model-making step writes beside its model (settings, checks, build log)."""
     return model.rsplit(".", 1)[0] + ".json"
+
+
+def companion_files(step: Step) -> list[str]:
+    """What a runtime reads beside the step's model, so that rules declare it too: an OpenVINO IR's
+    weights (``.bin``), a TensorRT engine's build report (its precision and the GPU it was built for)."""
+    if step.output.endswith(".xml"):
+        return [step.output.removesuffix(".xml") + ".bin"]
+    if step.rule == BUILD_ENGINE.rule:
+        return [report_path(step.output)]
+    return []

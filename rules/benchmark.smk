@@ -39,6 +39,7 @@ rule benchmark_machine:
 rule benchmark_variant:
     input:
         model=get_benchmark_model,
+        companions=get_benchmark_model_companions,
         bins=get_benchmark_bins,
         count_model=SIM_MODEL,
         # after the machine figures: the jobs of one sequence never share the cores

@@ -263,6 +263,17 @@ def get_infer_model(wildcards):
     return get_model(wildcards.backend)
 
 
+def get_model_companions(backend, precision, settings):
+    """Files the runtime reads beside that model (artifacts.companion_files)."""
+    steps = REGISTRY[backend].model_steps(precision, settings)
+    return artifacts.companion_files(steps[-1]) if steps else []
+
+
+def get_infer_model_companions(wildcards):
+    backend = wildcards.backend
+    return get_model_companions(backend, backend_precision(backend), config)
+
+
 def get_backend_args(backend):
     """The flags of scripts/infer.py (and benchmark_variant.py) that ``backend`` needs from the config."""
     return shlex.join(REGISTRY[backend].infer_args(config))
@@ -373,11 +384,9 @@ def get_min_agreement(wildcards):
 
 def quantizer_outputs(step):
     """The model, the OpenVINO IR's weights file where there is one, and the settings JSON."""
-    outputs = {"model": step.output}
-    if step.output.endswith(".xml"):
-        outputs["weights"] = step.output.removesuffix(".xml") + ".bin"
-    outputs["report"] = artifacts.report_path(step.output)
-    return outputs
+    weights = artifacts.companion_files(step)
+    outputs = {"model": step.output} | ({"weights": weights[0]} if weights else {})
+    return outputs | {"report": artifacts.report_path(step.output)}
 
 
 # ---------------------------------------------------------------- inference (rules/infer.smk)
@@ -524,8 +533,17 @@ def get_benchmark_model(wildcards):
     backend, precision, winograd = BENCHMARK_VARIANTS[wildcards.variant]
     if winograd:
         return artifacts.WINOGRAD_ONNX.output
-    direct = {**config, "winograd": {**config["winograd"], "enabled": False}}
-    return get_model_file(backend, precision, direct)
+    return get_model_file(backend, precision, direct_config())
+
+
+def get_benchmark_model_companions(wildcards):
+    backend, precision, winograd = BENCHMARK_VARIANTS[wildcards.variant]
+    return [] if winograd else get_model_companions(backend, precision, direct_config())
+
+
+def direct_config():
+    """The config with winograd.enabled off: a variant without -winograd runs the direct model."""
+    return {**config, "winograd": {**config["winograd"], "enabled": False}}
 
 
 def get_benchmark_bins(wildcards):

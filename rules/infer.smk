@@ -11,6 +11,8 @@ for shard_index in SHARDS:
         input:
             bins=get_shard_bins(shard_index),
             model=get_infer_model,
+            # read by the runtime beside the model (an IR's weights, an engine's build report)
+            companions=get_infer_model_companions,
         output:
             predictions=kept(get_shard_predictions(shard_index), "keep_predictions"),
             summary=shard_summary_file("{backend}", shard_index),

@@ -47,6 +47,9 @@ def test_every_backend_plans_the_steps_of_its_model_at_every_precision(tmp_path,
     assert f"--backend {backend} --model {model} " in dry and f"--precision {precision}" in dry
     for step in steps:
         assert f"{step.log}" in dry, step  # the rule writes where artifacts.py says
+    infer_inputs = re.search(r"^rule infer:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
+    # what the runtime reads beside the model (an IR's weights) is declared too
+    assert set(artifacts.companion_files(steps[-1]) if steps else []) <= set(infer_inputs)
 
 
 def test_every_step_names_a_rule_of_the_workflow(tmp_path):

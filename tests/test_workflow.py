@@ -256,6 +256,8 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
         f" --optimization-level 3 --device 1 --report results/models/deeplabv3_bs1_{precision}.json" in dry
     )
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
+    infer = re.search(r"^rule infer:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
+    assert f"results/models/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build report
     assert "--device 1" in dry
     assert f"engine=results/models/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-report
     calibration = re.search(r"quantize_onnx\.py (\S+) (\S+) (.*?) --calibration-data (.*?) --calibration-images", dry)
