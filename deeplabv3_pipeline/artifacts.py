@@ -57,6 +57,7 @@ PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
 
 # Models
 EXPORT_ONNX = Step("export_onnx", "export_onnx", f"{MODELS}/deeplabv3.onnx")
+VERIFY_ONNX = Step("verify_onnx", "verify_onnx", f"{MODELS}/deeplabv3_verify.json")
 SIMPLIFY_ONNX = Step("simplify_onnx", "simplify_onnx", f"{MODELS}/deeplabv3_sim_bs1.onnx")
 # The fp32 ONNX every ONNX-based backend starts from.
 ONNX_STEPS = (EXPORT_ONNX, SIMPLIFY_ONNX)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, recompute_hint
 
 
 def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
@@ -110,20 +110,21 @@ def read_bin(path: Path, dtype: np.dtype | type, shape: tuple[int, ...]) -> np.n
     if size != expected:
         raise UserError(
             f"{path} has {size:,} bytes, expected {expected:,} for {np.dtype(dtype).name} {shape}: "
-            "truncated, or made for another input_shape? Delete it and rerun the stage that makes it."
+            f"truncated, or made for another input_shape? {recompute_hint(path)}"
         )
     return np.fromfile(path, dtype=dtype).reshape(shape)
 
 
-def read_onnx(path: Path, fix: str, *, external_data: bool = True) -> Any:
-    """The ONNX model at ``path`` (``onnx.ModelProto``); an unreadable file (a truncated download, another
-    format) is a :class:`UserError` naming it and ``fix``. ``external_data=False`` reads the graph only."""
+def read_onnx(path: Path, *, external_data: bool = True) -> Any:
+    """The ONNX model at ``path`` (``onnx.ModelProto``); an unreadable file (truncated, another format) is
+    a :class:`UserError` naming it and the command that remakes it. ``external_data=False`` reads the
+    graph only."""
     import onnx
 
     try:
         return onnx.load(str(path), load_external_data=external_data)
     except Exception as error:  # protobuf's DecodeError and kin: any failure here is a bad file
-        raise UserError(f"{path} is not a readable ONNX model ({error}): {fix}") from error
+        raise UserError(f"{path} is not a readable ONNX model ({error}): {recompute_hint(path)}") from error
 
 
 def file_sha256(path: Path) -> str:

@@ -62,6 +62,50 @@ def expected_sha256_prefix(name: str | os.PathLike[str]) -> str | None:
     return match.group(1) if match and match.group(1) else None
 
 
+# What torch.save writes: a zip archive (PyTorch 1.6+), or the legacy format, a pickle (protocol 2+).
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTOCOL_OPCODE = 0x80
+
+
+def not_a_checkpoint_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why the file at ``path`` cannot be a PyTorch checkpoint, from its first bytes (None: it may be one).
+
+    Each kind of wrong file gets its own reason: an empty file, an HTML page (a failed download saves
+    the server's error or login page), a text file, and bytes of no known format."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "is empty (0 bytes): an interrupted download or a placeholder; download it again"
+    if head.startswith(ZIP_MAGIC) or head[0] == PICKLE_PROTOCOL_OPCODE:
+        return None
+    lowered = head.lstrip().lower()
+    if lowered.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in lowered[:1024]:
+        return (
+            "is an HTML page, not a checkpoint: the download saved a web page (an error, login or redirect "
+            "page) instead of the .pth; download it again from the model zoo URL"
+        )
+    text = _as_text(head)
+    if text is not None:
+        first_line = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"is a text file ({first_line!r}...), not a checkpoint: point model.checkpoint at the .pth file"
+    return (
+        "is not a PyTorch checkpoint: it is neither a zip archive (torch.save's format) nor a pickle "
+        "(the legacy format); is it the right file? Download it again"
+    )
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` as UTF-8 text of printable characters and white space, or None (binary data). A character
+    cut at the end of the block read does not make text binary."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3:
+            return None
+        text = head[: error.start].decode("utf-8")
+    return text if all(char.isprintable() or char.isspace() for char in text) else None
+
+
 def verify_checkpoint(path: str | os.PathLike[str], *, name: str | None = None) -> str:
     """The file's full sha256 (hex), after checking it against the prefix in its name.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 
 from .binio import expand_inputs
-from .errors import UserError
+from .errors import UserError, check_no_wildcard_braces
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -110,6 +111,8 @@ def discover_frames(root: Path, split: str) -> list[Frame]:
     }
     if not images:
         raise UserError(f"no *{IMAGE_SUFFIX} under {image_dir}/<city>/: is dataset.split right?")
+    for frame, city in images.items():
+        check_no_wildcard_braces(Frame(city, frame).image(root, split), "image")
     unlabelled = sorted(set(images) - set(labels))
     if unlabelled:
         example = Frame(images[unlabelled[0]], unlabelled[0])
@@ -141,9 +144,12 @@ def dataset_id(root: Path) -> str:
 
     Two roots never share derived files (a copy holding a subset of the frames has other bins and
     predictions), and switching back to a root finds its files again.
+    The name part keeps letters, digits, ``.``, ``-`` and ``_`` of the folder's name (others become ``_``):
+    the hash tells roots apart, the name is for a person reading results/.
     """
     absolute = str(Path(root).resolve())
-    return f"{Path(absolute).name or 'root'}-{hashlib.sha256(absolute.encode()).hexdigest()[:8]}"
+    name = re.sub(r"[^\w.-]+", "_", Path(absolute).name) or "root"
+    return f"{name}-{hashlib.sha256(absolute.encode()).hexdigest()[:8]}"
 
 
 def index_by_frame(paths: Iterable[Path], what: str) -> dict[str, Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,3 +23,29 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def recompute_hint(*paths: object, target: str | None = None) -> str:
+    """The advice for damaged or missing files the workflow makes: the command that recomputes them and
+    everything that depends on them (``--forcerun`` of a file forces the job that writes it; deleting the
+    file alone would not, since Snakemake does not remake an intermediate whose results are present).
+    ``target``: the file to rebuild, where it is not part of the default target."""
+    words = ["snakemake", "--cores", "all", "--forcerun", *map(str, paths)]
+    if target:
+        words += ["--", target]
+    return (
+        f"recompute {'it' if len(paths) == 1 else 'them'} and what depends on "
+        f"{'it' if len(paths) == 1 else 'them'} with `{shlex.join(words)}` "
+        "(add this run's --configfile/--config, if any; by hand: rerun the stage CLI that writes it)"
+    )
+
+
+def check_no_wildcard_braces(path: object, what: str) -> None:
+    """Snakemake reads ``{`` and ``}`` in a file name as a wildcard, so such a path cannot be a job's file:
+    refuse it at start, naming it (every other character, spaces, quotes and ``$(...)`` included, is data)."""
+    text = str(path)
+    if "{" in text or "}" in text:
+        raise UserError(
+            f"{what} {text} holds '{{' or '}}', which Snakemake reads as a wildcard in file names: "
+            "rename it, or link it under a name without braces"
+        )

@@ -37,7 +37,7 @@ def convert_to_fp16(source: Path, output: Path) -> dict[str, Any]:
 
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run the workflow's simplify_onnx rule first")
-    model = read_onnx(source, "run simplify_onnx again")
+    model = read_onnx(source)
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         raise UserError(f"{source} is an int8 Q/DQ model: convert the fp32 model (deeplabv3_sim_bs1.onnx) instead")
     before = tensor_type_counts(model)

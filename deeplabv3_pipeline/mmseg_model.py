@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import verify_checkpoint
+from .checkpoint import not_a_checkpoint_reason, verify_checkpoint
 from .errors import UserError
 
 DEFAULT_CONFIG = "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024"
@@ -122,18 +122,26 @@ def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
             f"checkpoint {path} does not exist: download it (README, 'Real data') "
             "or set model.checkpoint in config.yaml"
         )
-    # A name like ...-acadc2f8.pth promises a sha256: a wrong file is refused before torch.load reads it.
+    # What the file is, first (an empty file, a web page, text), then the sha256 its name promises
+    # (...-acadc2f8.pth): a wrong file is refused before torch.load reads it.
+    reason = not_a_checkpoint_reason(path)
+    if reason:
+        raise UserError(f"checkpoint {path} {reason}")
     verify_checkpoint(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "Unsupported operand" in str(error):  # bytes that are no pickle program: damage, not a refusal
+            raise UserError(f"checkpoint {path} is a damaged pickle: download it again") from error
         raise UserError(
             f"checkpoint {path} holds objects that only unsafe unpickling can load; refusing "
             "(torch.load weights_only=True). Re-save just its state dict: "
             "torch.save({'state_dict': model.state_dict()}, path)."
         ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise UserError(f"checkpoint {path} cannot be read ({error}): is it truncated? Download it again.") from error
+    except Exception as error:  # zipfile, pickle and storage errors of a damaged file: torch raises many kinds
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {error}): is it truncated? Download it again."
+        ) from error
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"checkpoint {path} holds no state dict (a dict of tensors, or one under 'state_dict')")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .binio import file_sha256, list_bins, read_bin, read_onnx
-from .errors import UserError
+from .errors import UserError, recompute_hint
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
@@ -124,7 +124,7 @@ def model_input(model_path: Path) -> tuple[str, tuple[int, int]]:
 
     if not model_path.is_file():
         raise UserError(f"model {model_path} does not exist: run export_onnx and simplify_onnx first")
-    model = read_onnx(model_path, "export it again", external_data=False)
+    model = read_onnx(model_path, external_data=False)
     if any(node.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for node in model.graph.node):
         raise UserError(f"{model_path} is already quantized: give the fp32 model (deeplabv3_sim_bs1.onnx)")
     inputs = [item for item in model.graph.input if item.name not in {init.name for init in model.graph.initializer}]
@@ -160,7 +160,7 @@ def read_calibration_images(files: Sequence[Path], shape: tuple[int, int]) -> li
     images = [read_bin(path, np.float32, (1, 3, *shape)) for path in files]
     for path, image in zip(files, images, strict=True):
         if not np.isfinite(image).all():
-            raise UserError(f"calibration image {path} holds NaN or infinite values: preprocess it again")
+            raise UserError(f"calibration image {path} holds NaN or infinite values: {recompute_hint(path)}")
     return images
 
 

@@ -333,7 +333,7 @@ def graph_facts(graph: Any) -> OnnxFacts:
 
 
 def onnx_facts(model: Path) -> OnnxFacts:
-    return graph_facts(read_onnx(model, "export it again", external_data=False).graph)
+    return graph_facts(read_onnx(model, external_data=False).graph)
 
 
 def check_model_precision(precision: str, facts: OnnxFacts, plan: BuildPlan, model: Path, version: str) -> None:

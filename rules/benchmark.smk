@@ -33,7 +33,7 @@ rule benchmark_machine:
     params:
         script=script("benchmark_machine.py"),
     shell:
-        "python {params.script} --threads {threads} --output {output} > {log} 2>&1"
+        "python {params.script:q} --threads {threads} --output {output:q} > {log:q} 2>&1"
 
 
 rule benchmark_variant:
@@ -57,15 +57,15 @@ rule benchmark_variant:
     resources:
         **stage_resources("infer"),
     params:
-        backend=get_benchmark_args,
+        backend_flags=get_benchmark_args,
         repeats=config["benchmark"]["repeats"],
         warmup=config["warmup"],
         script=script("benchmark_variant.py"),
     shell:
-        "python {params.script} --variant {wildcards.variant} {params.backend} --model {input.model}"
-        " --bins {input.bins} --count-model {input.count_model} --repeats {params.repeats}"
-        " --warmup {params.warmup} --threads {threads} --output {output.json}"
-        " --predictions {output.predictions} > {log} 2>&1"
+        "python {params.script:q} --variant {wildcards.variant:q} {params.backend_flags} --model {input.model:q}"
+        " --bins {input.bins:q} --count-model {input.count_model:q} --repeats {params.repeats:q}"
+        " --warmup {params.warmup:q} --threads {threads} --output {output.json:q}"
+        " --predictions {output.predictions:q} > {log:q} 2>&1"
 
 
 rule benchmark:
@@ -93,7 +93,7 @@ rule benchmark:
         frames=len(FRAMES),
         script=script("benchmark_report.py"),
     shell:
-        "python {params.script} --machine {input.machine} --variants {input.variants}"
-        " --reference {params.reference} --min-agreement {params.min_agreement}"
-        " --frames {params.frames} --markdown {output.markdown} --json {output.json}"
-        " --html {output.html} > {log} 2>&1 && cat {output.markdown}"
+        "python {params.script:q} --machine {input.machine:q} --variants {input.variants:q}"
+        " --reference {params.reference:q} --min-agreement {params.min_agreement:q}"
+        " --frames {params.frames:q} --markdown {output.markdown:q} --json {output.json:q}"
+        " --html {output.html:q} > {log:q} 2>&1 && cat {output.markdown:q}"

@@ -30,8 +30,13 @@ from deeplabv3_pipeline.cityscapes import (
     shard,
 )  # noqa: E402
 from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
-from deeplabv3_pipeline.errors import UserError  # noqa: E402
+from deeplabv3_pipeline.errors import (
+    UserError,
+    check_no_wildcard_braces,
+    recompute_hint,
+)  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
+from deeplabv3_pipeline.provenance import fingerprint, kept_result_problem  # noqa: E402
 from deeplabv3_pipeline.quantize import select_calibration_files  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -56,7 +61,6 @@ os.environ.update(
 SPLIT = config["dataset"]["split"]
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
 BACKEND = config["backend"]
-SHARDS = list(range(config["shards"]))
 
 DEMO_DATA = not config["dataset"]["root"]
 DEMO_CHECKPOINT = not config["model"]["checkpoint"]
@@ -91,6 +95,12 @@ except UserError as error:
     raise WorkflowError(f"error: {error} (config precision)") from None
 
 try:
+    for path, what in (
+        (DATASET_ROOT, "dataset.root"),
+        (CHECKPOINT, "model.checkpoint"),
+        (config["model"]["cache_dir"], "model.cache_dir"),
+    ):
+        check_no_wildcard_braces(path, what)
     FRAMES = (
         demo_frames(config["demo"]["images"])
         if DEMO_DATA
@@ -98,6 +108,14 @@ try:
     )
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
+
+# More shards than frames would make empty jobs: each frame gets its own shard instead.
+SHARDS = list(range(min(config["shards"], len(FRAMES))))
+if len(SHARDS) < config["shards"]:
+    print(
+        f"note: shards: {config['shards']} but only {len(FRAMES)} frames: running {len(SHARDS)} shards",
+        file=sys.stderr,
+    )
 
 # Frames whose dataset has no trainIds PNG (`labels` makes those under results/): one file
 # check per frame, once per parse, not once per helper call.
@@ -228,7 +246,9 @@ def get_check_args(wildcards, input):
     """--check-images/--check-data of quantize_onnx.py and winograd_onnx.py (no check without check files)."""
     if not input.check:
         return "--check-images 0"
-    return f"--check-images {len(input.check)} --check-data {' '.join(input.check)}"
+    return shlex.join(
+        ["--check-images", str(len(input.check)), "--check-data", *input.check]
+    )
 
 
 # ---------------------------------------------------------------- backends (backends/<name>_backend.py)
@@ -325,6 +345,34 @@ def kept(files, key):
 # ---------------------------------------------------------------- inputs (rules/data.smk)
 
 
+def get_source_fingerprint(paths):
+    """A param that changes when any of these source files (not made by the workflow) is replaced,
+    whether the new file's mtime is newer or older (provenance.fingerprint; one stat per file).
+    """
+    return fingerprint(paths) if paths else ""
+
+
+def get_source_images(shard_index):
+    """The shard's images where they are the dataset's own (the demo's are made by a rule)."""
+    return [] if DEMO_DATA else get_shard_images(shard_index)
+
+
+def get_source_label_ids():
+    return [] if DEMO_DATA else get_label_ids_files()
+
+
+def get_dataset_train_ids_files():
+    """The trainIds labels evaluation reads from the dataset itself (not made by rule labels)."""
+    made = set(get_made_train_ids())
+    return [path for path in get_train_ids_files() if path not in made]
+
+
+def get_source_checkpoint():
+    """The checkpoint where it is a local file of the user's (a URL's is fetched and sha256-checked, the
+    demo's is made by a rule)."""
+    return [] if DEMO_CHECKPOINT or CHECKPOINT_URL else [CHECKPOINT]
+
+
 def get_dataset_root(wildcards, output):
     """<root>/leftImg8bit/<split>/<city>/file -> <root>, for the first output file."""
     return str(Path(output[0]).parents[3])
@@ -404,9 +452,60 @@ def get_shard_summaries(wildcards):
 # ---------------------------------------------------------------- evaluation and comparison (rules/evaluate.smk)
 
 
+def get_evaluate_predictions(wildcards):
+    """Every frame's prediction of the backend. First the result kept from an earlier run must still
+    describe the files it was computed from: Snakemake would keep it though a prediction it lists is
+    missing (it does not remake an intermediate whose result exists), so that is an error here naming
+    the file and the command that recomputes it."""
+    backend = wildcards.backend
+    predictions = get_predictions(backend)
+    if forced_run():
+        return predictions  # the run recomputes what it is told, the advised command among them
+    problem = kept_result_problem(
+        f"results/{backend}/result.json",
+        [*predictions, *get_train_ids_files()],
+        json.loads(get_run_config_json()),
+        may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
+    )
+    if problem:
+        raise WorkflowError(f"error: {problem}")
+    return predictions
+
+
+def forced_run():
+    """Whether this run was told to recompute something (--forcerun, --forceall, --force)."""
+    settings = getattr(workflow, "dag_settings", None)
+    return bool(
+        settings and (settings.forcerun or settings.forceall or settings.forcetargets)
+    )
+
+
+def get_verification():
+    """The ONNX model's check against PyTorch (model.verify), where the configured backend runs a model
+    made from the ONNX export: the published result waits for it; a change of model.verify reruns only
+    that check (and the copy of the result and the report's runtime figure, which list it).
+    """
+    exported = artifacts.EXPORT_ONNX in get_model_steps(BACKEND)
+    return (
+        [artifacts.VERIFY_ONNX.output] if config["model"]["verify"] and exported else []
+    )
+
+
+# Keys that never change a backend's result.json: leaving them out of evaluate's params keeps a
+# change to them (the gate, the comparison, the benchmark, job sizes, what is kept on disk, which
+# backend is published, whether the export is checked) from re-evaluating every backend.
+NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "storage")
+NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
+
+
 def get_run_config_json():
     """The config recorded in result.json (and a param of `evaluate`: a change reruns it)."""
     used = {key: value for key, value in config.items() if key not in NOT_IN_RESULT}
+    used["model"] = {
+        key: value
+        for key, value in config["model"].items()
+        if key not in NOT_IN_RESULT_MODEL
+    }
     return json.dumps(used, sort_keys=True)
 
 
@@ -423,7 +522,7 @@ def get_dataset_json():
 
 
 def get_synthetic_note():
-    return f"--synthetic '{SYNTHETIC}'" if SYNTHETIC else ""
+    return shlex.join(["--synthetic", SYNTHETIC]) if SYNTHETIC else ""
 
 
 def get_model_report_files(wildcards):
@@ -433,7 +532,7 @@ def get_model_report_files(wildcards):
 def get_model_report_args(wildcards):
     """evaluate.py --model-report KEY=JSON for each model report (none: no flag)."""
     reports = [f"{key}={path}" for key, path in get_model_reports(wildcards)]
-    return f"--model-report {' '.join(reports)}" if reports else ""
+    return shlex.join(["--model-report", *reports]) if reports else ""
 
 
 def get_expect_args():
@@ -476,6 +575,8 @@ def get_run_steps():
     steps += [artifacts.PREPROCESS.format(shard=index) for index in SHARDS]
     spec = REGISTRY[BACKEND]
     steps += list(dict.fromkeys(get_model_steps(BACKEND) + spec.extra_targets(config)))
+    if get_verification():
+        steps.append(artifacts.VERIFY_ONNX)
     steps += [artifacts.INFER.format(backend=BACKEND, shard=index) for index in SHARDS]
     steps.append(artifacts.EVALUATE.format(backend=BACKEND))
     return steps

@@ -17,13 +17,13 @@ if DEMO_DATA:
         params:
             images=config["demo"]["images"],
             seed=config["demo"]["seed"],
-            shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
+            shape=list(INPUT_SHAPE),
             root=get_dataset_root,
             split=SPLIT,
             script=script("make_demo_data.py"),
         shell:
-            "python {params.script} dataset --root {params.root} --split {params.split}"
-            " --count {params.images} --shape {params.shape} --seed {params.seed} > {log} 2>&1"
+            "python {params.script:q} dataset --root {params.root:q} --split {params.split:q}"
+            " --count {params.images:q} --shape {params.shape:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 if DEMO_CHECKPOINT:
@@ -44,8 +44,8 @@ if DEMO_CHECKPOINT:
             seed=config["demo"]["seed"],
             script=script("make_demo_data.py"),
         shell:
-            "python {params.script} checkpoint --output {output}"
-            " --model-config {params.model_config} --seed {params.seed} > {log} 2>&1"
+            "python {params.script:q} checkpoint --output {output:q}"
+            " --model-config {params.model_config:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
 if CHECKPOINT_URL:
@@ -63,7 +63,7 @@ if CHECKPOINT_URL:
             url=CHECKPOINT_URL,
             script=script("fetch_checkpoint.py"),
         shell:
-            "python {params.script} {params.url} --output {output} > {log} 2>&1"
+            "python {params.script:q} {params.url:q} --output {output:q} > {log:q} 2>&1"
 
 
 if FRAMES_WITHOUT_TRAIN_IDS:
@@ -82,9 +82,12 @@ if FRAMES_WITHOUT_TRAIN_IDS:
         resources:
             **stage_resources("default"),
         params:
+            shape=list(INPUT_SHAPE),
+            sources=get_source_fingerprint(get_source_label_ids()),
             script=script("make_labels.py"),
         shell:
-            "python {params.script} --label-ids {input} --train-ids {output} > {log} 2>&1"
+            "python {params.script:q} --label-ids {input:q} --train-ids {output:q}"
+            " --shape {params.shape:q} > {log:q} 2>&1"
 
 
 for shard_index in SHARDS:
@@ -105,8 +108,10 @@ for shard_index in SHARDS:
         resources:
             **stage_resources("default"),
         params:
-            input_shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
+            input_shape=list(INPUT_SHAPE),
+            # a source image replaced under its name, whatever its mtime, reruns its shard
+            sources=get_source_fingerprint(get_source_images(shard_index)),
             script=script("preprocess.py"),
         shell:
-            "python {params.script} --images {input} --outputs {output}"
-            " --input-shape {params.input_shape} > {log} 2>&1"
+            "python {params.script:q} --images {input:q} --outputs {output:q}"
+            " --input-shape {params.input_shape:q} > {log:q} 2>&1"

@@ -1,12 +1,6 @@
 # Evaluation: predictions + trainIds -> results/{backend}/result.json (+ result.txt, the guide's
 # format), the configured backend's copied to results/result.json, and the backend comparison.
 
-# Keys that never change a backend's result.json: leaving them out of evaluate's params
-# keeps a change to them (the gate, the comparison, the benchmark, job sizes, what is kept on
-# disk, which backend is published) from re-evaluating every backend.
-NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "storage")
-
-
 for backend in get_compared_backends():
     if backend_precision(backend) != PRECISION:
         print(
@@ -18,7 +12,7 @@ for backend in get_compared_backends():
 
 rule evaluate:
     input:
-        predictions=lambda wildcards: get_predictions(wildcards.backend),
+        predictions=get_evaluate_predictions,
         labels=get_train_ids_files(),
         summary=f"{INFER_DIR}/{{backend}}/summary.json",
         model=get_infer_model,
@@ -38,23 +32,28 @@ rule evaluate:
     resources:
         **stage_resources("default"),
     params:
+        result_path=lambda wildcards, output: str(Path(output.json).with_suffix("")),
+        shape=list(INPUT_SHAPE),
+        # dataset labels replaced under their names, whatever their mtime, are evaluated again
+        sources=get_source_fingerprint(get_dataset_train_ids_files()),
         run_config=get_run_config_json(),
         dataset=get_dataset_json(),
-        synthetic=get_synthetic_note(),
-        model_reports=get_model_report_args,
+        synthetic_flags=get_synthetic_note(),
+        model_report_flags=get_model_report_args,
         script=script("evaluate.py"),
     shell:
-        "python {params.script} --predictions {input.predictions} --labels {input.labels}"
-        " --result_path results/{wildcards.backend}/result"
-        " --summary {input.summary} --backend {wildcards.backend} --model-file {input.model}"
-        " --checkpoint {input.checkpoint} --dataset {params.dataset:q}"
-        " --run-config {params.run_config:q} {params.synthetic} {params.model_reports} > {log} 2>&1"
+        "python {params.script:q} --predictions {input.predictions:q} --labels {input.labels:q}"
+        " --result_path {params.result_path:q} --shape {params.shape:q}"
+        " --summary {input.summary:q} --backend {wildcards.backend:q} --model-file {input.model:q}"
+        " --checkpoint {input.checkpoint:q} --dataset {params.dataset:q}"
+        " --run-config {params.run_config:q} {params.synthetic_flags} {params.model_report_flags} > {log:q} 2>&1"
 
 
 rule result:
     input:
         json=f"results/{BACKEND}/result.json",
         text=f"results/{BACKEND}/result.txt",
+        verification=get_verification(),
     output:
         json="results/result.json",
         text="results/result.txt",
@@ -64,10 +63,10 @@ rule result:
     conda:
         "../envs/deeplabv3.yaml"
     params:
-        expect=get_expect_args(),
+        expect_flags=get_expect_args(),
         script=script("select_result.py"),
     shell:
-        "python {params.script} {input.json} {output.json} {params.expect} > {log} 2>&1"
+        "python {params.script:q} {input.json:q} {output.json:q} {params.expect_flags} > {log:q} 2>&1"
 
 
 rule compare:
@@ -96,7 +95,7 @@ rule compare:
         compare=script("compare.py"),
         report=script("report.py"),
     shell:
-        "python {params.compare} --reference {input.reference} --results {input.results}"
-        " --output {params.output} > {log} 2>&1"
-        " && python {params.report} backends --compare {output.json} --output {output.figure} >> {log} 2>&1"
-        " && cat {log}"
+        "python {params.compare:q} --reference {input.reference:q} --results {input.results:q}"
+        " --output {params.output:q} > {log:q} 2>&1"
+        " && python {params.report:q} backends --compare {output.json:q} --output {output.figure:q} >> {log:q} 2>&1"
+        " && cat {log:q}"

@@ -30,14 +30,14 @@ for shard_index in SHARDS:
         params:
             outdir=get_prediction_folder,
             precision=lambda wildcards: backend_precision(wildcards.backend),
-            backend_args=lambda wildcards: get_backend_args(wildcards.backend),
+            backend_flags=lambda wildcards: get_backend_args(wildcards.backend),
             warmup=config["warmup"],
             script=script("infer.py"),
         shell:
-            "python {params.script} --backend {wildcards.backend} --model {input.model}"
-            " --input {input.bins} --output {params.outdir} --outfmt BIN"
-            " --summary {output.summary} --precision {params.precision}"
-            " --threads {threads} --warmup {params.warmup} {params.backend_args} > {log} 2>&1"
+            "python {params.script:q} --backend {wildcards.backend:q} --model {input.model:q}"
+            " --input {input.bins:q} --output {params.outdir:q} --outfmt BIN"
+            " --summary {output.summary:q} --precision {params.precision:q}"
+            " --threads {threads} --warmup {params.warmup:q} {params.backend_flags} > {log:q} 2>&1"
 
 
 rule gather_summaries:
@@ -56,4 +56,4 @@ rule gather_summaries:
     params:
         script=script("gather_summaries.py"),
     shell:
-        "python {params.script} {input} --output {output} > {log} 2>&1"
+        "python {params.script:q} {input:q} --output {output:q} > {log:q} 2>&1"

@@ -30,15 +30,39 @@ rule export_onnx:
         **stage_resources("export_onnx"),
     params:
         model_config=config["model"]["config"],
-        shape=f"{INPUT_SHAPE[0]} {INPUT_SHAPE[1]}",
+        shape=list(INPUT_SHAPE),
         opset=config["model"]["opset"],
-        verify="--verify" if config["model"]["verify"] else "",
-        tolerance=config["model"]["verify_tolerance"],
+        # a local checkpoint replaced under its name, whatever its mtime, is exported again
+        sources=get_source_fingerprint(get_source_checkpoint()),
         script=script("export_onnx.py"),
     shell:
-        "python {params.script} {params.model_config} --checkpoint {input.checkpoint}"
-        " --output-file {output} --shape {params.shape} --opset-version {params.opset}"
-        " {params.verify} --verify-tolerance {params.tolerance} > {log} 2>&1"
+        "python {params.script:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
+        " --output-file {output:q} --shape {params.shape:q} --opset-version {params.opset:q} > {log:q} 2>&1"
+
+
+# Its own step (config model.verify), so that turning it on or off re-exports nothing.
+rule verify_onnx:
+    input:
+        model=artifacts.EXPORT_ONNX.output,
+        checkpoint=CHECKPOINT,
+    output:
+        artifacts.VERIFY_ONNX.output,
+    log:
+        artifacts.VERIFY_ONNX.log,
+    benchmark:
+        artifacts.VERIFY_ONNX.benchmark
+    conda:
+        "../envs/deeplabv3.yaml"
+    resources:
+        **stage_resources("export_onnx"),
+    params:
+        model_config=config["model"]["config"],
+        shape=list(INPUT_SHAPE),
+        tolerance=config["model"]["verify_tolerance"],
+        script=script("verify_onnx.py"),
+    shell:
+        "python {params.script:q} {input.model:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
+        " --shape {params.shape:q} --tolerance {params.tolerance:q} --report {output:q} > {log:q} 2>&1"
 
 
 rule simplify_onnx:
@@ -58,7 +82,7 @@ rule simplify_onnx:
         input_shape=f"1,3,{INPUT_SHAPE[0]},{INPUT_SHAPE[1]}",
         script=script("simplify_onnx.py"),
     shell:
-        "python {params.script} {input} {output} --input-shape {params.input_shape} > {log} 2>&1"
+        "python {params.script:q} {input:q} {output:q} --input-shape {params.input_shape:q} > {log:q} 2>&1"
 
 
 rule winograd_onnx:
@@ -80,12 +104,12 @@ rule winograd_onnx:
         tile=config["winograd"]["tile"],
         min_channels=config["winograd"]["min_channels"],
         min_agreement=config["winograd"]["min_pixel_agreement"],
-        check=get_check_args,
+        check_flags=get_check_args,
         script=script("winograd_onnx.py"),
     shell:
-        "python {params.script} {input.model} {output.model} --tile {params.tile}"
-        " --min-channels {params.min_channels} {params.check}"
-        " --min-agreement {params.min_agreement} --report {output.report} > {log} 2>&1"
+        "python {params.script:q} {input.model:q} {output.model:q} --tile {params.tile:q}"
+        " --min-channels {params.min_channels:q} {params.check_flags}"
+        " --min-agreement {params.min_agreement:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule atc:
@@ -107,8 +131,8 @@ rule atc:
         command=get_atc_command,
     shell:
         "command -v atc > /dev/null || {{ echo 'error: atc is not on PATH: install the CANN toolkit and"
-        " source /usr/local/Ascend/ascend-toolkit/set_env.sh' | tee {log} >&2; exit 127; }};"
-        " {params.command} > {log} 2>&1"
+        " source /usr/local/Ascend/ascend-toolkit/set_env.sh' | tee {log:q} >&2; exit 127; }};"
+        " {params.command} > {log:q} 2>&1"
 
 
 rule convert_fp16:
@@ -128,7 +152,7 @@ rule convert_fp16:
     params:
         script=script("convert_fp16.py"),
     shell:
-        "python {params.script} {input} {output.model} --report {output.report} > {log} 2>&1"
+        "python {params.script:q} {input:q} {output.model:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule build_engine:
@@ -153,6 +177,6 @@ rule build_engine:
         device=config["tensorrt"]["device"],
         script=script("build_engine.py"),
     shell:
-        "python {params.script} {input} {output.engine} --precision {wildcards.precision}"
-        " --workspace-gib {params.workspace} --optimization-level {params.level}"
-        " --device {params.device} --report {output.report} > {log} 2>&1"
+        "python {params.script:q} {input:q} {output.engine:q} --precision {wildcards.precision:q}"
+        " --workspace-gib {params.workspace:q} --optimization-level {params.level:q}"
+        " --device {params.device:q} --report {output.report:q} > {log:q} 2>&1"

@@ -36,12 +36,12 @@ for step, engine_flags in QUANTIZERS.items():
             "../envs/deeplabv3.yaml"
         threads: job_threads
         params:
-            engine=engine_flags,
+            engine_flags=engine_flags,
             images=config["int8"]["calibration_images"],
-            check=get_check_args,
+            check_flags=get_check_args,
             min_agreement=get_min_agreement,
             script=script("quantize_onnx.py"),
         shell:
-            "python {params.script} {input.model} {output.model} {params.engine}"
-            " --calibration-data {input.calibration} --calibration-images {params.images} {params.check}"
-            " --min-agreement {params.min_agreement} --settings-json {output.report} > {log} 2>&1"
+            "python {params.script:q} {input.model:q} {output.model:q} {params.engine_flags}"
+            " --calibration-data {input.calibration:q} --calibration-images {params.images:q} {params.check_flags}"
+            " --min-agreement {params.min_agreement:q} --settings-json {output.report:q} > {log:q} 2>&1"

@@ -55,6 +55,6 @@ rule report_figures:
         outdir=get_report_folder,
         script=script("report.py"),
     shell:
-        "python {params.script} figures --result {input.result} --images {input.images}"
-        " --labels {input.labels} --predictions {input.predictions}"
-        " --benchmarks {input.benchmarks} --outdir {params.outdir} > {log} 2>&1"
+        "python {params.script:q} figures --result {input.result:q} --images {input.images:q}"
+        " --labels {input.labels:q} --predictions {input.predictions:q}"
+        " --benchmarks {input.benchmarks:q} --outdir {params.outdir:q} > {log:q} 2>&1"

@@ -34,10 +34,11 @@ from deeplabv3_pipeline.cityscapes import (
     TRAIN_IDS_SUFFIX,
     frame_files,
 )
-from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.errors import UserError, recompute_hint, run_cli
 from deeplabv3_pipeline.headline import headline
 from deeplabv3_pipeline.metrics import confusion_matrix, summarize
 from deeplabv3_pipeline.progress import progress
+from deeplabv3_pipeline.provenance import code_version, file_sizes
 
 LOG = logging.getLogger("evaluate")
 
@@ -68,12 +69,31 @@ def read_label(path: Path) -> np.ndarray:
     return label
 
 
-def evaluate_pairs(pairs: list[tuple[str, Path, Path]]) -> tuple[np.ndarray, dict[str, dict]]:
+def check_label_shape(label: np.ndarray, path: Path, shape: tuple[int, int] | None, prediction: Path) -> None:
+    """A label of another size than the images is the label's fault, not the prediction's: blame it. Without
+    ``shape`` (the images' HxW) the prediction's pixel count is what the label must match."""
+    if shape is not None and label.shape != tuple(shape):
+        raise UserError(
+            f"label {path} is {label.shape[0]}x{label.shape[1]} (HxW) but the images are {shape[0]}x{shape[1]} "
+            "(model.input_shape): it is not this frame's label; replace it with the frame's own"
+        )
+    pixels = prediction.stat().st_size // np.dtype(np.int64).itemsize if prediction.is_file() else None
+    if shape is None and pixels is not None and pixels != label.size:
+        raise UserError(
+            f"label {path} is {label.shape[0]}x{label.shape[1]} (HxW, {label.size:,} pixels) but prediction "
+            f"{prediction} holds {pixels:,} pixels: one of them is of another size than its image"
+        )
+
+
+def evaluate_pairs(
+    pairs: list[tuple[str, Path, Path]], shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray, dict[str, dict]]:
     """The set's confusion matrix, and each image's own aAcc/mIoU (for finding the best and worst)."""
     total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     per_image: dict[str, dict] = {}
     for key, prediction_path, label_path in progress(pairs, len(pairs), "evaluate"):
         label = read_label(label_path)
+        check_label_shape(label, label_path, shape, prediction_path)
         prediction = read_bin(prediction_path, np.int64, (1, 1, *label.shape))[0, 0]
         try:
             matrix = confusion_matrix(prediction, label, NUM_CLASSES, IGNORE_INDEX)
@@ -120,6 +140,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     labels.add_argument("--labels", type=Path, nargs="+", help="trainIds label files")
     parser.add_argument("--result_path", type=Path, default=Path("result"), help="writes <result_path>.json and .txt")
     parser.add_argument("--out_suffix", default="_leftImg8bit_0.bin")
+    parser.add_argument(
+        "--shape", type=int, nargs=2, metavar=("H", "W"), help="the images' size: a label of another is an error"
+    )
     parser.add_argument("--summary", type=Path, help="inference summary json, for the speed figures")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
@@ -154,7 +177,7 @@ def read_model_reports(entries: Sequence[str]) -> dict[str, object]:
         try:
             reports[key] = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise UserError(f"model report {path} is unreadable ({error}): rerun the step that writes it") from error
+            raise UserError(f"model report {path} is unreadable ({error}): {recompute_hint(path)}") from error
     return reports
 
 
@@ -163,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     predictions = frame_files(args.predictions or [args.output_path], args.out_suffix, "prediction")
     labels = frame_files(args.labels or args.gt_path, TRAIN_IDS_SUFFIX, "label")
     pairs = pair_predictions_with_labels(predictions, labels)
-    confusion, per_image = evaluate_pairs(pairs)
+    confusion, per_image = evaluate_pairs(pairs, tuple(args.shape) if args.shape else None)
     metrics = summarize(confusion, CLASS_NAMES)
     summary = json.loads(args.summary.read_text()) if args.summary else {}
     model_sha256, checkpoint_sha256 = file_hashes([args.model_file, args.checkpoint])
@@ -185,6 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checkpoint_sha256": checkpoint_sha256,
         "predictions": {key: str(prediction) for key, prediction, _ in pairs},
         "labels": {key: str(label) for key, _, label in pairs},
+        # the size of every file read: a later run tells a missing or replaced one (provenance.stale_files)
+        "files": file_sizes(
+            [
+                *(prediction for _, prediction, _ in pairs),
+                *(label for _, _, label in pairs),
+                args.summary,
+                args.model_file,
+                args.checkpoint,
+            ]
+        ),
+        "code": code_version(),
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": args.synthetic,
         **read_model_reports(args.model_report),

@@ -7,7 +7,8 @@
 
 Input ``input`` float32 (1,3,H,W); output ``output`` int64 class ids (1,1,H,W): logits at 1/8,
 bilinear resize (align_corners=False) to H,W, argmax ('whole' mode). ``--verify`` runs ONNX
-Runtime and PyTorch on one random input and fails if their class ids disagree.
+Runtime and PyTorch on one random input and fails if their class ids disagree (the workflow runs
+that check as its own step, scripts/verify_onnx.py).
 """
 
 from __future__ import annotations
@@ -18,45 +19,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.mmseg_model import SegmentationExport, load_export_model, predict_class_ids
+from deeplabv3_pipeline.export import check_agreement, disagreement, export_onnx
+from deeplabv3_pipeline.mmseg_model import load_export_model
 
 LOG = logging.getLogger("export_onnx")
-
-
-def export(model: SegmentationExport, output: Path, opset: int) -> None:
-    """Trace ``model`` to ONNX with a fixed input shape (TorchScript exporter: dynamo=False)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial")
-    example = torch.zeros(1, 3, *model.input_shape)
-    with torch.inference_mode():
-        torch.onnx.export(
-            model,
-            (example,),
-            str(temporary),
-            input_names=["input"],
-            output_names=["output"],
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    temporary.replace(output)
-
-
-def disagreement(model: SegmentationExport, onnx_file: Path, seed: int = 0) -> float:
-    """Fraction of pixels whose class differs between PyTorch and ONNX Runtime on a random input."""
-    import onnxruntime as ort
-
-    image = np.random.default_rng(seed).standard_normal((1, 3, *model.input_shape), dtype=np.float32)
-    reference = predict_class_ids(model, image)
-    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    exported = session.run(None, {"input": image})[0]
-    if exported.shape != reference.shape or exported.dtype != np.int64:
-        raise UserError(f"{onnx_file} gives {exported.dtype} {exported.shape}, expected int64 {reference.shape}")
-    return float(np.mean(exported != reference))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -79,17 +46,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     model = load_export_model(args.config, args.checkpoint, tuple(args.shape))
-    export(model, args.output_file, args.opset_version)
+    export_onnx(model, args.output_file, args.opset_version)
     LOG.info("exported %s (opset %d, input 1x3x%dx%d)", args.output_file, args.opset_version, *args.shape)
-    if args.verify:
+    if args.verify:  # by hand; the workflow verifies in its own step (scripts/verify_onnx.py)
         differing = disagreement(model, args.output_file)
         LOG.info("verify: %.6f%% of pixels differ between ONNX Runtime and PyTorch", differing * 100)
-        if differing > args.verify_tolerance:
+        try:
+            check_agreement(differing, args.verify_tolerance, args.output_file)
+        except UserError as error:
             args.output_file.unlink()
-            raise UserError(
-                f"ONNX Runtime and PyTorch disagree on {differing:.4%} of pixels (tolerance "
-                f"{args.verify_tolerance:.4%}): the export is wrong; {args.output_file} was removed"
-            )
+            raise UserError(f"{error}; {args.output_file} was removed") from error
     return 0
 
 

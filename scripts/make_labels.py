@@ -38,11 +38,16 @@ def train_ids_path(label_ids: Path, output: Path) -> Path:
     return output / label_ids.parent.name / label_ids.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)
 
 
-def convert(label_ids: Path, destination: Path) -> None:
-    """One labelIds PNG -> its trainIds PNG (atomically)."""
+def convert(label_ids: Path, destination: Path, shape: tuple[int, int] | None = None) -> None:
+    """One labelIds PNG -> its trainIds PNG (atomically); with ``shape``, the label must be of the images' size."""
     label = cv2.imread(str(label_ids), cv2.IMREAD_UNCHANGED)
     if label is None or label.ndim != 2:
         raise UserError(f"label image {label_ids} is corrupt or not a single-channel labelIds PNG")
+    if shape is not None and label.shape != tuple(shape):
+        raise UserError(
+            f"label image {label_ids} is {label.shape[0]}x{label.shape[1]} (HxW) but the images are "
+            f"{shape[0]}x{shape[1]} (model.input_shape): it is not this frame's label; replace it with the frame's own"
+        )
     write_png(destination, label_ids_to_train_ids(label, source=str(label_ids)))
 
 
@@ -66,6 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="folder for the made trainIds PNGs")
     parser.add_argument("--label-ids", type=Path, nargs="+", help="labelIds PNGs (instead of --gt_path)")
     parser.add_argument("--train-ids", type=Path, nargs="+", help="trainIds PNG of each of --label-ids, in order")
+    parser.add_argument(
+        "--shape", type=int, nargs=2, metavar=("H", "W"), help="the images' size: a label of another is an error"
+    )
     return parser.parse_args(argv)
 
 
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     pairs = label_pairs(args)
     for source, destination in pairs:
-        convert(source, destination)
+        convert(source, destination, tuple(args.shape) if args.shape else None)
     LOG.info("made %d trainIds labels", len(pairs))
     return 0
 

@@ -53,7 +53,7 @@ def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> tu
     """Write the rewritten model; the sites rewritten and those left direct (too much padding)."""
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
-    model = read_onnx(source, "rebuild it with simplify_onnx")
+    model = read_onnx(source)
     rewritten, sites, unprofitable = apply_winograd(model, outputs=tile, min_channels=min_channels)
     for site in unprofitable:
         LOG.info(

@@ -89,3 +89,15 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) 
         1,
     )
     return output, json.loads(output.with_suffix(".json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete run of the default target's result on the tiny demo (read-only: tests copy it)."""
+    from .workflow import TINY, snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, TINY)
+    run = snakemake(workdir, "results/result.json")
+    assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
+    return workdir

@@ -14,7 +14,7 @@ from deeplabv3_pipeline import artifacts
 from deeplabv3_pipeline.backends import REGISTRY
 
 from .conftest import REPO
-from .test_workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, merged, snakemake, write_config
 
 CONFIG = merged(yaml.safe_load((REPO / "config.yaml").read_text()), TINY)
 

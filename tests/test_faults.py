@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .conftest import REPO
-from .test_workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

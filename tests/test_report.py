@@ -17,7 +17,7 @@ from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, la
 from deeplabv3_pipeline.errors import run_cli
 
 from .conftest import REPO, SHAPE, run_script
-from .test_workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, merged, snakemake, write_config
 
 SPEC = importlib.util.spec_from_file_location("report", REPO / "scripts" / "report.py")
 report = importlib.util.module_from_spec(SPEC)

@@ -257,3 +257,55 @@ def test_fp16_model_keeps_its_io_types_and_computes_the_same_classes(onnx_models
         assert np.mean(reference.run(image) == converted.run(image)) > 0.99, path.name
     refused = run_script("convert_fp16.py", tmp_path / "missing.onnx", tmp_path / "x.onnx", check=False)
     assert refused.returncode == 2 and refused.stderr.strip().endswith("run the workflow's simplify_onnx rule first")
+
+
+def test_a_label_of_another_size_is_blamed_not_the_prediction(predictions, demo_root, tmp_path):
+    """A labelIds PNG of another size than its image: make_labels names it; a trainIds label of another size
+    reaching evaluate is named there, with or without the images' size (the prediction is right)."""
+    label_ids = sorted((demo_root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    small = tmp_path / "small" / label_ids[0].name
+    small.parent.mkdir()
+    cv2.imwrite(str(small), cv2.imread(str(label_ids[0]), cv2.IMREAD_UNCHANGED)[::2, ::2])
+    train_ids = tmp_path / "made" / small.name.replace("labelIds", "labelTrainIds")
+    refused = run_script(
+        "make_labels.py", "--label-ids", small, "--train-ids", train_ids, "--shape", *SHAPE, check=False
+    )
+    assert refused.returncode == 2 and f"label image {small} is 32x64 (HxW) but the images are 64x128" in refused.stderr
+    assert not train_ids.exists()
+    run_script("make_labels.py", "--label-ids", small, "--train-ids", train_ids)  # without --shape: by hand
+    frame = small.name.removesuffix("_gtFine_labelIds.png")
+    prediction = predictions["onnxruntime"] / f"{frame}_leftImg8bit_0.bin"
+    common = ["--predictions", prediction, "--labels", train_ids, "--result_path", tmp_path / "r"]
+    with_shape = run_script("evaluate.py", *common, "--shape", *SHAPE, check=False)
+    assert with_shape.returncode == 2
+    assert f"label {train_ids} is 32x64 (HxW) but the images are 64x128" in with_shape.stderr
+    without = run_script("evaluate.py", *common, check=False)
+    assert without.returncode == 2 and f"label {train_ids} is 32x64" in without.stderr
+    assert f"prediction {prediction} holds 8,192 pixels" in without.stderr
+
+
+def test_verify_onnx_writes_its_report_and_refuses_another_models_onnx(onnx_models, checkpoint, tmp_path):
+    report = tmp_path / "verify.json"
+    args = ["--checkpoint", checkpoint, "--shape", *SHAPE, "--report", report]
+    run_script("verify_onnx.py", onnx_models[0], DEFAULT_CONFIG, *args)
+    verified = json.loads(report.read_text())
+    assert verified["differing_pixels"] <= verified["tolerance"] == 1e-4 and len(verified["model_sha256"]) == 64
+    # the same ONNX against another checkpoint (other weights): most pixels differ, no report
+    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+
+    other = make_random_checkpoint(DEFAULT_CONFIG, tmp_path / "other.pth", seed=11)
+    report.unlink()
+    wrong = run_script(
+        "verify_onnx.py",
+        onnx_models[0],
+        DEFAULT_CONFIG,
+        "--checkpoint",
+        other,
+        "--shape",
+        *SHAPE,
+        "--report",
+        report,
+        check=False,
+    )
+    assert wrong.returncode == 2 and "ONNX Runtime and PyTorch disagree on" in wrong.stderr
+    assert not report.exists()

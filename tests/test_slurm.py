@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
-from .test_workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "profiles" / "slurm"

@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -17,52 +16,28 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import yaml
 
 from deeplabv3_pipeline.cityscapes import dataset_id
 from deeplabv3_pipeline.cpu import has_bf16
 from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
 
-from .conftest import REPO, run_script
+from .conftest import REPO
+from .workflow import (
+    DEMO_DATA,
+    SHAPE,
+    SIM_MODEL_PATH,
+    TINY,
+    clean_figures,
+    copy_run,
+    figures,
+    merged,
+    planned_rules,
+    read_result,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
-SHAPE = [64, 128]
-TINY = {"model": {"input_shape": SHAPE}, "demo": {"images": 3}, "threads": 2}
-DEMO_DATA = Path("demo") / "val"  # results/prep_dataset/<dataset>/<split>, results/infer/<dataset>/<split>/...
-SIM_MODEL_PATH = "results/models/deeplabv3_sim_bs1.onnx"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args]
-    # Snakemake prints some errors on stdout, some on stderr: read them as one stream.
-    completed = subprocess.run(
-        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, env=env
-    )
-    if check and completed.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{completed.stdout[-6000:]}")
-    return completed
-
-
-def write_config(workdir: Path, config: dict) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-
-
-def merged(*dicts: dict) -> dict:
-    result: dict = {}
-    for update in dicts:
-        for key, value in update.items():
-            result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
-    return result
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    write_config(workdir, TINY)
-    run = snakemake(workdir, "results/result.json")
-    assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
-    return workdir
 
 
 def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
@@ -96,46 +71,6 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     for stage in ("export_onnx", "simplify_onnx", "labels", "preprocess/shard0", "evaluate/onnxruntime"):
         assert (results / "logs" / f"{stage}.log").is_file()
         assert (results / "benchmarks" / f"{stage}.tsv").is_file()
-
-
-FIGURES = ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images")
-
-
-def figures(result: dict) -> dict:
-    return {key: result[key] for key in FIGURES}
-
-
-def read_result(workdir: Path) -> dict:
-    return json.loads((workdir / "results" / "result.json").read_text())
-
-
-def clean_figures(run: Path, frames: list[str], scratch: Path) -> dict:
-    """What a clean run on exactly ``frames`` reports: evaluate.py on that run's own files of those frames."""
-    recorded = read_result(run)
-    predictions = [recorded["predictions"][frame] for frame in frames]
-    labels = [recorded["labels"][frame] for frame in frames]
-    result_path = scratch / "clean_result"
-    run_script(
-        "evaluate.py",
-        "--predictions",
-        *(run / p for p in predictions),
-        "--labels",
-        *(run / p for p in labels),
-        "--result_path",
-        result_path,
-    )
-    return figures(json.loads(result_path.with_suffix(".json").read_text()))
-
-
-def planned_rules(workdir: Path) -> set[str]:
-    """The rules a dry run of results/result.json would run."""
-    planned = snakemake(workdir, "-n", "results/result.json").stdout
-    return set(re.findall(r"^(?:local)?rule (\w+):", planned, flags=re.MULTILINE))
-
-
-def copy_run(run: Path, workdir: Path) -> Path:
-    shutil.copytree(run, workdir, symlinks=True)
-    return workdir
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

@@ -41,7 +41,7 @@ def quantized_ops(op_types: Iterable[str]) -> dict[str, int]:
 
 def onnx_op_types(model: Path) -> list[str]:
     """The op types of the model's main graph; external weights stay on disk (only the graph is wanted)."""
-    graph = read_onnx(model, "export it again", external_data=False).graph
+    graph = read_onnx(model, external_data=False).graph
     return [node.op_type for node in graph.node]
 
 

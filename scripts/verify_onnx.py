@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Check an exported ONNX model against PyTorch (the workflow's verify_onnx step; config model.verify).
+
+    python scripts/verify_onnx.py results/models/deeplabv3.onnx deeplabv3_r50-d8_512x1024_40k_cityscapes \\
+        --checkpoint checkpoint.pth --shape 1024 2048 --tolerance 0.0001 --report results/models/deeplabv3_verify.json
+
+Runs ONNX Runtime and PyTorch on one random input and fails if more than ``--tolerance`` of the
+pixels get another class (near-ties may flip). Writes the report (the fraction, the tolerance, what
+was compared) only when the check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deeplabv3_pipeline.binio import file_sha256, write_json
+from deeplabv3_pipeline.errors import run_cli
+from deeplabv3_pipeline.export import check_agreement, disagreement
+from deeplabv3_pipeline.mmseg_model import load_export_model
+
+LOG = logging.getLogger("verify_onnx")
+SEED = 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="the exported ONNX model")
+    parser.add_argument("config", help="mmseg config file or name (as for export_onnx.py)")
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), required=True)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest fraction of pixels allowed to differ")
+    parser.add_argument("--report", type=Path, required=True, help="JSON written when the check passes")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    model = load_export_model(args.config, args.checkpoint, tuple(args.shape))
+    differing = disagreement(model, args.model, seed=SEED)
+    LOG.info("%.6f%% of pixels differ between ONNX Runtime and PyTorch", differing * 100)
+    check_agreement(differing, args.tolerance, args.model)
+    report = {
+        "model": str(args.model),
+        "model_sha256": file_sha256(args.model),
+        "config": args.config,
+        "checkpoint": str(args.checkpoint),
+        "input_shape": list(args.shape),
+        "input": f"standard normal, seed {SEED}",
+        "differing_pixels": differing,
+        "tolerance": args.tolerance,
+    }
+    write_json(args.report, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
