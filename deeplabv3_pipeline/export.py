@@ -6,6 +6,7 @@ Export and verification are separate steps: verification does not change the mod
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +14,22 @@ import torch
 
 from .errors import UserError
 from .mmseg_model import SegmentationExport, predict_class_ids
+from .pooling import make_adaptive_pooling_exportable
 
 
 def export_onnx(model: SegmentationExport, output: Path, opset: int) -> None:
-    """Trace ``model`` to ONNX with a fixed input shape (TorchScript exporter: dynamo=False), atomically."""
+    """Trace ``model`` to ONNX with a fixed input shape (TorchScript exporter: dynamo=False), atomically.
+
+    What ONNX cannot express as PyTorch writes it is rewritten exactly first, on a copy (``model`` itself
+    stays the reference the check compares with): adaptive average pooling (pooling.py)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.partial")
+    exportable = copy.deepcopy(model)
+    make_adaptive_pooling_exportable(exportable)
     example = torch.zeros(1, 3, *model.input_shape)
     with torch.inference_mode():
         torch.onnx.export(
-            model,
+            exportable,
             (example,),
             str(temporary),
             input_names=["input"],

@@ -483,7 +483,7 @@ def forced_run():
 def get_verification():
     """The ONNX model's check against PyTorch (model.verify), where the configured backend runs a model
     made from the ONNX export: the published result waits for it; a change of model.verify reruns only
-    that check (and the copy of the result and the report's runtime figure, which list it).
+    that check (and the copy of the result, which waits for it).
     """
     exported = artifacts.EXPORT_ONNX in get_model_steps(BACKEND)
     return (
@@ -575,8 +575,6 @@ def get_run_steps():
     steps += [artifacts.PREPROCESS.format(shard=index) for index in SHARDS]
     spec = REGISTRY[BACKEND]
     steps += list(dict.fromkeys(get_model_steps(BACKEND) + spec.extra_targets(config)))
-    if get_verification():
-        steps.append(artifacts.VERIFY_ONNX)
     steps += [artifacts.INFER.format(backend=BACKEND, shard=index) for index in SHARDS]
     steps.append(artifacts.EVALUATE.format(backend=BACKEND))
     return steps
@@ -587,10 +585,8 @@ def get_report_benchmarks():
     return [step.benchmark for step in get_run_steps()]
 
 
-def get_report_targets():
-    """The files of results/report/, and the comparison and the benchmark (with their figures)
-    once made: `snakemake --report` then finds every figure of the run, and they are kept current.
-    """
+def get_report_figures():
+    """The report's figures of the configured backend's result (rule report_figures)."""
     names = [
         "per_class_iou.png",
         "confusion_matrix.png",
@@ -599,7 +595,14 @@ def get_report_targets():
         "summary.html",
         "summary.md",
     ]
-    targets = [f"results/report/{name}" for name in names]
+    return [f"results/report/{name}" for name in names]
+
+
+def get_report_targets():
+    """The files of results/report/, and the comparison and the benchmark (with their figures)
+    once made: `snakemake --report` then finds every figure of the run, and they are kept current.
+    """
+    targets = get_report_figures()
     if Path("results/compare.json").exists():
         targets += ["results/compare.json", "results/report/backends.png"]
     if Path(artifacts.BENCHMARK.output).exists():

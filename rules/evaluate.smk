@@ -54,6 +54,8 @@ rule result:
         json=f"results/{BACKEND}/result.json",
         text=f"results/{BACKEND}/result.txt",
         verification=get_verification(),
+        # drawn with it, so that `snakemake --report` works after `snakemake results/result.json`
+        figures=get_report_figures(),
     output:
         json="results/result.json",
         text="results/result.txt",

@@ -257,8 +257,10 @@ def test_loading_a_checkpoint_whose_name_lies_is_refused_before_torch_reads_it(t
     from deeplabv3_pipeline.mmseg_model import load_state_dict_file
 
     liar = tmp_path / BAD
-    liar.write_bytes(PAYLOAD)  # torch.load would call this 'truncated'; the name's hash says more
-    with pytest.raises(UserError, match=f"has sha256 {SHA256}, but its name says the sha256 starts with"):
+    damaged = b"PK\x03\x04" + PAYLOAD  # starts as torch.save's zip does; torch.load would call it 'truncated'
+    liar.write_bytes(damaged)
+    digest = hashlib.sha256(damaged).hexdigest()
+    with pytest.raises(UserError, match=f"has sha256 {digest}, but its name says the sha256 starts with"):
         load_state_dict_file(liar)
 
 

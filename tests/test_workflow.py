@@ -73,6 +73,13 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
         assert (results / "benchmarks" / f"{stage}.tsv").is_file()
 
 
+def test_the_report_works_after_the_result_alone(tiny_run, tmp_path):
+    """`snakemake results/result.json` (how tiny_run was made), then `snakemake --report`: the figures exist."""
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    snakemake(workdir, "--report", "results/report.html")
+    assert "results/report/per_class_iou.png" in (workdir / "results" / "report.html").read_text()
+
+
 def test_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n", "results/result.json").stdout
 
@@ -324,7 +331,7 @@ def test_split_switch_keeps_each_splits_files_apart_and_reuses_them(tiny_run, tm
     }
     assert {p: p.stat().st_mtime_ns for p in val_bins} == val_bins  # val's bins untouched
     write_config(workdir, TINY)  # back to val: its bins and predictions are found again
-    assert planned_rules(workdir) == {"evaluate", "result"}
+    assert planned_rules(workdir) == {"evaluate", "result", "report_figures"}
 
 
 def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run, tmp_path):
@@ -349,7 +356,11 @@ def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run
     assert on_subset["num_images"] == 2 and sorted(on_subset["per_image"]) == sorted(kept)
     assert figures(on_subset) == expected
     write_config(workdir, merged(TINY, {"dataset": {"root": str(full)}}))
-    assert planned_rules(workdir) == {"evaluate", "result"}  # the full root's bins and predictions are reused
+    assert planned_rules(workdir) == {
+        "evaluate",
+        "result",
+        "report_figures",
+    }  # the full root's bins and predictions are reused
 
 
 @pytest.fixture
@@ -422,7 +433,7 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
     assert "| onnxruntime-fp32" in (workdir / "results" / "benchmark.md").read_text()
     assert (workdir / "results" / "report" / "benchmark.html").is_file()
     # from now on the default target (and so `--report`) includes the benchmark table
-    assert "results/report/benchmark.html" in snakemake(workdir, "-n", "--cores", "2").stdout
+    assert "results/report/benchmark.html" in snakemake(workdir, "-n", "--forcerun", "all").stdout
 
 
 def test_default_benchmark_plans_every_variant_this_cpu_runs(tiny_run, tmp_path):
