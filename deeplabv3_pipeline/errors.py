@@ -33,10 +33,12 @@ def recompute_hint(*paths: object, target: str | None = None) -> str:
     words = ["snakemake", "--cores", "all", "--forcerun", *map(str, paths)]
     if target:
         words += ["--", target]
+    them = "it" if len(paths) == 1 else "them"
+    scope = "what depends on" if target else "what the default target builds from"
+    other = "" if target else "; for another target, add `-- TARGET`"
     return (
-        f"recompute {'it' if len(paths) == 1 else 'them'} and what depends on "
-        f"{'it' if len(paths) == 1 else 'them'} with `{shlex.join(words)}` "
-        "(add this run's --configfile/--config, if any; by hand: rerun the stage CLI that writes it)"
+        f"recompute {them} and {scope} {them} with `{shlex.join(words)}` "
+        f"(add this run's --configfile/--config, if any{other}; by hand: rerun the stage CLI that writes it)"
     )
 
 

@@ -116,36 +116,54 @@ def git_state(root: Path) -> dict[str, object]:
 
 
 def kept_result_problem(
-    result_path: str, inputs: Iterable[str], run_config: Mapping, may_be_missing: Iterable[str] = ()
+    result_path: str,
+    inputs: Iterable[str],
+    run_config: Mapping,
+    *,
+    may_be_missing: Iterable[str] = (),
+    sources: Iterable[str] = (),
 ) -> str | None:
     """Why the kept result at ``result_path`` no longer describes the files it was computed from although
-    Snakemake would keep it, or None. Snakemake reruns the evaluation by itself when the set of
-    ``inputs`` (predictions and labels) or the recorded ``run_config`` changed, or a file is newer than
-    the result: those cases are left to it. What remains is a file the workflow made (under results/)
-    that is missing, or has another size with an older mtime: the message names it and the command."""
+    Snakemake would keep it, or None.
+
+    Left to Snakemake, which reruns the evaluation by itself: another set of ``inputs`` (predictions and
+    labels), another recorded ``run_config``, or a recorded file newer than the result (its inputs are
+    then remade where missing). What remains is a file the workflow made (under results/, not one of
+    ``sources``, the user's own files, which their fingerprints cover) that is missing, or has another
+    size with an older mtime: the message names it and the command. ``may_be_missing``: files the
+    workflow deletes once used (``storage.keep_predictions: false``); and where *every* listed
+    prediction is gone (a run with that setting, or a deliberate clean-up), the result stays valid and
+    what needs them makes them again, so that is no error either.
+    """
     from .errors import recompute_hint
 
+    inputs = list(inputs)
     try:
+        result_mtime = os.stat(result_path).st_mtime_ns
         text = Path(result_path).read_text()
     except FileNotFoundError:
         return None
     try:
         result = json.loads(text)
     except ValueError:
+        if any(_newer(path, result_mtime) for path in inputs):
+            return None
         return f"{result_path} is damaged (not JSON): {recompute_hint(result_path, target=result_path)}"
     recorded = result.get("files")
     if not isinstance(recorded, dict):  # a result made before sizes were recorded: nothing to compare
         return None
-    used = {*result.get("predictions", {}).values(), *result.get("labels", {}).values()}
+    predictions = set(result.get("predictions", {}).values())
+    used = predictions | set(result.get("labels", {}).values())
     if used != set(inputs) or result.get("config") != run_config:
         return None
-    made = {path: size for path, size in recorded.items() if Path(path).parts[:1] == ("results",)}
-    result_mtime = os.stat(result_path).st_mtime_ns
-    stale = [
-        (path, why)
-        for path, why in stale_files(made, may_be_missing)
-        if why == "is missing" or os.stat(path).st_mtime_ns <= result_mtime
-    ]
+    own = set(sources)
+    made = {path: size for path, size in recorded.items() if Path(path).parts[:1] == ("results",) and path not in own}
+    if any(_newer(path, result_mtime) for path in made):
+        return None
+    stale = stale_files(made, may_be_missing)
+    missing_predictions = {path for path, why in stale if why == "is missing" and path in predictions}
+    if predictions and missing_predictions == predictions:
+        stale = [(path, why) for path, why in stale if path not in predictions]
     if not stale:
         return None
     path, why = stale[0]
@@ -153,3 +171,10 @@ def kept_result_problem(
     return f"{result_path} was computed from {path}, which {why}{more}: " + recompute_hint(
         *(stale_path for stale_path, _ in stale), target=result_path
     )
+
+
+def _newer(path: str, than_ns: int) -> bool:
+    try:
+        return os.stat(path).st_mtime_ns > than_ns
+    except FileNotFoundError:
+        return False

@@ -73,6 +73,9 @@ rule benchmark:
         machine=artifacts.BENCHMARK_MACHINE.output,
         variants=get_benchmark_files("json"),
         predictions=get_benchmark_files("npy"),
+        verification=get_verification(
+            [BENCHMARK_VARIANTS[name][:2] for name in get_benchmark_variants()]
+        ),
     output:
         markdown="results/benchmark.md",
         json=artifacts.BENCHMARK.output,

@@ -99,6 +99,8 @@ try:
         (DATASET_ROOT, "dataset.root"),
         (CHECKPOINT, "model.checkpoint"),
         (config["model"]["cache_dir"], "model.cache_dir"),
+        (config["model"]["config"], "model.config"),
+        (workflow.basedir, "the workflow folder"),
     ):
         check_no_wildcard_braces(path, what)
     FRAMES = (
@@ -466,6 +468,7 @@ def get_evaluate_predictions(wildcards):
         [*predictions, *get_train_ids_files()],
         json.loads(get_run_config_json()),
         may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
+        sources=[*get_dataset_train_ids_files(), *get_source_checkpoint()],
     )
     if problem:
         raise WorkflowError(f"error: {problem}")
@@ -473,19 +476,25 @@ def get_evaluate_predictions(wildcards):
 
 
 def forced_run():
-    """Whether this run was told to recompute something (--forcerun, --forceall, --force)."""
+    """Whether this run was told to recompute something (--forcerun, --forceall, --force). Not
+    --rerun-incomplete: the default profile always sets it (profiles/default)."""
     settings = getattr(workflow, "dag_settings", None)
     return bool(
         settings and (settings.forcerun or settings.forceall or settings.forcetargets)
     )
 
 
-def get_verification():
-    """The ONNX model's check against PyTorch (model.verify), where the configured backend runs a model
-    made from the ONNX export: the published result waits for it; a change of model.verify reruns only
-    that check (and the copy of the result, which waits for it).
+def get_verification(cells=None):
+    """The ONNX model's check against PyTorch (model.verify), where one of ``cells`` ((backend,
+    precision) pairs; default the configured one) runs a model made from the ONNX export. The final
+    steps wait for it (the published result, the comparison, the benchmark), so a change of
+    model.verify reruns only the check and those cheap steps.
     """
-    exported = artifacts.EXPORT_ONNX in get_model_steps(BACKEND)
+    cells = cells or [(BACKEND, backend_precision(BACKEND))]
+    exported = any(
+        artifacts.EXPORT_ONNX in REGISTRY[backend].model_steps(precision, config)
+        for backend, precision in cells
+    )
     return (
         [artifacts.VERIFY_ONNX.output] if config["model"]["verify"] and exported else []
     )

@@ -36,8 +36,8 @@ rule evaluate:
         shape=list(INPUT_SHAPE),
         # dataset labels replaced under their names, whatever their mtime, are evaluated again
         sources=get_source_fingerprint(get_dataset_train_ids_files()),
-        run_config=get_run_config_json(),
-        dataset=get_dataset_json(),
+        run_config=lambda wildcards: get_run_config_json(),
+        dataset=lambda wildcards: get_dataset_json(),
         synthetic_flags=get_synthetic_note(),
         model_report_flags=get_model_report_args,
         script=script("evaluate.py"),
@@ -77,6 +77,12 @@ rule compare:
         results=get_compared_results(),
         # read through the paths each result.json records; declared so that they are tracked
         predictions=get_compared_predictions(),
+        verification=get_verification(
+            [
+                (backend, backend_precision(backend))
+                for backend in get_compared_backends()
+            ]
+        ),
     output:
         json="results/compare.json",
         csv="results/compare.csv",

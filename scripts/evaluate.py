@@ -75,7 +75,8 @@ def check_label_shape(label: np.ndarray, path: Path, shape: tuple[int, int] | No
     if shape is not None and label.shape != tuple(shape):
         raise UserError(
             f"label {path} is {label.shape[0]}x{label.shape[1]} (HxW) but the images are {shape[0]}x{shape[1]} "
-            "(model.input_shape): it is not this frame's label; replace it with the frame's own"
+            "(model.input_shape): "
+            + (recompute_hint(path) if path.parts[:1] == ("results",) else "it is not this frame's label; replace it")
         )
     pixels = prediction.stat().st_size // np.dtype(np.int64).itemsize if prediction.is_file() else None
     if shape is None and pixels is not None and pixels != label.size:

@@ -61,9 +61,10 @@ def hostile_copy(source_root: Path, root: Path) -> dict[str, str]:
     return renamed
 
 
-def test_hostile_names_are_data_and_give_a_plain_runs_figures(tiny_run, tmp_path):
+def test_hostile_names_are_data_and_replaced_sources_are_noticed(tiny_run, tmp_path):
     """A dataset root, its city folders and frames, and a checkpoint path holding spaces, quotes, non-ASCII,
-    `$(...)`, backticks and ; & |: the run works, nothing is executed, the figures are the plain run's."""
+    `$(...)`, backticks and ; & |: the run works, nothing is executed, the figures are the plain run's.
+    Then an image and a label replaced with older mtimes are computed again."""
     folder = tmp_path / f"data {HOSTILE}"
     renamed = hostile_copy(tiny_run / "results" / "demo" / "cityscapes", folder / f"city {HOSTILE}")
     checkpoint = folder / f"ckpt {HOSTILE}" / "random.pth"
@@ -81,6 +82,27 @@ def test_hostile_names_are_data_and_give_a_plain_runs_figures(tiny_run, tmp_path
     for key in ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "num_images"):
         assert result[key] == plain[key], key
     assert result["checkpoint"] == str(checkpoint) and result["checkpoint_sha256"] == plain["checkpoint_sha256"]
+
+    # unzip and rsync keep a file's own mtime: frame 0's image and label become frame 2's, each with an
+    # mtime long before the run; they are computed again, and nothing else is.
+    root = folder / f"city {HOSTILE}"
+    frames = sorted(renamed)
+    first, last = (next(root.rglob(f"{frame}_leftImg8bit.png")) for frame in (frames[0], frames[2]))
+    for suffix in ("_leftImg8bit.png", "_gtFine_labelIds.png"):
+        source, target = (next(root.rglob(f"{frame}{suffix}")) for frame in (frames[2], frames[0]))
+        shutil.copyfile(source, target)
+        os.utime(target, (946684800, 946684800))  # 2000-01-01
+    assert first.read_bytes() == last.read_bytes()
+    ran = snakemake(workdir, "results/result.json").stdout
+    for rule in ("preprocess", "labels", "infer", "evaluate"):
+        assert f"rule {rule}:" in ran, rule
+    assert "rule export_onnx:" not in ran
+    replaced = read_result(workdir)
+    predictions = {key: np.fromfile(workdir / path, np.int64) for key, path in replaced["predictions"].items()}
+    assert np.array_equal(predictions[frames[0]], predictions[frames[2]])  # the same image now
+    assert replaced["per_image"][frames[0]] == replaced["per_image"][frames[2]]
+    assert replaced["per_image"][frames[0]] != result["per_image"][frames[0]]
+    assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
 
 
 def test_braces_in_a_frame_name_are_refused_at_start_naming_the_file(tmp_path):
@@ -130,34 +152,6 @@ def test_a_damaged_model_names_the_command_that_remakes_it(tiny_run, tmp_path):
     assert failed.returncode != 0 and f"error: {SIM_MODEL_PATH} is not a readable ONNX model" in failed.stdout
     snakemake(workdir, *advised_command(failed.stdout))
     assert figures(read_result(workdir)) == figures(read_result(tiny_run))
-
-
-def test_replaced_images_and_labels_with_older_mtimes_are_computed_again(tiny_run, tmp_path):
-    """unzip and rsync keep a file's own mtime: a replaced image or label may be older than the results."""
-    root = tmp_path / "cityscapes"
-    make_demo_dataset(root, "val", 3, tuple(SHAPE), seed=0)
-    workdir = copy_run(tiny_run, tmp_path / "copy")
-    write_config(workdir, merged(TINY, {"dataset": {"root": str(root)}}))
-    snakemake(workdir, "results/result.json")
-    first = read_result(workdir)
-    frames = demo_frames(3)
-    # frame 0's image and label become frame 2's, each with an mtime long before the first run
-    for source, target in (
-        (frames[2].image(root, "val"), frames[0].image(root, "val")),
-        (frames[2].label_ids(root, "val"), frames[0].label_ids(root, "val")),
-    ):
-        shutil.copyfile(source, target)
-        os.utime(target, (946684800, 946684800))  # 2000-01-01
-    ran = snakemake(workdir, "results/result.json").stdout
-    for rule in ("preprocess", "labels", "infer", "evaluate"):
-        assert f"rule {rule}:" in ran, rule
-    assert "rule export_onnx:" not in ran
-    second = read_result(workdir)
-    predictions = {key: np.fromfile(workdir / path, np.int64) for key, path in second["predictions"].items()}
-    assert np.array_equal(predictions[frames[0].frame], predictions[frames[2].frame])  # the same image now
-    assert second["per_image"][frames[0].frame] == second["per_image"][frames[2].frame]
-    assert second["per_image"][frames[0].frame] != first["per_image"][frames[0].frame]
-    assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
 
 
 def test_more_shards_than_frames_plans_one_shard_per_frame(tiny_run, tmp_path):

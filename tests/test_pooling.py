@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeplabv3_pipeline.export import disagreement, export_onnx
+from deeplabv3_pipeline.export import export_onnx
 from deeplabv3_pipeline.mmseg_model import SegmentationExport
 from deeplabv3_pipeline.pooling import ExactAdaptiveAvgPool2d, averaging_matrix, make_adaptive_pooling_exportable
 
@@ -70,8 +70,7 @@ class Logits(SegmentationExport):
 @pytest.mark.slow
 def test_pspnet_exports_and_its_logits_equal_pytorchs(tmp_path):
     """PSPNet R50-D8 (pyramid bins 1, 2, 3, 6 on an 8x16 map) at 64x128, a random checkpoint in the real
-    format: the export runs, its logits are PyTorch's up to float rounding, and so are the classes but
-    for near-ties."""
+    format: the export runs, and its logits are PyTorch's up to float rounding."""
     from deeplabv3_pipeline.mmseg_model import load_export_model, make_random_checkpoint
 
     config = "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024"
@@ -85,6 +84,3 @@ def test_pspnet_exports_and_its_logits_equal_pytorchs(tmp_path):
         reference = logits_model(torch.from_numpy(image)).numpy()
     exported = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"]).run(None, {"input": image})[0]
     assert np.abs(exported - reference).max() <= 1e-4 * np.abs(reference).max()
-    classes_file = tmp_path / "pspnet.onnx"
-    export_onnx(model, classes_file, 11)
-    assert disagreement(model, classes_file) <= 2 / (64 * 128)

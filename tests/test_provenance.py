@@ -113,10 +113,36 @@ def test_kept_result_problem_names_a_replaced_file_with_an_older_mtime_only(kept
     assert "labels/l.png" not in kept_result_problem("results/x/result.json", inputs, {"k": 1})
 
 
+def test_kept_result_problem_leaves_what_snakemake_reruns_by_itself(kept_result):
+    """A recorded file newer than the result (an upstream change: Snakemake reruns the evaluation and
+    remakes what is missing), every prediction gone (storage.keep_predictions: false earlier, or a
+    clean-up), and the user's own files (their fingerprints cover them): no error."""
+    predictions, label = kept_result
+    inputs = [*predictions, label]
+    Path(predictions[1]).unlink()
+    result_mtime = Path("results/x/result.json").stat().st_mtime_ns
+    os.utime(predictions[0], ns=(result_mtime + 10**9, result_mtime + 10**9))
+    assert kept_result_problem("results/x/result.json", inputs, {"k": 1}) is None
+    os.utime(predictions[0], ns=(result_mtime - 10**9, result_mtime - 10**9))
+    assert "is missing" in kept_result_problem("results/x/result.json", inputs, {"k": 1})  # one of two: damage
+    Path(predictions[0]).unlink()
+    assert kept_result_problem("results/x/result.json", inputs, {"k": 1}) is None  # all gone
+    Path("results/own.pth").write_bytes(b"x")
+    result = json.loads(Path("results/x/result.json").read_text())
+    result["files"]["results/own.pth"] = 5  # a checkpoint of the user's kept under results/, replaced
+    Path("results/x/result.json").write_text(json.dumps(result))
+    assert "results/own.pth" in kept_result_problem("results/x/result.json", inputs, {"k": 1})
+    assert kept_result_problem("results/x/result.json", inputs, {"k": 1}, sources=["results/own.pth"]) is None
+
+
 def test_kept_result_problem_names_a_damaged_result(kept_result):
+    predictions, label = kept_result
     Path("results/x/result.json").write_text("{not json")
-    problem = kept_result_problem("results/x/result.json", [], {})
+    problem = kept_result_problem("results/x/result.json", [*predictions, label], {})
     assert "results/x/result.json is damaged (not JSON)" in problem and "--forcerun results/x/result.json" in problem
+    result_mtime = Path("results/x/result.json").stat().st_mtime_ns
+    os.utime(predictions[0], ns=(result_mtime + 10**9, result_mtime + 10**9))  # evaluate reruns anyway
+    assert kept_result_problem("results/x/result.json", [*predictions, label], {}) is None
 
 
 def test_recompute_hint_quotes_every_path():
