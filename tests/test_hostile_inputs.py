@@ -105,7 +105,7 @@ def test_hostile_names_are_data_and_replaced_sources_are_noticed(tiny_run, tmp_p
     assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
 
 
-def test_braces_in_a_frame_name_are_refused_at_start_naming_the_file(tmp_path):
+def test_braces_in_a_frame_name_or_the_model_config_are_refused_at_start_naming_them(tmp_path):
     root = tmp_path / "cityscapes"
     make_demo_dataset(root, "val", 1, tuple(SHAPE), seed=0)
     image = next(root.rglob("*_leftImg8bit.png"))
@@ -117,6 +117,9 @@ def test_braces_in_a_frame_name_are_refused_at_start_naming_the_file(tmp_path):
     run = snakemake(tmp_path, "-n", check=False)
     assert run.returncode != 0 and f"error: image {braced} holds '{{' or '}}'" in run.stdout
     assert not (tmp_path / "results").exists()
+    write_config(tmp_path, merged(TINY, {"model": {"config": "configs/{name}.py"}}))
+    run = snakemake(tmp_path, "-n", check=False)
+    assert run.returncode != 0 and "error: model.config configs/{name}.py holds '{' or '}'" in run.stdout
 
 
 def test_a_truncated_prep_bin_is_recomputed_by_the_advised_command(tiny_run, tmp_path):
