@@ -24,12 +24,7 @@ from deeplabv3_pipeline.backends import (
     check_precision,
 )  # noqa: E402
 from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
-from deeplabv3_pipeline.cityscapes import (
-    dataset_id,
-    discover_frames,
-    shard,
-)  # noqa: E402
-from deeplabv3_pipeline.demo import demo_frames  # noqa: E402
+from deeplabv3_pipeline.plan import Plan, note_clamped_shards  # noqa: E402
 from deeplabv3_pipeline.errors import (
     UserError,
     check_no_wildcard_braces,
@@ -58,22 +53,10 @@ os.environ.update(
     )
 )
 
-SPLIT = config["dataset"]["split"]
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
 BACKEND = config["backend"]
-
 DEMO_DATA = not config["dataset"]["root"]
 DEMO_CHECKPOINT = not config["model"]["checkpoint"]
-DATASET_ROOT = (
-    Path("results/demo/cityscapes") if DEMO_DATA else Path(config["dataset"]["root"])
-)
-# What derives from the frames lives under DATA (dataset and split): another root or split
-# never reads or overwrites it, and switching back finds it again.
-DATASET_ID = "demo" if DEMO_DATA else dataset_id(DATASET_ROOT)
-DATA = f"{DATASET_ID}/{SPLIT}"
-PREP_DIR = f"results/prep_dataset/{DATA}"
-INFER_DIR = f"results/infer/{DATA}"
-MADE_LABELS_DIR = f"results/labels/{DATA}"
 
 CHECKPOINT_URL = (
     config["model"]["checkpoint"] if is_url(config["model"]["checkpoint"]) else ""
@@ -94,38 +77,23 @@ try:
 except UserError as error:
     raise WorkflowError(f"error: {error} (config precision)") from None
 
+# The frames, their shards and every per-frame path (deeplabv3_pipeline/plan.py).
 try:
     for path, what in (
-        (DATASET_ROOT, "dataset.root"),
+        (config["dataset"]["root"], "dataset.root"),
         (CHECKPOINT, "model.checkpoint"),
         (config["model"]["cache_dir"], "model.cache_dir"),
         (config["model"]["config"], "model.config"),
         (workflow.basedir, "the workflow folder"),
     ):
         check_no_wildcard_braces(path, what)
-    FRAMES = (
-        demo_frames(config["demo"]["images"])
-        if DEMO_DATA
-        else discover_frames(DATASET_ROOT, SPLIT)
-    )
+    PLAN = Plan.from_config(config)
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
-
-# More shards than frames would make empty jobs: each frame gets its own shard instead.
-SHARDS = list(range(min(config["shards"], len(FRAMES))))
-if len(SHARDS) < config["shards"]:
-    print(
-        f"note: shards: {config['shards']} but only {len(FRAMES)} frames: running {len(SHARDS)} shards",
-        file=sys.stderr,
-    )
-
-# Frames whose dataset has no trainIds PNG (`labels` makes those under results/): one file
-# check per frame, once per parse, not once per helper call.
-FRAMES_WITHOUT_TRAIN_IDS = [
-    frame
-    for frame in FRAMES
-    if DEMO_DATA or not frame.train_ids(DATASET_ROOT, SPLIT).exists()
-]
+note_clamped_shards(PLAN, config["shards"])
+FRAMES = list(PLAN.frames)
+SHARDS = PLAN.shards
+FRAMES_WITHOUT_TRAIN_IDS = list(PLAN.frames_without_train_ids)
 
 if DEMO_DATA or DEMO_CHECKPOINT:
     synthetic = [
@@ -172,32 +140,19 @@ def rule_name(stage, shard_index):
     return stage if len(SHARDS) == 1 else f"{stage}_shard{shard_index}"
 
 
-def shard_frames(shard_index):
-    return shard(FRAMES, shard_index, len(SHARDS))
-
-
 def get_shard_images(shard_index):
-    return [
-        str(frame.image(DATASET_ROOT, SPLIT)) for frame in shard_frames(shard_index)
-    ]
+    return [PLAN.image(frame) for frame in PLAN.shard_frames(shard_index)]
 
 
 def get_shard_bins(shard_index):
-    return [f"{PREP_DIR}/{frame.stem}.bin" for frame in shard_frames(shard_index)]
-
-
-def prediction_file(backend, frame):
-    """Where ``backend``'s prediction of ``frame`` goes (ais_bench's {stem}_0.bin naming)."""
-    return f"{INFER_DIR}/{backend}/{frame.stem}_0.bin"
-
-
-def shard_summary_file(backend, shard_index):
-    return f"{INFER_DIR}/{backend}/shards/{shard_index}.json"
+    return [PLAN.prep_bin(frame) for frame in PLAN.shard_frames(shard_index)]
 
 
 def get_shard_predictions(shard_index):
     """Prediction files of one shard, with `{backend}` left as a wildcard."""
-    return [prediction_file("{backend}", frame) for frame in shard_frames(shard_index)]
+    return [
+        PLAN.prediction("{backend}", frame) for frame in PLAN.shard_frames(shard_index)
+    ]
 
 
 def get_all_bins():
@@ -206,34 +161,24 @@ def get_all_bins():
 
 def get_predictions(backend):
     """Every frame's prediction file of ``backend``, in frame order."""
-    return [prediction_file(backend, frame) for frame in FRAMES]
+    return PLAN.predictions(backend)
 
 
 def get_image_files():
-    return [str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES]
+    return [PLAN.image(frame) for frame in FRAMES]
 
 
 def get_label_ids_files():
-    return [
-        str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES_WITHOUT_TRAIN_IDS
-    ]
+    return [PLAN.label_ids(frame) for frame in FRAMES_WITHOUT_TRAIN_IDS]
 
 
 def get_made_train_ids():
-    return [
-        f"{MADE_LABELS_DIR}/{frame.city}/{frame.frame}_gtFine_labelTrainIds.png"
-        for frame in FRAMES_WITHOUT_TRAIN_IDS
-    ]
+    return [PLAN.made_train_ids(frame) for frame in FRAMES_WITHOUT_TRAIN_IDS]
 
 
 def get_train_ids_files():
     """Every frame's trainIds label: the dataset's own where it has one, else the made one."""
-    missing = set(FRAMES_WITHOUT_TRAIN_IDS)
-    return get_made_train_ids() + [
-        str(frame.train_ids(DATASET_ROOT, SPLIT))
-        for frame in FRAMES
-        if frame not in missing
-    ]
+    return [PLAN.train_ids(frame) for frame in FRAMES]
 
 
 def get_spread_bins(count):
@@ -448,7 +393,7 @@ def get_prediction_folder(wildcards, output):
 
 
 def get_shard_summaries(wildcards):
-    return [shard_summary_file(wildcards.backend, index) for index in SHARDS]
+    return [PLAN.shard_summary(wildcards.backend, index) for index in SHARDS]
 
 
 # ---------------------------------------------------------------- evaluation and comparison (rules/evaluate.smk)
@@ -464,7 +409,7 @@ def get_evaluate_predictions(wildcards):
     if forced_run():
         return predictions  # the run recomputes what it is told, the advised command among them
     problem = kept_result_problem(
-        f"results/{backend}/result.json",
+        PLAN.result(backend),
         [*predictions, *get_train_ids_files()],
         json.loads(get_run_config_json()),
         may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
@@ -522,9 +467,9 @@ def get_dataset_json():
     """What the frames are, recorded in result.json."""
     return json.dumps(
         {
-            "root": str(DATASET_ROOT),
-            "split": SPLIT,
-            "id": DATASET_ID,
+            "root": str(PLAN.root),
+            "split": PLAN.split,
+            "id": PLAN.dataset,
             "frames": len(FRAMES),
         }
     )
@@ -561,7 +506,7 @@ def get_compared_backends():
 
 
 def get_compared_results():
-    return [f"results/{backend}/result.json" for backend in get_compared_backends()]
+    return [PLAN.result(backend) for backend in get_compared_backends()]
 
 
 def get_compared_predictions():

@@ -6,8 +6,8 @@ if DEMO_DATA:
 
     rule demo_dataset:
         output:
-            images=[str(frame.image(DATASET_ROOT, SPLIT)) for frame in FRAMES],
-            labels=[str(frame.label_ids(DATASET_ROOT, SPLIT)) for frame in FRAMES],
+            images=get_image_files(),
+            labels=[PLAN.label_ids(frame) for frame in FRAMES],
         log:
             artifacts.DEMO_DATASET.log,
         conda:
@@ -19,7 +19,7 @@ if DEMO_DATA:
             seed=config["demo"]["seed"],
             shape=list(INPUT_SHAPE),
             root=get_dataset_root,
-            split=SPLIT,
+            split=PLAN.split,
             script=script("make_demo_data.py"),
         shell:
             "python {params.script:q} dataset --root {params.root:q} --split {params.split:q}"

@@ -14,13 +14,13 @@ rule evaluate:
     input:
         predictions=get_evaluate_predictions,
         labels=get_train_ids_files(),
-        summary=f"{INFER_DIR}/{{backend}}/summary.json",
+        summary=PLAN.summary("{backend}"),
         model=get_infer_model,
         checkpoint=CHECKPOINT,
         model_reports=get_model_report_files,
     output:
-        json="results/{backend}/result.json",
-        text="results/{backend}/result.txt",
+        json=PLAN.result("{backend}"),
+        text=PLAN.result_text("{backend}"),
     log:
         artifacts.EVALUATE.log,
     benchmark:
@@ -51,8 +51,8 @@ rule evaluate:
 
 rule result:
     input:
-        json=f"results/{BACKEND}/result.json",
-        text=f"results/{BACKEND}/result.txt",
+        json=PLAN.result(BACKEND),
+        text=PLAN.result_text(BACKEND),
         verification=get_verification(),
         # drawn with it, so that `snakemake --report` works after `snakemake results/result.json`
         figures=get_report_figures(),
@@ -73,7 +73,7 @@ rule result:
 
 rule compare:
     input:
-        reference=f"results/{config['compare']['reference']}/result.json",
+        reference=PLAN.result(config["compare"]["reference"]),
         results=get_compared_results(),
         # read through the paths each result.json records; declared so that they are tracked
         predictions=get_compared_predictions(),

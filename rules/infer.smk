@@ -15,7 +15,7 @@ for shard_index in SHARDS:
             companions=get_infer_model_companions,
         output:
             predictions=kept(get_shard_predictions(shard_index), "keep_predictions"),
-            summary=shard_summary_file("{backend}", shard_index),
+            summary=PLAN.shard_summary("{backend}", shard_index),
         log:
             artifacts.INFER.format(shard=shard_index).log,
         benchmark:
@@ -44,7 +44,7 @@ rule gather_summaries:
     input:
         get_shard_summaries,
     output:
-        f"{INFER_DIR}/{{backend}}/summary.json",
+        PLAN.summary("{backend}"),
     log:
         artifacts.GATHER_SUMMARIES.log,
     wildcard_constraints:

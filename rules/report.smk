@@ -9,7 +9,7 @@ report: "../report/workflow.rst"
 rule report_figures:
     input:
         images=get_image_files(),
-        result=f"results/{BACKEND}/result.json",
+        result=PLAN.result(BACKEND),
         labels=get_train_ids_files(),
         predictions=get_predictions(BACKEND),
         benchmarks=get_report_benchmarks(),
