@@ -2,22 +2,7 @@
 # the workflow's own models and prep bins, one job after another (each takes every core), then
 # gathered into results/benchmark.md/.json.
 
-from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
-
-# variant -> (backend, precision, Winograd graph); the model is the backend's own (backends/).
-BENCHMARK_VARIANTS = {
-    "pytorch-fp32": ("pytorch", "fp32", False),
-    "pytorch-bf16": ("pytorch", "bf16", False),
-    "onnxruntime-fp32": ("onnxruntime", "fp32", False),
-    "onnxruntime-int8": ("onnxruntime", "int8", False),
-    "onnxruntime-fp32-winograd": ("onnxruntime", "fp32", True),
-    "openvino-fp32": ("openvino", "fp32", False),
-    "openvino-bf16": ("openvino", "bf16", False),
-    "openvino-int8": ("openvino", "int8", False),
-    "openvino-fp32-winograd": ("openvino", "fp32", True),
-}
-# Asked for by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
-ON_REQUEST_VARIANTS = ("onnxruntime-fp32-winograd",)
+# The variants (backend-precision[-winograd]) are deeplabv3_pipeline/variants.py's.
 
 
 rule benchmark_machine:

@@ -32,7 +32,14 @@ from deeplabv3_pipeline.errors import (
 )  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
 from deeplabv3_pipeline.provenance import fingerprint, kept_result_problem  # noqa: E402
-from deeplabv3_pipeline.quantize import select_calibration_files  # noqa: E402
+from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
+from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
+from deeplabv3_pipeline.quantize import (
+    held_out_files,
+    select_calibration_files,
+)  # noqa: E402
+from deeplabv3_pipeline.variants import ON_REQUEST as ON_REQUEST_VARIANTS  # noqa: E402
+from deeplabv3_pipeline.variants import VARIANTS as BENCHMARK_VARIANTS  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -411,7 +418,7 @@ def get_evaluate_predictions(wildcards):
     problem = kept_result_problem(
         PLAN.result(backend),
         [*predictions, *get_train_ids_files()],
-        json.loads(get_run_config_json()),
+        json.loads(get_run_config_json(backend)),
         may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
         sources=[*get_dataset_train_ids_files(), *get_source_checkpoint()],
     )
@@ -452,9 +459,16 @@ NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "stor
 NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
 
 
-def get_run_config_json():
-    """The config recorded in result.json (and a param of `evaluate`: a change reruns it)."""
-    used = {key: value for key, value in config.items() if key not in NOT_IN_RESULT}
+def get_run_config_json(backend):
+    """The config recorded in ``backend``'s result.json (and a param of its `evaluate`: a change reruns
+    it): without the keys of NOT_IN_RESULT, and without the other backends' own sections (a change of
+    tensorrt.workspace_gib does not re-evaluate ONNX Runtime)."""
+    others = set(REGISTRY) - {backend}
+    used = {
+        key: value
+        for key, value in config.items()
+        if key not in NOT_IN_RESULT and key not in others
+    }
     used["model"] = {
         key: value
         for key, value in config["model"].items()

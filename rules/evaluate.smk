@@ -36,7 +36,7 @@ rule evaluate:
         shape=list(INPUT_SHAPE),
         # dataset labels replaced under their names, whatever their mtime, are evaluated again
         sources=get_source_fingerprint(get_dataset_train_ids_files()),
-        run_config=lambda wildcards: get_run_config_json(),
+        run_config=lambda wildcards: get_run_config_json(wildcards.backend),
         dataset=lambda wildcards: get_dataset_json(),
         synthetic_flags=get_synthetic_note(),
         model_report_flags=get_model_report_args,

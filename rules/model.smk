@@ -3,8 +3,6 @@
 # precision (tensorrt; fp16 from rule convert_fp16's model, int8 from rule quantize_tensorrt's). Which of them a backend runs: its module's model_steps (backends/).
 # (The int8 models are in rules/quantize.smk.)
 
-from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
-
 if config["winograd"]["enabled"] and artifacts.WINOGRAD_ONNX not in get_model_steps(
     BACKEND
 ):

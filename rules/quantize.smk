@@ -7,8 +7,6 @@
 #                        built into the int8 engine by rule build_engine
 # Each writes <model stem>.json beside the model: settings, calibration files, pixel agreement with fp32.
 
-from deeplabv3_pipeline.quantize import held_out_files  # noqa: E402
-
 # step -> quantize_onnx.py flags that make its kind of int8 model
 QUANTIZERS = {
     artifacts.QUANTIZE_ONNX: "--engine onnxruntime",

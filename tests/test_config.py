@@ -62,14 +62,47 @@ def test_conda_env_pins_the_requirements():
 
 def test_schema_backends_are_the_registry():
     """The backend names and precisions the schema accepts are those of deeplabv3_pipeline.backends.REGISTRY."""
-    from deeplabv3_pipeline.backends import ALL_PRECISIONS, BACKENDS
+    from deeplabv3_pipeline.backends import ALL_PRECISIONS, BACKENDS, REGISTRY
 
     properties = SCHEMA["properties"]
     assert properties["backend"]["enum"] == list(BACKENDS)
     assert properties["compare"]["properties"]["reference"]["enum"] == list(BACKENDS)
     assert properties["compare"]["properties"]["backends"]["items"]["enum"] == list(BACKENDS)
     assert set(properties["precision"]["enum"]) == set(ALL_PRECISIONS)
-    # every registered backend with settings of its own has a section in the schema and config.yaml
+    # every registered backend that reads settings of its own (a config section under its name, found by
+    # planning it without that section) has that section in the schema and config.yaml
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for name in ("onnxruntime", "tensorrt", "ascend"):
-        assert name in properties and name in config
+    with_settings = [name for name, spec in REGISTRY.items() if reads_own_section(name, spec, config)]
+    assert "onnxruntime" in with_settings and "pytorch" not in with_settings  # the probe tells them apart
+    for name in with_settings:
+        assert name in properties and name in config, name
+
+
+def test_schema_variants_are_the_variant_table():
+    """The benchmark's variant names in the schema are deeplabv3_pipeline.variants', and each names a
+    registered backend at a precision it runs."""
+    from deeplabv3_pipeline.backends import REGISTRY
+    from deeplabv3_pipeline.variants import ON_REQUEST, VARIANTS
+
+    benchmark = SCHEMA["properties"]["benchmark"]["properties"]
+    assert benchmark["variants"]["items"]["enum"] == list(VARIANTS)
+    assert benchmark["reference"]["enum"] == list(VARIANTS)
+    assert set(ON_REQUEST) <= set(VARIANTS)
+    for name, (backend, precision, winograd) in VARIANTS.items():
+        assert precision in REGISTRY[backend].precisions, name
+        assert name == f"{backend}-{precision}" + ("-winograd" if winograd else ""), name
+
+
+def reads_own_section(name: str, spec, config: dict) -> bool:
+    """Whether planning or running ``name`` reads ``config[name]``."""
+    without = {key: value for key, value in config.items() if key != name}
+    try:
+        spec.infer_args(without)
+        for precision in spec.precisions:
+            spec.model_steps(precision, without)
+        spec.extra_targets(without)
+    except KeyError as error:
+        if error.args == (name,):
+            return True
+        raise
+    return False

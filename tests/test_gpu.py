@@ -20,7 +20,9 @@ def test_cuda_provider_matches_cpu(onnx_models, prep_dir, tmp_path):
     run_infer("onnxruntime", onnx_models[1], prep_dir, tmp_path / "gpu", *providers)
     summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
     assert summary["inference_precision"] == "fp32" and "CUDAExecutionProvider" in summary["precision_evidence"]
-    for path in sorted((tmp_path / "cpu").glob("*_0.bin")):
+    cpu_predictions = sorted((tmp_path / "cpu").glob("*_0.bin"))
+    assert cpu_predictions, "the CPU run wrote no predictions"
+    for path in cpu_predictions:
         agreement = np.mean(np.fromfile(path, np.int64) == np.fromfile(tmp_path / "gpu" / path.name, np.int64))
         assert agreement > 0.999, path.name
 

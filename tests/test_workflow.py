@@ -80,6 +80,17 @@ def test_the_report_works_after_the_result_alone(tiny_run, tmp_path):
     assert "results/report/per_class_iou.png" in (workdir / "results" / "report.html").read_text()
 
 
+def test_another_backends_settings_rerun_nothing(tiny_run, tmp_path):
+    """A backend's result records only its own settings: a TensorRT or Ascend setting re-evaluates no
+    ONNX Runtime result."""
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    changed = {"tensorrt": {"workspace_gib": 2}, "ascend": {"device": 3}}
+    write_config(workdir, merged(TINY, changed))
+    assert planned_rules(workdir) == set()
+    write_config(workdir, merged(TINY, {"onnxruntime": {"providers": ["CPUExecutionProvider", "X"]}}))
+    assert "evaluate" in planned_rules(workdir)  # its own section does
+
+
 def test_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n", "results/result.json").stdout
 
