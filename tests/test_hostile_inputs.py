@@ -122,17 +122,6 @@ def test_braces_in_a_frame_name_or_the_model_config_are_refused_at_start_naming_
     assert run.returncode != 0 and "error: model.config configs/{name}.py holds '{' or '}'" in run.stdout
 
 
-def test_a_truncated_prep_bin_is_recomputed_by_the_advised_command(tiny_run, tmp_path):
-    workdir = copy_run(tiny_run, tmp_path / "copy")
-    damaged = workdir / "results" / "prep_dataset" / DEMO_DATA / f"{demo_frames(3)[0].stem}.bin"
-    damaged.write_bytes(damaged.read_bytes()[:1000])
-    failed = snakemake(workdir, "results/result.json", check=False)
-    assert failed.returncode != 0 and f"error: {damaged.relative_to(workdir)} has 1,000 bytes" in failed.stdout
-    snakemake(workdir, *advised_command(failed.stdout))
-    assert figures(read_result(workdir)) == figures(read_result(tiny_run))
-    assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
-
-
 def test_a_deleted_prediction_is_noticed_and_recomputed_by_the_advised_command(tiny_run, tmp_path):
     workdir = copy_run(tiny_run, tmp_path / "copy")
     deleted = workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / f"{demo_frames(3)[1].stem}_0.bin"
@@ -147,14 +136,21 @@ def test_a_deleted_prediction_is_noticed_and_recomputed_by_the_advised_command(t
     assert figures(read_result(workdir)) == figures(read_result(tiny_run)) and deleted.is_file()
 
 
-def test_a_damaged_model_names_the_command_that_remakes_it(tiny_run, tmp_path):
+def test_a_damaged_model_and_a_truncated_prep_bin_are_recomputed_by_the_advised_commands(tiny_run, tmp_path):
+    """Each damaged file stops the job that reads it with the command that remakes it; following the two
+    commands, one after the other, gives the clean figures back."""
     workdir = copy_run(tiny_run, tmp_path / "copy")
     model = workdir / SIM_MODEL_PATH
     model.write_bytes(model.read_bytes()[:5000])
+    damaged = workdir / "results" / "prep_dataset" / DEMO_DATA / f"{demo_frames(3)[0].stem}.bin"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
     failed = snakemake(workdir, "results/result.json", check=False)
     assert failed.returncode != 0 and f"error: {SIM_MODEL_PATH} is not a readable ONNX model" in failed.stdout
-    snakemake(workdir, *advised_command(failed.stdout))
+    failed = snakemake(workdir, *advised_command(failed.stdout), check=False)  # the model is remade...
+    assert failed.returncode != 0 and f"error: {damaged.relative_to(workdir)} has 1,000 bytes" in failed.stdout
+    snakemake(workdir, *advised_command(failed.stdout))  # ...then the bin
     assert figures(read_result(workdir)) == figures(read_result(tiny_run))
+    assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout
 
 
 def test_more_shards_than_frames_plans_one_shard_per_frame(tiny_run, tmp_path):
