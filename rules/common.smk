@@ -62,7 +62,6 @@ os.environ.update(
 
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
 BACKEND = config["backend"]
-DEMO_DATA = not config["dataset"]["root"]
 DEMO_CHECKPOINT = not config["model"]["checkpoint"]
 
 CHECKPOINT_URL = (
@@ -98,6 +97,7 @@ try:
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 note_clamped_shards(PLAN, config["shards"])
+DEMO_DATA = PLAN.demo
 FRAMES = list(PLAN.frames)
 SHARDS = PLAN.shards
 FRAMES_WITHOUT_TRAIN_IDS = list(PLAN.frames_without_train_ids)
