@@ -9,7 +9,6 @@ module that *names* them (and raises if one is ever called) lets mmseg import. I
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import pickle
 import sys
@@ -23,13 +22,7 @@ from torch import nn
 
 from .checkpoint import not_a_checkpoint_reason, verify_checkpoint
 from .errors import UserError
-
-DEFAULT_CONFIG = "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024"
-# mmseg 0.x config names (the guide's) -> the 1.x names mmsegmentation 1.2.2 ships.
-LEGACY_CONFIG_NAMES = {
-    "deeplabv3_r50-d8_512x1024_40k_cityscapes": "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024",
-    "deeplabv3_r50-d8_512x1024_80k_cityscapes": "deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024",
-}
+from .zoo import resolve_config
 
 
 def _missing_kernel(name: str) -> types.FunctionType:
@@ -58,32 +51,6 @@ def install_mmcv_ext_stand_in() -> bool:
     stand_in.__getattr__ = _missing_kernel  # type: ignore[method-assign]  # module-level __getattr__ (PEP 562)
     sys.modules["mmcv._ext"] = stand_in
     return True
-
-
-def mmseg_config_dir() -> Path:
-    """The configs folder that the mmsegmentation wheel ships (``mmseg/.mim/configs``)."""
-    spec = importlib.util.find_spec("mmseg")
-    if spec is None or spec.origin is None:
-        raise UserError("mmsegmentation is not installed: run `make setup` (pip install -r requirements.txt)")
-    return Path(spec.origin).parent / ".mim" / "configs"
-
-
-def resolve_config(name_or_path: str | Path) -> Path:
-    """A config file path from a path or an mmseg config name (1.x name, or the guide's 0.x name)."""
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".py" and candidate.is_file():
-        return candidate
-    if candidate.suffix == ".py" and (candidate.parent != Path(".") or candidate.is_absolute()):
-        raise UserError(f"mmseg config file {candidate} does not exist")
-    name = LEGACY_CONFIG_NAMES.get(candidate.stem, candidate.stem)
-    shipped = {path.stem: path for path in mmseg_config_dir().rglob("*.py") if not path.parent.name.startswith("_")}
-    if name in shipped:
-        return shipped[name]
-    close = difflib.get_close_matches(name, list(shipped), n=5, cutoff=0.6)
-    hint = f" Close names: {', '.join(close)}." if close else ""
-    raise UserError(
-        f"unknown mmseg config {str(name_or_path)!r}: neither a file nor a config that mmsegmentation ships.{hint}"
-    )
 
 
 def _plain_batch_norm(node: Any) -> Any:

@@ -41,7 +41,8 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, make_random_checkpoint
+    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+    from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
     return make_random_checkpoint(DEFAULT_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
 

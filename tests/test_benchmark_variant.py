@@ -13,8 +13,8 @@ import pytest
 from deeplabv3_pipeline import cpu
 from deeplabv3_pipeline.backends import open_backend
 from deeplabv3_pipeline.binio import read_bin
-from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG
 from deeplabv3_pipeline.opcount import count_operations
+from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
 from .conftest import REPO, SHAPE, run_script
 from .test_opcount import tiny_model

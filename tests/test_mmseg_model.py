@@ -7,14 +7,8 @@ import torch
 
 from deeplabv3_pipeline import mmseg_model
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.mmseg_model import (
-    DEFAULT_CONFIG,
-    build_model,
-    load_checkpoint,
-    load_export_model,
-    predict_class_ids,
-    resolve_config,
-)
+from deeplabv3_pipeline.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
+from deeplabv3_pipeline.zoo import DEFAULT_CONFIG, published_miou, resolve_config
 
 from .conftest import SHAPE
 
@@ -28,6 +22,15 @@ def test_config_names_resolve_to_the_shipped_files():
 def test_unknown_config_suggests_close_names():
     with pytest.raises(UserError, match=r"unknown mmseg config.*Close names: deeplabv3_r50-d8_4xb2-40k_cityscapes"):
         resolve_config("deeplabv3_r50-d8_4xb2-40k_cityscape-512x1024")
+
+
+def test_published_miou_is_the_metafile_s_for_zoo_configs_only():
+    # the four R50-D8 512x1024 40k configs the matrix issue names, with mmseg's published figures
+    assert published_miou("fcn_r50-d8_4xb2-40k_cityscapes-512x1024") == 72.25
+    assert published_miou("pspnet_r50-d8_4xb2-40k_cityscapes-512x1024") == 77.85
+    assert published_miou("deeplabv3_r50-d8_512x1024_40k_cityscapes") == 79.09  # the guide's 0.x name
+    assert published_miou("deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024") == 79.61
+    assert published_miou("/somewhere/my_own_config.py") is None
 
 
 def test_stand_in_is_used_only_when_the_compiled_extension_is_absent(monkeypatch):

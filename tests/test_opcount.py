@@ -12,8 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch.utils.flop_counter import FlopCounterMode
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model
+from deeplabv3_pipeline.mmseg_model import load_export_model
 from deeplabv3_pipeline.opcount import COUNTING_RULES, count_operations
+from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
 from .conftest import SHAPE
 

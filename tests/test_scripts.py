@@ -11,8 +11,9 @@ import pytest
 
 from deeplabv3_pipeline.backends import open_backend
 from deeplabv3_pipeline.cityscapes import discover_frames
-from deeplabv3_pipeline.mmseg_model import DEFAULT_CONFIG, load_export_model, predict_class_ids
+from deeplabv3_pipeline.mmseg_model import load_export_model, predict_class_ids
 from deeplabv3_pipeline.transform import preprocess_image
+from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
 from .conftest import SHAPE, run_infer, run_script
 
