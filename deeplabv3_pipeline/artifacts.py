@@ -46,49 +46,51 @@ class Step:
         return replace(self, key=fill(self.key, **wildcards), output=fill(self.output, **wildcards))
 
 
-MODELS = "results/models"
+MODELS = "results/models/{model}"  # one folder per model name: no two models share a file
 
 # Inputs
 DEMO_DATASET = Step("demo_dataset", "demo_dataset")
-DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint", "results/demo/checkpoint.pth")
-FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint")
+# a random checkpoint in the real format, per model (its own config's architecture)
+DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint/{model}", "results/demo/checkpoints/{model}.pth")
+FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint/{name}")
 LABELS = Step("labels", "labels")
 PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
 
-# Models
-EXPORT_ONNX = Step("export_onnx", "export_onnx", f"{MODELS}/deeplabv3.onnx")
-VERIFY_ONNX = Step("verify_onnx", "verify_onnx", f"{MODELS}/deeplabv3_verify.json")
-SIMPLIFY_ONNX = Step("simplify_onnx", "simplify_onnx", f"{MODELS}/deeplabv3_sim_bs1.onnx")
+# Models: the guide's names ({model}.onnx, {model}_sim_bs1.onnx, {model}_bs1_{soc}.om) per model.
+EXPORT_ONNX = Step("export_onnx", "export_onnx/{model}", f"{MODELS}/{{model}}.onnx")
+VERIFY_ONNX = Step("verify_onnx", "verify_onnx/{model}", f"{MODELS}/{{model}}_verify.json")
+SIMPLIFY_ONNX = Step("simplify_onnx", "simplify_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1.onnx")
 # The fp32 ONNX every ONNX-based backend starts from.
 ONNX_STEPS = (EXPORT_ONNX, SIMPLIFY_ONNX)
-WINOGRAD_ONNX = Step("winograd_onnx", "winograd_onnx", f"{MODELS}/deeplabv3_sim_bs1_winograd.onnx", "winograd")
+WINOGRAD_ONNX = Step("winograd_onnx", "winograd_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1_winograd.onnx", "winograd")
 # int8: ONNX Runtime's QDQ model (uint8 activations), OpenVINO's NNCF IR, and TensorRT's QDQ model
 # (symmetric int8 everywhere: zero points 0, the only kind TensorRT takes).
-QUANTIZE_ONNX = Step("quantize_onnx", "quantize_onnx", f"{MODELS}/deeplabv3_sim_bs1_int8.onnx", "quantization")
+QUANTIZE_ONNX = Step("quantize_onnx", "quantize_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1_int8.onnx", "quantization")
 QUANTIZE_OPENVINO = Step(
-    "quantize_openvino", "quantize_openvino", f"{MODELS}/deeplabv3_sim_bs1_int8_ov.xml", "quantization"
+    "quantize_openvino", "quantize_openvino/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_ov.xml", "quantization"
 )
 QUANTIZE_TENSORRT = Step(
-    "quantize_tensorrt", "quantize_tensorrt", f"{MODELS}/deeplabv3_sim_bs1_int8_sym.onnx", "quantization"
+    "quantize_tensorrt", "quantize_tensorrt/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_sym.onnx", "quantization"
 )
 # fp16: the fp32 model with float16 weights and activations (TensorRT 11 computes in the model's types).
-CONVERT_FP16 = Step("convert_fp16", "convert_fp16", f"{MODELS}/deeplabv3_sim_bs1_fp16.onnx", "fp16")
-ATC = Step("atc", "atc/{soc}", f"{MODELS}/deeplabv3_bs1_{{soc}}.om")
+CONVERT_FP16 = Step("convert_fp16", "convert_fp16/{model}", f"{MODELS}/{{model}}_sim_bs1_fp16.onnx", "fp16")
+# the guide's file name, in a folder per precision (ATC's fp16 default and fp32 are two models)
+ATC = Step("atc", "atc/{model}/{precision}/{soc}", f"{MODELS}/{{precision}}/{{model}}_bs1_{{soc}}.om")
 BUILD_ENGINE = Step(
-    "build_engine", "build_engine/{precision}", f"{MODELS}/deeplabv3_bs1_{{precision}}.engine", "engine"
+    "build_engine", "build_engine/{model}/{precision}", f"{MODELS}/{{model}}_bs1_{{precision}}.engine", "engine"
 )
 
-# Inference and its result
-INFER = Step("infer", "infer/{backend}/shard{shard}")
-GATHER_SUMMARIES = Step("gather_summaries", "infer/{backend}/gather_summaries")
-EVALUATE = Step("evaluate", "evaluate/{backend}")
+# A cell's inference and its result: keyed by data x model x variant (deeplabv3_pipeline/plan.py)
+INFER = Step("infer", "infer/{data}/{model}/{variant}/shard{shard}")
+GATHER_SUMMARIES = Step("gather_summaries", "infer/{data}/{model}/{variant}/gather_summaries")
+EVALUATE = Step("evaluate", "evaluate/{data}/{model}/{variant}")
 RESULT = Step("result", "result")
-COMPARE = Step("compare", "compare")
+MATRIX = Step("matrix", "matrix", "results/matrix.json")
 REPORT_FIGURES = Step("report_figures", "report_figures")
 
-# The speed benchmark (rules/benchmark.smk)
+# The speed benchmark (rules/benchmark.smk): the configured model's variants on this CPU
 BENCHMARK_MACHINE = Step("benchmark_machine", "benchmark/machine", "results/benchmark/machine.json")
-BENCHMARK_VARIANT = Step("benchmark_variant", "benchmark/{variant}", "results/benchmark/{variant}.json")
+BENCHMARK_VARIANT = Step("benchmark_variant", "benchmark/{model}/{variant}", "results/benchmark/{model}/{variant}.json")
 BENCHMARK = Step("benchmark", "benchmark/gather", "results/benchmark.json")
 
 

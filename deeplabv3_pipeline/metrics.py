@@ -14,6 +14,14 @@ import numpy as np
 from .errors import UserError
 
 
+def pixel_agreement(predictions: np.ndarray, reference: np.ndarray) -> float:
+    """Share of pixels whose class equals the reference's (two predictions of one shape). The one
+    measure of agreement: the matrix, the benchmark, and the int8 and Winograd checks use it."""
+    if predictions.shape != reference.shape:
+        raise ValueError(f"predictions {predictions.shape} and reference {reference.shape} differ in shape")
+    return float(np.mean(predictions == reference))
+
+
 def confusion_matrix(prediction: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
     """Counts[label class, predicted class] over the pixels whose label is not ``ignore_index``."""
     if prediction.shape != label.shape:

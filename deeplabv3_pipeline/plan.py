@@ -1,22 +1,103 @@
-"""Which files a run makes: the frames of the config, their shards, and the path of every per-frame and
-per-backend file, each spelled once.
+"""Which files a run makes: the frames of the config, their shards, the models, the cells (model x
+variant) and the path of every per-frame, per-model and per-cell file, each spelled once.
 
 ``rules/common.smk`` builds one :class:`Plan` from the config and its ``get_*`` functions read it; the
 plan is plain data with no Snakemake in it, so it is unit-tested without a dry run (tests/test_plan.py).
+
+Every path is keyed by exactly what it depends on: a model's files by its name (and precision or soc
+where they apply), predictions and results by data x model x variant. No two cells share a file, so
+switching between cells (another backend, precision, model or dataset) finds the earlier one's files.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from . import artifacts
+from .artifacts import Step
+from .checkpoint import cached_path, is_url
 from .cityscapes import Frame, dataset_id, discover_frames, shard
 from .demo import demo_frames
+from .errors import UserError
+from .variants import Variant, configured_variant, get_variant
+from .zoo import resolve_config
 
 DEMO_ROOT = Path("results/demo/cityscapes")
+# Keys that never change a cell's result.json: the cell itself says backend and precision; the others
+# are the gate, the matrix, the benchmark, job sizes and what is kept on disk. Leaving them out of
+# evaluate's params keeps a change to them from re-evaluating every cell.
+NOT_IN_RESULT = ("backend", "precision", "benchmark", "expect", "matrix", "resources", "storage")
+# model keys of the ONNX check only (model.verify): it is its own step (rule verify_onnx)
+NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
+# a variant's own sections, recorded only in the results of the cells they shape
+VARIANT_SECTIONS = {"winograd": lambda variant: variant.winograd, "int8": lambda variant: variant.precision == "int8"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the run: ``model`` of the config, or an entry of ``matrix.models``."""
+
+    name: str  # names its files: results/models/<name>/<name>.onnx, ...
+    config: str  # an mmseg config name or file
+    checkpoint: str  # as given: "" (a random one in the real format: the demo), a URL or a file
+
+    @property
+    def demo(self) -> bool:
+        return not self.checkpoint
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure of the matrix: a model run by a variant (backend-precision[-winograd])."""
+
+    model: str
+    variant: Variant
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.variant.name}"
+
+    @property
+    def backend(self) -> str:
+        return self.variant.backend
+
+    @property
+    def precision(self) -> str:
+        return self.variant.precision
+
+
+def models_of(config: Mapping) -> tuple[Model, ...]:
+    """``model`` then ``matrix.models``; two with one name, or an unknown config, are a UserError."""
+    entries = [("model", config["model"])] + [
+        (f"matrix.models[{index}]", entry) for index, entry in enumerate(config["matrix"]["models"])
+    ]
+    models: dict[str, Model] = {}
+    for where, entry in entries:
+        model = Model(entry["name"], entry["config"], entry.get("checkpoint", ""))
+        if model.name in models:
+            raise UserError(
+                f"{where}: a second model named {model.name!r}: every model's files are named after it, "
+                "so give each model its own name"
+            )
+        try:
+            resolve_config(model.config)
+        except UserError as error:
+            raise UserError(f"{where}.config: {error}") from None
+        models[model.name] = model
+    return tuple(models.values())
+
+
+def matrix_variants(config: Mapping) -> tuple[Variant, ...]:
+    """``matrix.reference`` first, then ``matrix.variants``, each checked (an unknown one names the valid ones)."""
+    matrix = config["matrix"]
+    names = dict.fromkeys([matrix["reference"], *matrix["variants"]])
+    return tuple(get_variant(name, "matrix.variants") for name in names)
 
 
 @dataclass(frozen=True)
@@ -33,6 +114,11 @@ class Plan:
     frames: tuple[Frame, ...]
     shard_count: int
     frames_without_train_ids: tuple[Frame, ...]  # the `labels` rule makes theirs under results/
+    models: tuple[Model, ...] = ()  # the configured model first
+    cell: Cell | None = None  # the configured one: results/result.json
+    matrix_cells: tuple[Cell, ...] = ()  # models x matrix variants, the reference variant first
+    cache_dir: Path = Path("checkpoints")
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping) -> Plan:
@@ -42,6 +128,8 @@ class Plan:
         root = DEMO_ROOT if demo else Path(config["dataset"]["root"])
         frames = tuple(demo_frames(config["demo"]["images"]) if demo else discover_frames(root, split))
         without = tuple(frame for frame in frames if demo or not frame.train_ids(root, split).exists())
+        models = models_of(config)
+        variant = configured_variant(config["backend"], config["precision"], config["winograd"]["enabled"])
         return cls(
             root=root,
             split=split,
@@ -50,6 +138,11 @@ class Plan:
             # more shards than frames would make empty jobs: each frame gets its own shard instead
             shard_count=min(config["shards"], len(frames)),
             frames_without_train_ids=without,
+            models=models,
+            cell=Cell(models[0].name, variant),
+            matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix_variants(config)),
+            cache_dir=Path(config["model"]["cache_dir"]),
+            config=config,
         )
 
     @property
@@ -92,31 +185,118 @@ class Plan:
     def prep_bin(self, frame: Frame) -> str:
         return f"results/prep_dataset/{self.data}/{frame.stem}.bin"
 
-    # ------------------------------------------------------------------ per backend
+    # ------------------------------------------------------------------ models
 
-    def prediction(self, backend: str, frame: Frame) -> str:
-        """ais_bench's naming: ``{stem}_0.bin``. ``backend`` may be ``{backend}``, a Snakemake wildcard."""
-        return f"results/infer/{self.data}/{backend}/{frame.stem}_0.bin"
+    def model(self, name: str) -> Model:
+        return self._models[name]
 
-    def shard_summary(self, backend: str, index: int) -> str:
-        return f"results/infer/{self.data}/{backend}/shards/{index}.json"
+    @cached_property
+    def _models(self) -> dict[str, Model]:
+        return {model.name: model for model in self.models}
 
-    def summary(self, backend: str) -> str:
-        return f"results/infer/{self.data}/{backend}/summary.json"
+    def checkpoint(self, name: str) -> str:
+        """The checkpoint file a model is made from: the demo's random one, a URL's download (cached
+        under model.cache_dir, sha256-checked), or the user's file."""
+        model = self.model(name)
+        if model.demo:
+            return artifacts.DEMO_CHECKPOINT.format(model=name).output
+        if is_url(model.checkpoint):
+            return str(cached_path(model.checkpoint, self.cache_dir))
+        return model.checkpoint
 
-    def predictions(self, backend: str) -> list[str]:
-        return [self.prediction(backend, frame) for frame in self.frames]
+    def model_settings(self, name: str) -> dict[str, Any]:
+        """The config as one model sees it: ``model`` is that model's entry over the shared model keys
+        (input_shape, opset, verify apply to every model)."""
+        model = self.model(name)
+        entry = {"name": model.name, "config": model.config, "checkpoint": model.checkpoint}
+        return {**self.config, "model": {**self.config["model"], **entry}}
 
-    @staticmethod
-    def result(backend: str) -> str:
-        """A backend's result.json (its result.txt beside it). Not under ``data``: the config names
-        one dataset, and the result records which."""
-        return f"results/{backend}/result.json"
+    def model_steps(self, cell: Cell) -> list[Step]:
+        """The steps that make the model ``cell`` runs, with its model's name filled in."""
+        return [step.format(model=cell.model) for step in cell.variant.model_steps(self.config)]
 
-    @staticmethod
-    def result_text(backend: str) -> str:
+    def model_file(self, cell: Cell) -> str:
+        """The model ``cell`` runs: its last model step's output, or the checkpoint (pytorch)."""
+        steps = self.model_steps(cell)
+        return steps[-1].output if steps else self.checkpoint(cell.model)
+
+    def model_companions(self, cell: Cell) -> list[str]:
+        """Files the runtime reads beside that model (artifacts.companion_files)."""
+        steps = self.model_steps(cell)
+        return artifacts.companion_files(steps[-1]) if steps else []
+
+    def model_reports(self, cell: Cell) -> list[tuple[str, str]]:
+        """(result.json key, JSON) of every model step that writes one beside its model."""
+        return [(step.report, artifacts.report_path(step.output)) for step in self.model_steps(cell) if step.report]
+
+    def sim_model(self, name: str) -> str:
+        return artifacts.SIMPLIFY_ONNX.format(model=name).output
+
+    # ------------------------------------------------------------------ cells
+
+    @cached_property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell the workflow can make: the configured one, then the matrix's."""
+        return tuple(dict.fromkeys([self.cell, *self.matrix_cells]))  # type: ignore[list-item]
+
+    def cell_folder(self, cell: Cell) -> str:
+        return f"{self.data}/{cell.model}/{cell.variant.name}"
+
+    def prediction(self, cell: Cell, frame: Frame) -> str:
+        """ais_bench's naming: ``{stem}_0.bin``, one folder per data x model x variant."""
+        return f"results/infer/{self.cell_folder(cell)}/{frame.stem}_0.bin"
+
+    def predictions(self, cell: Cell) -> list[str]:
+        return [self.prediction(cell, frame) for frame in self.frames]
+
+    def shard_predictions(self, cell: Cell, index: int) -> list[str]:
+        return [self.prediction(cell, frame) for frame in self.shard_frames(index)]
+
+    def shard_summary(self, cell: Cell, index: int) -> str:
+        return f"results/infer/{self.cell_folder(cell)}/shards/{index}.json"
+
+    def summary(self, cell: Cell) -> str:
+        return f"results/infer/{self.cell_folder(cell)}/summary.json"
+
+    def result(self, cell: Cell) -> str:
+        """A cell's result.json (its result.txt beside it)."""
+        return f"results/cells/{self.cell_folder(cell)}/result.json"
+
+    def result_text(self, cell: Cell) -> str:
         """The guide's ``aAcc: x`` / ``mIoU: y`` beside :meth:`result`."""
-        return f"results/{backend}/result.txt"
+        return f"results/cells/{self.cell_folder(cell)}/result.txt"
+
+    def step(self, step: Step, cell: Cell, **wildcards: object) -> Step:
+        """A per-cell step (INFER, GATHER_SUMMARIES, EVALUATE) with the cell's keys filled in."""
+        return step.format(data=self.data, model=cell.model, variant=cell.variant.name, **wildcards)
+
+    def reference_cell(self, cell: Cell) -> Cell:
+        """The matrix's reference variant of the cell's model."""
+        return self.matrix_cells[[c.model for c in self.matrix_cells].index(cell.model)]
+
+    def run_config(self, cell: Cell) -> dict[str, Any]:
+        """The config recorded in ``cell``'s result.json (and a param of its evaluate: a change reruns
+        it): the model's settings without NOT_IN_RESULT, the other backends' sections and the sections
+        of variants it is not (winograd, int8), and with the cell's variant and precision."""
+        from .backends import REGISTRY
+
+        settings = self.model_settings(cell.model)
+        others = set(REGISTRY) - {cell.backend}
+        used = {
+            key: value
+            for key, value in settings.items()
+            if key not in NOT_IN_RESULT
+            and key not in others
+            and (key not in VARIANT_SECTIONS or VARIANT_SECTIONS[key](cell.variant))
+        }
+        used["model"] = {key: value for key, value in settings["model"].items() if key not in NOT_IN_RESULT_MODEL}
+        return used | {"variant": cell.variant.name, "precision": cell.precision}
+
+
+def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:
+    """A per-cell rule's name: ``infer_<model>_<variant>[_shard<i>]`` (identifier characters only)."""
+    name = re.sub(r"\W", "_", f"{stage}_{cell.model}_{cell.variant.name}")
+    return name if shard is None else f"{name}_shard{shard}"
 
 
 def note_clamped_shards(plan: Plan, asked: int) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from .binio import file_sha256, list_bins, read_bin, read_onnx
 from .errors import UserError, recompute_hint
+from .metrics import pixel_agreement
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
@@ -410,13 +411,6 @@ def tool_versions(engine: str) -> dict[str, str]:
     import onnxruntime
 
     return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-
-
-def pixel_agreement(reference: np.ndarray, other: np.ndarray) -> float:
-    """Fraction of pixels with the same class id in two predictions of the same shape."""
-    if reference.shape != other.shape:
-        raise ValueError(f"shapes differ: {reference.shape} vs {other.shape}")
-    return float(np.mean(reference == other))
 
 
 def agreement_check(

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .metrics import pixel_agreement
 from .tables import html_table, markdown_table
 
 ROW_COLUMNS = (
@@ -37,13 +38,6 @@ ROW_COLUMNS = (
     ("peak_rss_mb", "peak RSS (MB)"),
     ("projected_s", "projected s"),
 )
-
-
-def pixel_agreement(predictions: np.ndarray, reference: np.ndarray) -> float:
-    """Share of pixels whose class equals the reference's."""
-    if predictions.shape != reference.shape:
-        raise ValueError(f"predictions {predictions.shape} and reference {reference.shape} differ in shape")
-    return float(np.mean(predictions == reference))
 
 
 def executed_rate(variant: Mapping) -> float:

@@ -1,19 +1,76 @@
 """Variants: backend x precision [x the Winograd graph], named ``backend-precision[-winograd]`` (the
-benchmark's vocabulary, and the schema's; tests/test_config.py ties the schema's enums to this table)."""
+matrix's and the benchmark's vocabulary, and the schema's: tests/test_config.py ties its enums to
+:data:`VARIANTS`). Made from the backend registry: a backend's module adds its variants.
+
+Which model a variant runs is its backend's (``model_steps``), or, for ``-winograd``, rule
+winograd_onnx's rewrite of the simplified ONNX. The steps' paths keep ``{model}``: the plan fills in
+the model's name (deeplabv3_pipeline/plan.py).
+"""
 
 from __future__ import annotations
 
-# variant -> (backend, precision, Winograd graph); the model is the backend's own (backends/).
-VARIANTS: dict[str, tuple[str, str, bool]] = {
-    "pytorch-fp32": ("pytorch", "fp32", False),
-    "pytorch-bf16": ("pytorch", "bf16", False),
-    "onnxruntime-fp32": ("onnxruntime", "fp32", False),
-    "onnxruntime-int8": ("onnxruntime", "int8", False),
-    "onnxruntime-fp32-winograd": ("onnxruntime", "fp32", True),
-    "openvino-fp32": ("openvino", "fp32", False),
-    "openvino-bf16": ("openvino", "bf16", False),
-    "openvino-int8": ("openvino", "int8", False),
-    "openvino-fp32-winograd": ("openvino", "fp32", True),
-}
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import artifacts
+from .artifacts import Step
+from .backends import REGISTRY
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Variant:
+    backend: str
+    precision: str
+    winograd: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.precision}" + ("-winograd" if self.winograd else "")
+
+    def model_steps(self, config: Mapping[str, Any]) -> list[Step]:
+        """The steps that make the model this variant runs, in order (none: it runs the checkpoint)."""
+        if self.winograd:
+            return [*artifacts.ONNX_STEPS, artifacts.WINOGRAD_ONNX]
+        return REGISTRY[self.backend].model_steps(self.precision, config)
+
+
+def _all_variants() -> dict[str, Variant]:
+    variants = {}
+    for backend, spec in REGISTRY.items():
+        for precision in spec.precisions:
+            variants[Variant(backend, precision).name] = Variant(backend, precision)
+        if spec.winograd:
+            variants[Variant(backend, "fp32", True).name] = Variant(backend, "fp32", True)
+    return variants
+
+
+VARIANTS: dict[str, Variant] = _all_variants()
+# What the CPU benchmark times (rules/benchmark.smk): the variants of the backends that run on this CPU.
+CPU_VARIANTS: tuple[str, ...] = tuple(name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].cpu)
 # Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
 ON_REQUEST = ("onnxruntime-fp32-winograd",)
+
+
+def get_variant(name: str, where: str = "variant") -> Variant:
+    """The variant called ``name``, or a :class:`UserError` naming ``where`` it was asked and the valid ones."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise UserError(f"{where}: unknown variant {name!r}: choose from {', '.join(VARIANTS)}") from None
+
+
+def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:
+    """The variant of config ``backend``, ``precision`` and ``winograd.enabled``: ``-winograd`` where
+    the backend has that variant at this precision (fp32 of an ONNX-graph backend), else the plain one.
+    A precision the backend lacks is a :class:`UserError` naming the valid variants of the backend."""
+    spec = REGISTRY[backend]
+    if precision not in spec.precisions:
+        names = [name for name, variant in VARIANTS.items() if variant.backend == backend]
+        raise UserError(
+            f"precision: backend {backend} has no precision {precision}: it runs {', '.join(spec.precisions)} "
+            f"(variants {', '.join(names)})"
+        )
+    candidate = Variant(backend, precision, winograd)
+    return candidate if candidate.name in VARIANTS else Variant(backend, precision)

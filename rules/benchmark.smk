@@ -2,7 +2,8 @@
 # the workflow's own models and prep bins, one job after another (each takes every core), then
 # gathered into results/benchmark.md/.json.
 
-# The variants (backend-precision[-winograd]) are deeplabv3_pipeline/variants.py's.
+# The variants (backend-precision[-winograd]) are deeplabv3_pipeline/variants.py's; the model is the
+# configured one (model.name), so its files are results/benchmark/<model>/<variant>.json.
 
 
 rule benchmark_machine:
@@ -26,16 +27,19 @@ rule benchmark_variant:
         model=get_benchmark_model,
         companions=get_benchmark_model_companions,
         bins=get_benchmark_bins,
-        count_model=SIM_MODEL,
+        count_model=PLAN.sim_model(CELL.model),
         # after the machine figures: the jobs of one sequence never share the cores
         machine=artifacts.BENCHMARK_MACHINE.output,
     output:
-        json=artifacts.BENCHMARK_VARIANT.output,
-        predictions=artifacts.BENCHMARK_VARIANT.output.removesuffix(".json") + ".npy",
+        json=artifacts.BENCHMARK_VARIANT.format(model=CELL.model).output,
+        predictions=artifacts.BENCHMARK_VARIANT.format(model=CELL.model).output.removesuffix(
+            ".json"
+        )
+        + ".npy",
     log:
-        artifacts.BENCHMARK_VARIANT.log,
+        artifacts.BENCHMARK_VARIANT.format(model=CELL.model).log,
     wildcard_constraints:
-        variant="|".join(BENCHMARK_VARIANTS),
+        variant="|".join(CPU_VARIANTS),
     conda:
         "../envs/deeplabv3.yaml"
     threads: job_threads
@@ -59,7 +63,7 @@ rule benchmark:
         variants=get_benchmark_files("json"),
         predictions=get_benchmark_files("npy"),
         verification=get_verification(
-            [BENCHMARK_VARIANTS[name][:2] for name in get_benchmark_variants()]
+            [Cell(CELL.model, VARIANTS[name]) for name in get_benchmark_variants()]
         ),
     output:
         markdown="results/benchmark.md",

@@ -1,10 +1,12 @@
-# The config, the frame list and the shards, and the functions the rules call (input functions
-# named get_*), one section per rule file (Snakemake's lint keeps functions out of rule files).
-# What is not about this workflow's config lives in the package: the paths of artifacts, logs and
-# benchmark files in deeplabv3_pipeline/artifacts.py, what a backend needs in its module
-# (deeplabv3_pipeline/backends/<name>_backend.py).
+# The config's check, its plan (frames, shards, models, cells and every path: deeplabv3_pipeline/plan.py)
+# and the functions the rules call (input functions named get_*), one section per rule file
+# (Snakemake's lint keeps functions out of rule files). What is not about this workflow's config
+# lives in the package: the paths of artifacts, logs and benchmark files in
+# deeplabv3_pipeline/artifacts.py, what a backend needs in its module (backends/<name>_backend.py),
+# the variants (backend-precision[-winograd]) in deeplabv3_pipeline/variants.py.
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -18,13 +20,14 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from deeplabv3_pipeline import artifacts  # noqa: E402
-from deeplabv3_pipeline.backends import (
-    BACKENDS,
-    REGISTRY,
-    check_precision,
+from deeplabv3_pipeline.backends import REGISTRY  # noqa: E402
+from deeplabv3_pipeline.checkpoint import is_url  # noqa: E402
+from deeplabv3_pipeline.plan import (
+    Cell,
+    Plan,
+    note_clamped_shards,
+    rule_name as cell_rule_name,
 )  # noqa: E402
-from deeplabv3_pipeline.checkpoint import cached_path, is_url  # noqa: E402
-from deeplabv3_pipeline.plan import Plan, note_clamped_shards  # noqa: E402
 from deeplabv3_pipeline.errors import (
     UserError,
     check_no_wildcard_braces,
@@ -38,9 +41,18 @@ from deeplabv3_pipeline.quantize import (
     held_out_files,
     select_calibration_files,
 )  # noqa: E402
-from deeplabv3_pipeline.variants import ON_REQUEST as ON_REQUEST_VARIANTS  # noqa: E402
-from deeplabv3_pipeline.variants import VARIANTS as BENCHMARK_VARIANTS  # noqa: E402
+from deeplabv3_pipeline.variants import (
+    CPU_VARIANTS,
+    ON_REQUEST as ON_REQUEST_VARIANTS,
+    VARIANTS,
+)  # noqa: E402
 
+# Keys of earlier versions, with what replaced them (the schema would only say "unexpected").
+for old_key, new_key in (("compare", "matrix (variants, reference)"),):
+    if old_key in config:
+        raise WorkflowError(
+            f"error: config key {old_key} is gone: use {new_key} (README, 'The validation matrix')"
+        )
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -61,61 +73,41 @@ os.environ.update(
 )
 
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
-BACKEND = config["backend"]
-DEMO_CHECKPOINT = not config["model"]["checkpoint"]
 
-CHECKPOINT_URL = (
-    config["model"]["checkpoint"] if is_url(config["model"]["checkpoint"]) else ""
-)
-if DEMO_CHECKPOINT:
-    CHECKPOINT = artifacts.DEMO_CHECKPOINT.output
-elif CHECKPOINT_URL:
-    CHECKPOINT = str(cached_path(CHECKPOINT_URL, Path(config["model"]["cache_dir"])))
-else:
-    CHECKPOINT = config["model"]["checkpoint"]
-SIM_MODEL = artifacts.SIMPLIFY_ONNX.output
-# Backend names as a wildcard constraint: the rules' {backend} takes exactly the registry's.
-BACKEND_PATTERN = "|".join(BACKENDS)
-
-PRECISION = config["precision"]
+# The frames, their shards, the models, the cells and every path (deeplabv3_pipeline/plan.py).
 try:
-    check_precision(BACKEND, PRECISION)
-except UserError as error:
-    raise WorkflowError(f"error: {error} (config precision)") from None
-
-# The frames, their shards and every per-frame path (deeplabv3_pipeline/plan.py).
-try:
-    for path, what in (
-        (config["dataset"]["root"], "dataset.root"),
-        (CHECKPOINT, "model.checkpoint"),
-        (config["model"]["cache_dir"], "model.cache_dir"),
-        (config["model"]["config"], "model.config"),
-        (workflow.basedir, "the workflow folder"),
-    ):
-        check_no_wildcard_braces(path, what)
+    check_no_wildcard_braces(config["dataset"]["root"], "dataset.root")
+    check_no_wildcard_braces(config["model"]["cache_dir"], "model.cache_dir")
+    check_no_wildcard_braces(workflow.basedir, "the workflow folder")
     PLAN = Plan.from_config(config)
+    for model in PLAN.models:
+        check_no_wildcard_braces(PLAN.checkpoint(model.name), f"{model.name}'s checkpoint")
+        check_no_wildcard_braces(model.config, f"{model.name}'s config")
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 note_clamped_shards(PLAN, config["shards"])
+CELL = PLAN.cell  # the configured cell: results/result.json
+BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo
 FRAMES = list(PLAN.frames)
 SHARDS = PLAN.shards
 FRAMES_WITHOUT_TRAIN_IDS = list(PLAN.frames_without_train_ids)
+# Model names as a wildcard constraint: the model rules' {model} takes exactly the plan's.
+MODEL_PATTERN = "|".join(re.escape(model.name) for model in PLAN.models)
+DEMO_MODELS = [model.name for model in PLAN.models if model.demo]
+CHECKPOINT_URLS = list(
+    dict.fromkeys(model.checkpoint for model in PLAN.models if is_url(model.checkpoint))
+)
 
-if DEMO_DATA or DEMO_CHECKPOINT:
-    synthetic = [
-        what
-        for what, flag in (("dataset", DEMO_DATA), ("checkpoint", DEMO_CHECKPOINT))
-        if flag
-    ]
-    SYNTHETIC = " and ".join(synthetic)
+if DEMO_DATA or DEMO_MODELS:
+    synthetic = (["dataset"] if DEMO_DATA else []) + (
+        ["checkpoint"] if DEMO_MODELS else []
+    )
     print(
-        f"*** DEMO: SYNTHETIC {SYNTHETIC.upper()} (set dataset.root / model.checkpoint for the real "
-        "Cityscapes run). The mIoU of this run is meaningless. ***",
+        f"*** DEMO: SYNTHETIC {' AND '.join(synthetic).upper()} (set dataset.root / model.checkpoint for "
+        "the real Cityscapes run). The mIoU of this run is meaningless. ***",
         file=sys.stderr,
     )
-else:
-    SYNTHETIC = ""
 
 
 def script(name):
@@ -147,6 +139,11 @@ def rule_name(stage, shard_index):
     return stage if len(SHARDS) == 1 else f"{stage}_shard{shard_index}"
 
 
+def kept(files, key):
+    """``files`` as they are, or temp() (deleted once no job of the run needs them) per config `storage`."""
+    return files if config["storage"][key] else temp(files)
+
+
 def get_shard_images(shard_index):
     return [PLAN.image(frame) for frame in PLAN.shard_frames(shard_index)]
 
@@ -155,20 +152,8 @@ def get_shard_bins(shard_index):
     return [PLAN.prep_bin(frame) for frame in PLAN.shard_frames(shard_index)]
 
 
-def get_shard_predictions(shard_index):
-    """Prediction files of one shard, with `{backend}` left as a wildcard."""
-    return [
-        PLAN.prediction("{backend}", frame) for frame in PLAN.shard_frames(shard_index)
-    ]
-
-
 def get_all_bins():
     return [path for index in SHARDS for path in get_shard_bins(index)]
-
-
-def get_predictions(backend):
-    """Every frame's prediction file of ``backend``, in frame order."""
-    return PLAN.predictions(backend)
 
 
 def get_image_files():
@@ -208,59 +193,11 @@ def get_check_args(wildcards, input):
 # ---------------------------------------------------------------- backends (backends/<name>_backend.py)
 
 
-def backend_precision(backend):
-    """The precision ``backend`` runs: config `precision` (checked above for `backend`); a compared
-    backend that lacks it runs its default (its first: fp32, or fp16 for ascend), and its
-    result.json and the comparison say so."""
-    spec = REGISTRY[backend]
-    return PRECISION if PRECISION in spec.precisions else spec.default_precision
-
-
-def get_model_steps(backend):
-    """The steps that make the model ``backend`` runs at its precision (none: the checkpoint)."""
-    return REGISTRY[backend].model_steps(backend_precision(backend), config)
-
-
-def get_model_file(backend, precision, settings):
-    """The model ``backend`` runs at ``precision`` under config ``settings``: the last model step's
-    output, or the checkpoint (a backend without model steps runs it)."""
-    steps = REGISTRY[backend].model_steps(precision, settings)
-    return steps[-1].output if steps else CHECKPOINT
-
-
-def get_model(backend):
-    return get_model_file(backend, backend_precision(backend), config)
-
-
-def get_infer_model(wildcards):
-    """The model file a backend runs: its last model step's output, or the checkpoint (pytorch)."""
-    return get_model(wildcards.backend)
-
-
-def get_model_companions(backend, precision, settings):
-    """Files the runtime reads beside that model (artifacts.companion_files)."""
-    steps = REGISTRY[backend].model_steps(precision, settings)
-    return artifacts.companion_files(steps[-1]) if steps else []
-
-
-def get_infer_model_companions(wildcards):
-    backend = wildcards.backend
-    return get_model_companions(backend, backend_precision(backend), config)
-
-
-def get_backend_args(backend):
-    """The flags of scripts/infer.py (and benchmark_variant.py) that ``backend`` needs from the config."""
-    return shlex.join(REGISTRY[backend].infer_args(config))
-
-
-def get_model_reports(wildcards):
-    """(result.json key, JSON) of every model step of the backend that writes one beside its model
-    (quantization settings, the Winograd rewrite, the TensorRT engine build)."""
-    return [
-        (step.report, artifacts.report_path(step.output))
-        for step in get_model_steps(wildcards.backend)
-        if step.report
-    ]
+def get_backend_args(cell):
+    """The flags of scripts/infer.py (and benchmark_variant.py) that the cell's backend needs from the
+    config, as its model sees it (pytorch: the model's own mmseg config)."""
+    settings = PLAN.model_settings(cell.model)
+    return shlex.join(REGISTRY[cell.backend].infer_args(settings))
 
 
 def check_backend_tools():
@@ -285,15 +222,14 @@ def print_result_summary():
         print(f"{path}: {headline(json.loads(path.read_text()))}", file=sys.stderr)
 
 
+def get_extra_targets():
+    """What a run of the configured cell makes besides its result (an .om per Ascend soc_version)."""
+    steps = REGISTRY[BACKEND].extra_targets(CELL.precision, config)
+    return [step.format(model=CELL.model) for step in steps]
+
+
 def get_final_targets():
-    return ["results/result.json"] + [
-        step.output for step in REGISTRY[BACKEND].extra_targets(config)
-    ]
-
-
-def kept(files, key):
-    """``files`` as they are, or temp() (deleted once no job of the run needs them) per config `storage`."""
-    return files if config["storage"][key] else temp(files)
+    return ["results/result.json"] + [step.output for step in get_extra_targets()]
 
 
 # ---------------------------------------------------------------- inputs (rules/data.smk)
@@ -321,10 +257,11 @@ def get_dataset_train_ids_files():
     return [path for path in get_train_ids_files() if path not in made]
 
 
-def get_source_checkpoint():
-    """The checkpoint where it is a local file of the user's (a URL's is fetched and sha256-checked, the
-    demo's is made by a rule)."""
-    return [] if DEMO_CHECKPOINT or CHECKPOINT_URL else [CHECKPOINT]
+def get_source_checkpoint(model_name):
+    """The model's checkpoint where it is a local file of the user's (a URL's is fetched and
+    sha256-checked, the demo's is made by a rule)."""
+    model = PLAN.model(model_name)
+    return [] if model.demo or is_url(model.checkpoint) else [model.checkpoint]
 
 
 def get_dataset_root(wildcards, output):
@@ -332,7 +269,30 @@ def get_dataset_root(wildcards, output):
     return str(Path(output[0]).parents[3])
 
 
+def get_url_checkpoint(url):
+    return PLAN.checkpoint(
+        next(model.name for model in PLAN.models if model.checkpoint == url)
+    )
+
+
 # ---------------------------------------------------------------- models (rules/model.smk)
+
+
+def get_checkpoint(wildcards):
+    return PLAN.checkpoint(wildcards.model)
+
+
+def get_model_config(wildcards):
+    return PLAN.model(wildcards.model).config
+
+
+def get_checkpoint_fingerprint(wildcards):
+    """A local checkpoint replaced under its name, whatever its mtime, is exported again."""
+    return get_source_fingerprint(get_source_checkpoint(wildcards.model))
+
+
+def get_sim_model(wildcards):
+    return PLAN.sim_model(wildcards.model)
 
 
 def get_winograd_check_bins(wildcards):
@@ -347,7 +307,7 @@ def get_atc_command(wildcards, input, output):
         Path(output[0]),
         wildcards.soc,
         INPUT_SHAPE,
-        backend_precision("ascend"),
+        wildcards.precision,
         config["ascend"]["atc_args"],
     )
     return shlex.join(command)
@@ -355,10 +315,10 @@ def get_atc_command(wildcards, input, output):
 
 def get_engine_source(wildcards):
     """What a TensorRT engine is built from: the output of the step before build_engine in the
-    tensorrt backend's steps (the simplified ONNX, its fp16 conversion, or the symmetric Q/DQ model).
+    tensorrt variant's steps (the simplified ONNX, its fp16 conversion, or the symmetric Q/DQ model).
     """
-    steps = REGISTRY["tensorrt"].model_steps(wildcards.precision, config)
-    return steps[-2].output
+    cell = Cell(wildcards.model, VARIANTS[f"tensorrt-{wildcards.precision}"])
+    return PLAN.model_steps(cell)[-2].output
 
 
 # ---------------------------------------------------------------- int8 (rules/quantize.smk)
@@ -399,32 +359,36 @@ def get_prediction_folder(wildcards, output):
     return str(Path(output.predictions[0]).parent)
 
 
-def get_shard_summaries(wildcards):
-    return [PLAN.shard_summary(wildcards.backend, index) for index in SHARDS]
+def get_shard_summaries(cell):
+    return [PLAN.shard_summary(cell, index) for index in SHARDS]
 
 
-# ---------------------------------------------------------------- evaluation and comparison (rules/evaluate.smk)
+# ---------------------------------------------------------------- evaluation and the matrix (rules/evaluate.smk)
 
 
-def get_evaluate_predictions(wildcards):
-    """Every frame's prediction of the backend. First the result kept from an earlier run must still
-    describe the files it was computed from: Snakemake would keep it though a prediction it lists is
-    missing (it does not remake an intermediate whose result exists), so that is an error here naming
-    the file and the command that recomputes it."""
-    backend = wildcards.backend
-    predictions = get_predictions(backend)
-    if forced_run():
-        return predictions  # the run recomputes what it is told, the advised command among them
-    problem = kept_result_problem(
-        PLAN.result(backend),
-        [*predictions, *get_train_ids_files()],
-        json.loads(get_run_config_json(backend)),
-        may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
-        sources=[*get_dataset_train_ids_files(), *get_source_checkpoint()],
-    )
-    if problem:
-        raise WorkflowError(f"error: {problem}")
-    return predictions
+def get_evaluate_predictions(cell):
+    """An input function: every frame's prediction of the cell. First the result kept from an earlier
+    run must still describe the files it was computed from: Snakemake would keep it though a prediction
+    it lists is missing (it does not remake an intermediate whose result exists), so that is an error
+    here naming the file and the command that recomputes it. (An input function, so that it checks
+    only cells the run asks for.)"""
+
+    def predictions_of_cell(wildcards):
+        predictions = PLAN.predictions(cell)
+        if forced_run():
+            return predictions  # the run recomputes what it is told, the advised command among them
+        problem = kept_result_problem(
+            PLAN.result(cell),
+            [*predictions, *get_train_ids_files()],
+            PLAN.run_config(cell),
+            may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
+            sources=[*get_dataset_train_ids_files(), *get_source_checkpoint(cell.model)],
+        )
+        if problem:
+            raise WorkflowError(f"error: {problem}")
+        return predictions
+
+    return predictions_of_cell
 
 
 def forced_run():
@@ -436,45 +400,26 @@ def forced_run():
     )
 
 
-def get_verification(cells=None):
-    """The ONNX model's check against PyTorch (model.verify), where one of ``cells`` ((backend,
-    precision) pairs; default the configured one) runs a model made from the ONNX export. The final
-    steps wait for it (the published result, the comparison, the benchmark), so a change of
-    model.verify reruns only the check and those cheap steps.
-    """
-    cells = cells or [(BACKEND, backend_precision(BACKEND))]
-    exported = any(
-        artifacts.EXPORT_ONNX in REGISTRY[backend].model_steps(precision, config)
-        for backend, precision in cells
-    )
-    return (
-        [artifacts.VERIFY_ONNX.output] if config["model"]["verify"] and exported else []
-    )
+def get_verification(cells):
+    """The ONNX check against PyTorch (model.verify) of every model of ``cells`` whose variant runs a
+    model made from the ONNX export. The final steps wait for it (the published result, the matrix,
+    the benchmark), so a change of model.verify reruns only the check and those cheap steps."""
+    if not config["model"]["verify"]:
+        return []
+    exported = [
+        cell.model
+        for cell in cells
+        if artifacts.EXPORT_ONNX.format(model=cell.model) in PLAN.model_steps(cell)
+    ]
+    return [
+        artifacts.VERIFY_ONNX.format(model=name).output
+        for name in dict.fromkeys(exported)
+    ]
 
 
-# Keys that never change a backend's result.json: leaving them out of evaluate's params keeps a
-# change to them (the gate, the comparison, the benchmark, job sizes, what is kept on disk, which
-# backend is published, whether the export is checked) from re-evaluating every backend.
-NOT_IN_RESULT = ("backend", "benchmark", "compare", "expect", "resources", "storage")
-NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
-
-
-def get_run_config_json(backend):
-    """The config recorded in ``backend``'s result.json (and a param of its `evaluate`: a change reruns
-    it): without the keys of NOT_IN_RESULT, and without the other backends' own sections (a change of
-    tensorrt.workspace_gib does not re-evaluate ONNX Runtime)."""
-    others = set(REGISTRY) - {backend}
-    used = {
-        key: value
-        for key, value in config.items()
-        if key not in NOT_IN_RESULT and key not in others
-    }
-    used["model"] = {
-        key: value
-        for key, value in config["model"].items()
-        if key not in NOT_IN_RESULT_MODEL
-    }
-    return json.dumps(used, sort_keys=True)
+def get_run_config_json(cell):
+    """What the cell's result.json records of the config (PLAN.run_config), as a param of its evaluate."""
+    return json.dumps(PLAN.run_config(cell), sort_keys=True)
 
 
 def get_dataset_json():
@@ -489,17 +434,26 @@ def get_dataset_json():
     )
 
 
-def get_synthetic_note():
-    return shlex.join(["--synthetic", SYNTHETIC]) if SYNTHETIC else ""
+def get_synthetic_note(cell):
+    """--synthetic naming what of the cell's inputs is synthetic (the demo dataset, a random checkpoint)."""
+    synthetic = [
+        what
+        for what, flag in (
+            ("dataset", DEMO_DATA),
+            ("checkpoint", PLAN.model(cell.model).demo),
+        )
+        if flag
+    ]
+    return shlex.join(["--synthetic", " and ".join(synthetic)]) if synthetic else ""
 
 
-def get_model_report_files(wildcards):
-    return [path for _, path in get_model_reports(wildcards)]
+def get_model_report_files(cell):
+    return [path for _, path in PLAN.model_reports(cell)]
 
 
-def get_model_report_args(wildcards):
+def get_model_report_args(cell):
     """evaluate.py --model-report KEY=JSON for each model report (none: no flag)."""
-    reports = [f"{key}={path}" for key, path in get_model_reports(wildcards)]
+    reports = [f"{key}={path}" for key, path in PLAN.model_reports(cell)]
     return shlex.join(["--model-report", *reports]) if reports else ""
 
 
@@ -513,20 +467,12 @@ def get_expect_args():
     )
 
 
-def get_compared_backends():
-    return list(
-        dict.fromkeys([config["compare"]["reference"], *config["compare"]["backends"]])
-    )
+def get_matrix_results():
+    return [PLAN.result(cell) for cell in PLAN.matrix_cells]
 
 
-def get_compared_results():
-    return [PLAN.result(backend) for backend in get_compared_backends()]
-
-
-def get_compared_predictions():
-    return [
-        path for backend in get_compared_backends() for path in get_predictions(backend)
-    ]
+def get_matrix_predictions():
+    return [path for cell in PLAN.matrix_cells for path in PLAN.predictions(cell)]
 
 
 # ---------------------------------------------------------------- report (rules/report.smk)
@@ -534,17 +480,16 @@ def get_compared_predictions():
 
 def get_run_steps():
     """The steps of a default run (results/result.json), in pipeline order: the inputs, the steps that
-    make the configured backend's models, inference and evaluation."""
+    make the configured cell's model, inference and evaluation."""
     steps = []
-    if DEMO_CHECKPOINT:
-        steps.append(artifacts.DEMO_CHECKPOINT)
+    if PLAN.model(CELL.model).demo:
+        steps.append(artifacts.DEMO_CHECKPOINT.format(model=CELL.model))
     if FRAMES_WITHOUT_TRAIN_IDS:
         steps.append(artifacts.LABELS)
     steps += [artifacts.PREPROCESS.format(shard=index) for index in SHARDS]
-    spec = REGISTRY[BACKEND]
-    steps += list(dict.fromkeys(get_model_steps(BACKEND) + spec.extra_targets(config)))
-    steps += [artifacts.INFER.format(backend=BACKEND, shard=index) for index in SHARDS]
-    steps.append(artifacts.EVALUATE.format(backend=BACKEND))
+    steps += list(dict.fromkeys(PLAN.model_steps(CELL) + get_extra_targets()))
+    steps += [PLAN.step(artifacts.INFER, CELL, shard=index) for index in SHARDS]
+    steps.append(PLAN.step(artifacts.EVALUATE, CELL))
     return steps
 
 
@@ -554,7 +499,7 @@ def get_report_benchmarks():
 
 
 def get_report_figures():
-    """The report's figures of the configured backend's result (rule report_figures)."""
+    """The report's figures of the configured cell's result (rule report_figures)."""
     names = [
         "per_class_iou.png",
         "confusion_matrix.png",
@@ -566,13 +511,16 @@ def get_report_figures():
     return [f"results/report/{name}" for name in names]
 
 
+def get_matrix_files():
+    return [f"results/matrix.{suffix}" for suffix in ("json", "csv", "md")]
+
+
 def get_report_targets():
-    """The files of results/report/, and the comparison and the benchmark (with their figures)
-    once made: `snakemake --report` then finds every figure of the run, and they are kept current.
-    """
+    """The files of results/report/, and the matrix and the benchmark (with their figures) once
+    made: `snakemake --report` then finds every figure of the run, and they are kept current."""
     targets = get_report_figures()
-    if Path("results/compare.json").exists():
-        targets += ["results/compare.json", "results/report/backends.png"]
+    if Path(artifacts.MATRIX.output).exists():
+        targets += [artifacts.MATRIX.output, "results/report/matrix.png"]
     if Path(artifacts.BENCHMARK.output).exists():
         targets += [artifacts.BENCHMARK.output, "results/report/benchmark.html"]
     return targets
@@ -591,31 +539,24 @@ def get_benchmark_variants():
     the reference first."""
     chosen = config["benchmark"]["variants"] or [
         name
-        for name in BENCHMARK_VARIANTS
+        for name in CPU_VARIANTS
         if name not in ON_REQUEST_VARIANTS
-        and (BENCHMARK_VARIANTS[name][1] != "bf16" or has_bf16())
+        and (VARIANTS[name].precision != "bf16" or has_bf16())
     ]
     return list(dict.fromkeys([config["benchmark"]["reference"], *chosen]))
 
 
+def benchmark_cell(wildcards):
+    """The cell of a benchmark_variant job: the configured model run by the job's variant."""
+    return Cell(CELL.model, VARIANTS[wildcards.variant])
+
+
 def get_benchmark_model(wildcards):
-    """The variant's model: the Winograd graph, or what its backend runs at its precision with
-    winograd.enabled off (so that "openvino-fp32" is the direct model whatever the config says).
-    """
-    backend, precision, winograd = BENCHMARK_VARIANTS[wildcards.variant]
-    if winograd:
-        return artifacts.WINOGRAD_ONNX.output
-    return get_model_file(backend, precision, direct_config())
+    return PLAN.model_file(benchmark_cell(wildcards))
 
 
 def get_benchmark_model_companions(wildcards):
-    backend, precision, winograd = BENCHMARK_VARIANTS[wildcards.variant]
-    return [] if winograd else get_model_companions(backend, precision, direct_config())
-
-
-def direct_config():
-    """The config with winograd.enabled off: a variant without -winograd runs the direct model."""
-    return {**config, "winograd": {**config["winograd"], "enabled": False}}
+    return PLAN.model_companions(benchmark_cell(wildcards))
 
 
 def get_benchmark_bins(wildcards):
@@ -624,9 +565,15 @@ def get_benchmark_bins(wildcards):
 
 def get_benchmark_args(wildcards):
     """--backend/--precision (and the pytorch or onnxruntime flags) of benchmark_variant.py."""
-    backend, precision, _ = BENCHMARK_VARIANTS[wildcards.variant]
-    return f"--backend {backend} --precision {precision} {get_backend_args(backend)}"
+    cell = benchmark_cell(wildcards)
+    return f"--backend {cell.backend} --precision {cell.precision} {get_backend_args(cell)}"
 
 
 def get_benchmark_files(suffix):
-    return [f"results/benchmark/{name}.{suffix}" for name in get_benchmark_variants()]
+    return [
+        artifacts.BENCHMARK_VARIANT.format(model=CELL.model, variant=name).output.removesuffix(
+            ".json"
+        )
+        + f".{suffix}"
+        for name in get_benchmark_variants()
+    ]

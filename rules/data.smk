@@ -26,21 +26,24 @@ if DEMO_DATA:
             " --count {params.images:q} --shape {params.shape:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
-if DEMO_CHECKPOINT:
+if DEMO_MODELS:
 
+    # A random checkpoint in the real format per model whose checkpoint is "" (its own architecture).
     rule demo_checkpoint:
         output:
-            CHECKPOINT,
+            artifacts.DEMO_CHECKPOINT.output,
         log:
             artifacts.DEMO_CHECKPOINT.log,
         benchmark:
             artifacts.DEMO_CHECKPOINT.benchmark
+        wildcard_constraints:
+            model="|".join(DEMO_MODELS),
         conda:
             "../envs/deeplabv3.yaml"
         resources:
             **stage_resources("default"),
         params:
-            model_config=config["model"]["config"],
+            model_config=get_model_config,
             seed=config["demo"]["seed"],
             script=script("make_demo_data.py"),
         shell:
@@ -48,19 +51,26 @@ if DEMO_CHECKPOINT:
             " --model-config {params.model_config:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
-if CHECKPOINT_URL:
+# One download per distinct URL (two models may share a checkpoint), sha256-checked.
+for url_index, url in enumerate(CHECKPOINT_URLS):
 
-    rule fetch_checkpoint:
+    rule:
+        name:
+            (
+                "fetch_checkpoint"
+                if len(CHECKPOINT_URLS) == 1
+                else f"fetch_checkpoint_{url_index}"
+            )
         output:
-            CHECKPOINT,
+            get_url_checkpoint(url),
         log:
-            artifacts.FETCH_CHECKPOINT.log,
+            artifacts.FETCH_CHECKPOINT.format(name=Path(get_url_checkpoint(url)).stem).log,
         conda:
             "../envs/deeplabv3.yaml"
         resources:
             **stage_resources("default"),
         params:
-            url=CHECKPOINT_URL,
+            url=url,
             script=script("fetch_checkpoint.py"),
         shell:
             "python {params.script:q} {params.url:q} --output {output:q} > {log:q} 2>&1"

@@ -1,59 +1,58 @@
-# Evaluation: predictions + trainIds -> results/{backend}/result.json (+ result.txt, the guide's
-# format), the configured backend's copied to results/result.json, and the backend comparison.
-
-for backend in get_compared_backends():
-    if backend_precision(backend) != PRECISION:
-        print(
-            f"note: compared backend {backend} has no precision {PRECISION}: it runs "
-            f"{backend_precision(backend)} (the comparison's inference_precision column)",
-            file=sys.stderr,
-        )
+# Evaluation, per cell: predictions + trainIds -> results/cells/{data}/{model}/{variant}/result.json
+# (+ result.txt, the guide's format); the configured cell's copied to results/result.json; and the
+# validation matrix: every model x variant of config `matrix` in results/matrix.json/.csv/.md.
 
 
-rule evaluate:
-    input:
-        predictions=get_evaluate_predictions,
-        labels=get_train_ids_files(),
-        summary=PLAN.summary("{backend}"),
-        model=get_infer_model,
-        checkpoint=CHECKPOINT,
-        model_reports=get_model_report_files,
-    output:
-        json=PLAN.result("{backend}"),
-        text=PLAN.result_text("{backend}"),
-    log:
-        artifacts.EVALUATE.log,
-    benchmark:
-        artifacts.EVALUATE.benchmark
-    wildcard_constraints:
-        backend=BACKEND_PATTERN,
-    conda:
-        "../envs/deeplabv3.yaml"
-    resources:
-        **stage_resources("default"),
-    params:
-        result_path=lambda wildcards, output: str(Path(output.json).with_suffix("")),
-        shape=list(INPUT_SHAPE),
-        # dataset labels replaced under their names, whatever their mtime, are evaluated again
-        sources=get_source_fingerprint(get_dataset_train_ids_files()),
-        run_config=lambda wildcards: get_run_config_json(wildcards.backend),
-        dataset=lambda wildcards: get_dataset_json(),
-        synthetic_flags=get_synthetic_note(),
-        model_report_flags=get_model_report_args,
-        script=script("evaluate.py"),
-    shell:
-        "python {params.script:q} --predictions {input.predictions:q} --labels {input.labels:q}"
-        " --result_path {params.result_path:q} --shape {params.shape:q}"
-        " --summary {input.summary:q} --backend {wildcards.backend:q} --model-file {input.model:q}"
-        " --checkpoint {input.checkpoint:q} --dataset {params.dataset:q}"
-        " --run-config {params.run_config:q} {params.synthetic_flags} {params.model_report_flags} > {log:q} 2>&1"
+for cell in PLAN.cells:
+
+    rule:
+        name:
+            cell_rule_name("evaluate", cell)
+        input:
+            predictions=get_evaluate_predictions(cell),
+            labels=get_train_ids_files(),
+            summary=PLAN.summary(cell),
+            model=PLAN.model_file(cell),
+            checkpoint=PLAN.checkpoint(cell.model),
+            model_reports=get_model_report_files(cell),
+        output:
+            json=PLAN.result(cell),
+            text=PLAN.result_text(cell),
+        log:
+            PLAN.step(artifacts.EVALUATE, cell).log,
+        benchmark:
+            PLAN.step(artifacts.EVALUATE, cell).benchmark
+        conda:
+            "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("default"),
+        params:
+            result_path=lambda wildcards, output: str(Path(output.json).with_suffix("")),
+            shape=list(INPUT_SHAPE),
+            # dataset labels replaced under their names, whatever their mtime, are evaluated again
+            sources=get_source_fingerprint(get_dataset_train_ids_files()),
+            run_config=get_run_config_json(cell),
+            dataset=lambda wildcards: get_dataset_json(),
+            model_name=cell.model,
+            variant=cell.variant.name,
+            backend=cell.backend,
+            synthetic_flags=get_synthetic_note(cell),
+            model_report_flags=get_model_report_args(cell),
+            script=script("evaluate.py"),
+        shell:
+            "python {params.script:q} --predictions {input.predictions:q} --labels {input.labels:q}"
+            " --result_path {params.result_path:q} --shape {params.shape:q}"
+            " --summary {input.summary:q} --backend {params.backend:q} --model-file {input.model:q}"
+            " --model-name {params.model_name:q} --variant {params.variant:q}"
+            " --checkpoint {input.checkpoint:q} --dataset {params.dataset:q}"
+            " --run-config {params.run_config:q} {params.synthetic_flags} {params.model_report_flags} > {log:q} 2>&1"
 
 
 rule result:
     input:
-        json=PLAN.result(BACKEND),
-        text=PLAN.result_text(BACKEND),
-        verification=get_verification(),
+        json=PLAN.result(CELL),
+        text=PLAN.result_text(CELL),
+        verification=get_verification([CELL]),
         # drawn with it, so that `snakemake --report` works after `snakemake results/result.json`
         figures=get_report_figures(),
     output:
@@ -71,39 +70,35 @@ rule result:
         "python {params.script:q} {input.json:q} {output.json:q} {params.expect_flags} > {log:q} 2>&1"
 
 
-rule compare:
+rule matrix:
     input:
-        reference=PLAN.result(config["compare"]["reference"]),
-        results=get_compared_results(),
+        results=get_matrix_results(),
         # read through the paths each result.json records; declared so that they are tracked
-        predictions=get_compared_predictions(),
-        verification=get_verification(
-            [
-                (backend, backend_precision(backend))
-                for backend in get_compared_backends()
-            ]
-        ),
+        predictions=get_matrix_predictions(),
+        verification=get_verification(PLAN.matrix_cells),
     output:
-        json="results/compare.json",
-        csv="results/compare.csv",
+        json=artifacts.MATRIX.output,
+        csv="results/matrix.csv",
+        markdown="results/matrix.md",
         figure=report(
-            "results/report/backends.png",
-            caption="../report/backends.rst",
-            category="Backends",
-            labels={"figure": "backend comparison"},
+            "results/report/matrix.png",
+            caption="../report/matrix.rst",
+            category="Matrix",
+            labels={"figure": "validation matrix"},
         ),
     log:
-        artifacts.COMPARE.log,
+        artifacts.MATRIX.log,
     conda:
         "../envs/deeplabv3.yaml"
     resources:
         **stage_resources("default"),
     params:
         output=lambda wildcards, output: str(Path(output.json).with_suffix("")),
-        compare=script("compare.py"),
+        reference=PLAN.matrix_cells[0].variant.name,
+        matrix=script("matrix.py"),
         report=script("report.py"),
     shell:
-        "python {params.compare:q} --reference {input.reference:q} --results {input.results:q}"
+        "python {params.matrix:q} --results {input.results:q} --reference {params.reference:q}"
         " --output {params.output:q} > {log:q} 2>&1"
-        " && python {params.report:q} backends --compare {output.json:q} --output {output.figure:q} >> {log:q} 2>&1"
-        " && cat {log:q}"
+        " && python {params.report:q} matrix --matrix {output.json:q} --output {output.figure:q} >> {log:q} 2>&1"
+        " && cat {output.markdown:q}"

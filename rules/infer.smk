@@ -1,59 +1,62 @@
-# Inference: every backend writes results/infer/{data}/{backend}/{stem}_0.bin (ais_bench's layout),
-# one job per shard, and a summary.json gathered from the shards. The model a backend runs and the
-# flags it needs come from its module (backends/<name>_backend.py), through rules/common.smk.
+# Inference, per cell (model x variant): results/infer/{data}/{model}/{variant}/{stem}_0.bin
+# (ais_bench's layout), one job per shard, and a summary.json gathered from the shards. The model a
+# variant runs and the flags its backend needs come from the plan and the backend's module.
+# One rule per cell and shard, with no wildcards: Snakemake finds the producer of each of thousands of
+# prediction files by a prefix lookup instead of matching a pattern (docs/performance.md, "Planning").
 
 
-for shard_index in SHARDS:
+for cell in PLAN.cells:
+    for shard_index in SHARDS:
+
+        rule:
+            name:
+                cell_rule_name("infer", cell, shard_index if len(SHARDS) > 1 else None)
+            input:
+                bins=get_shard_bins(shard_index),
+                model=PLAN.model_file(cell),
+                # read by the runtime beside the model (an IR's weights, an engine's build report)
+                companions=PLAN.model_companions(cell),
+            output:
+                predictions=kept(
+                    PLAN.shard_predictions(cell, shard_index), "keep_predictions"
+                ),
+                summary=PLAN.shard_summary(cell, shard_index),
+            log:
+                PLAN.step(artifacts.INFER, cell, shard=shard_index).log,
+            benchmark:
+                PLAN.step(artifacts.INFER, cell, shard=shard_index).benchmark
+            conda:
+                "../envs/deeplabv3.yaml"
+            threads: job_threads
+            resources:
+                **stage_resources("infer"),
+            params:
+                outdir=get_prediction_folder,
+                backend=cell.backend,
+                precision=cell.precision,
+                backend_flags=get_backend_args(cell),
+                warmup=config["warmup"],
+                script=script("infer.py"),
+            shell:
+                "python {params.script:q} --backend {params.backend:q} --model {input.model:q}"
+                " --input {input.bins:q} --output {params.outdir:q} --outfmt BIN"
+                " --summary {output.summary:q} --precision {params.precision:q}"
+                " --threads {threads} --warmup {params.warmup:q} {params.backend_flags} > {log:q} 2>&1"
 
     rule:
         name:
-            rule_name("infer", shard_index)
+            cell_rule_name("gather_summaries", cell)
         input:
-            bins=get_shard_bins(shard_index),
-            model=get_infer_model,
-            # read by the runtime beside the model (an IR's weights, an engine's build report)
-            companions=get_infer_model_companions,
+            get_shard_summaries(cell),
         output:
-            predictions=kept(get_shard_predictions(shard_index), "keep_predictions"),
-            summary=PLAN.shard_summary("{backend}", shard_index),
+            PLAN.summary(cell),
         log:
-            artifacts.INFER.format(shard=shard_index).log,
-        benchmark:
-            artifacts.INFER.format(shard=shard_index).benchmark
-        wildcard_constraints:
-            backend=BACKEND_PATTERN,
+            PLAN.step(artifacts.GATHER_SUMMARIES, cell).log,
         conda:
             "../envs/deeplabv3.yaml"
-        threads: job_threads
         resources:
-            **stage_resources("infer"),
+            **stage_resources("default"),
         params:
-            outdir=get_prediction_folder,
-            precision=lambda wildcards: backend_precision(wildcards.backend),
-            backend_flags=lambda wildcards: get_backend_args(wildcards.backend),
-            warmup=config["warmup"],
-            script=script("infer.py"),
+            script=script("gather_summaries.py"),
         shell:
-            "python {params.script:q} --backend {wildcards.backend:q} --model {input.model:q}"
-            " --input {input.bins:q} --output {params.outdir:q} --outfmt BIN"
-            " --summary {output.summary:q} --precision {params.precision:q}"
-            " --threads {threads} --warmup {params.warmup:q} {params.backend_flags} > {log:q} 2>&1"
-
-
-rule gather_summaries:
-    input:
-        get_shard_summaries,
-    output:
-        PLAN.summary("{backend}"),
-    log:
-        artifacts.GATHER_SUMMARIES.log,
-    wildcard_constraints:
-        backend=BACKEND_PATTERN,
-    conda:
-        "../envs/deeplabv3.yaml"
-    resources:
-        **stage_resources("default"),
-    params:
-        script=script("gather_summaries.py"),
-    shell:
-        "python {params.script:q} {input:q} --output {output:q} > {log:q} 2>&1"
+            "python {params.script:q} {input:q} --output {output:q} > {log:q} 2>&1"

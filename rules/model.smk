@@ -1,21 +1,25 @@
-# Model: checkpoint -> ONNX (verified against PyTorch) -> onnxsim, and what backends make of it:
-# the Winograd rewrite (openvino fp32), an ATC .om per soc_version (ascend), a TensorRT engine per
-# precision (tensorrt; fp16 from rule convert_fp16's model, int8 from rule quantize_tensorrt's). Which of them a backend runs: its module's model_steps (backends/).
+# Models, per model name ({model}: model.name or a matrix.models entry): checkpoint -> ONNX
+# (verified against PyTorch) -> onnxsim, and what variants make of it: the Winograd rewrite
+# (-fp32-winograd), an ATC .om per precision and soc_version (ascend), a TensorRT engine per precision
+# (tensorrt; fp16 from rule convert_fp16's model, int8 from rule quantize_tensorrt's). Which of them a
+# variant runs: deeplabv3_pipeline/variants.py and its backend's module (backends/).
 # (The int8 models are in rules/quantize.smk.)
 
-if config["winograd"]["enabled"] and artifacts.WINOGRAD_ONNX not in get_model_steps(
-    BACKEND
-):
+if config["winograd"]["enabled"] and not CELL.variant.winograd:
     print(
-        f"note: winograd.enabled applies to backend openvino at precision fp32; backend {BACKEND} at "
-        f"precision {PRECISION} runs its usual model",
+        f"note: winograd.enabled applies at precision fp32 to backends with a -fp32-winograd variant; "
+        f"{CELL.variant.name} runs its usual model",
         file=sys.stderr,
     )
 
 
+wildcard_constraints:
+    model=MODEL_PATTERN,
+
+
 rule export_onnx:
     input:
-        checkpoint=CHECKPOINT,
+        checkpoint=get_checkpoint,
     output:
         artifacts.EXPORT_ONNX.output,
     log:
@@ -27,11 +31,11 @@ rule export_onnx:
     resources:
         **stage_resources("export_onnx"),
     params:
-        model_config=config["model"]["config"],
+        model_config=get_model_config,
         shape=list(INPUT_SHAPE),
         opset=config["model"]["opset"],
         # a local checkpoint replaced under its name, whatever its mtime, is exported again
-        sources=get_source_fingerprint(get_source_checkpoint()),
+        sources=get_checkpoint_fingerprint,
         script=script("export_onnx.py"),
     shell:
         "python {params.script:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
@@ -42,7 +46,7 @@ rule export_onnx:
 rule verify_onnx:
     input:
         model=artifacts.EXPORT_ONNX.output,
-        checkpoint=CHECKPOINT,
+        checkpoint=get_checkpoint,
     output:
         artifacts.VERIFY_ONNX.output,
     log:
@@ -54,7 +58,7 @@ rule verify_onnx:
     resources:
         **stage_resources("export_onnx"),
     params:
-        model_config=config["model"]["config"],
+        model_config=get_model_config,
         shape=list(INPUT_SHAPE),
         tolerance=config["model"]["verify_tolerance"],
         script=script("verify_onnx.py"),
@@ -67,7 +71,7 @@ rule simplify_onnx:
     input:
         artifacts.EXPORT_ONNX.output,
     output:
-        SIM_MODEL,
+        artifacts.SIMPLIFY_ONNX.output,
     log:
         artifacts.SIMPLIFY_ONNX.log,
     benchmark:
@@ -85,7 +89,7 @@ rule simplify_onnx:
 
 rule winograd_onnx:
     input:
-        model=SIM_MODEL,
+        model=get_sim_model,
         check=get_winograd_check_bins,
     output:
         model=artifacts.WINOGRAD_ONNX.output,
@@ -112,7 +116,7 @@ rule winograd_onnx:
 
 rule atc:
     input:
-        SIM_MODEL,
+        get_sim_model,
     output:
         artifacts.ATC.output,
     log:
@@ -121,6 +125,7 @@ rule atc:
         artifacts.ATC.benchmark
     wildcard_constraints:
         soc="Ascend[A-Za-z0-9]+",
+        precision="|".join(REGISTRY["ascend"].precisions),
     conda:
         "../envs/ascend.yaml"
     resources:
@@ -135,7 +140,7 @@ rule atc:
 
 rule convert_fp16:
     input:
-        SIM_MODEL,
+        get_sim_model,
     output:
         model=artifacts.CONVERT_FP16.output,
         report=artifacts.report_path(artifacts.CONVERT_FP16.output),

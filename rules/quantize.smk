@@ -21,7 +21,7 @@ for step, engine_flags in QUANTIZERS.items():
         name:
             step.rule
         input:
-            model=SIM_MODEL,
+            model=get_sim_model,
             calibration=get_calibration_bins,
             check=get_int8_check_bins,
         output:

@@ -1,5 +1,5 @@
-# Report: figures and tables of the configured backend's result under results/report/ (the
-# default target builds them; backends.png comes with results/compare.json, rule compare).
+# Report: figures and tables of the configured cell's result under results/report/ (the default
+# target builds them; matrix.png comes with results/matrix.json, rule matrix).
 # `snakemake --report results/report.html` shows them with the captions of report/*.rst.
 
 
@@ -9,40 +9,40 @@ report: "../report/workflow.rst"
 rule report_figures:
     input:
         images=get_image_files(),
-        result=PLAN.result(BACKEND),
+        result=PLAN.result(CELL),
         labels=get_train_ids_files(),
-        predictions=get_predictions(BACKEND),
+        predictions=PLAN.predictions(CELL),
         benchmarks=get_report_benchmarks(),
     output:
         per_class=report(
             "results/report/per_class_iou.png",
             caption="../report/per_class_iou.rst",
             category="Accuracy",
-            labels={"figure": "per-class IoU", "backend": BACKEND},
+            labels={"figure": "per-class IoU", "cell": CELL.name},
         ),
         confusion=report(
             "results/report/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",
             category="Accuracy",
-            labels={"figure": "confusion matrix", "backend": BACKEND},
+            labels={"figure": "confusion matrix", "cell": CELL.name},
         ),
         summary=report(
             "results/report/summary.html",
             caption="../report/summary.rst",
             category="Accuracy",
-            labels={"figure": "summary table", "backend": BACKEND},
+            labels={"figure": "summary table", "cell": CELL.name},
         ),
         examples=report(
             "results/report/examples.png",
             caption="../report/examples.rst",
             category="Examples",
-            labels={"figure": "lowest and highest mIoU frames", "backend": BACKEND},
+            labels={"figure": "lowest and highest mIoU frames", "cell": CELL.name},
         ),
         runtimes=report(
             "results/report/runtimes.png",
             caption="../report/runtimes.rst",
             category="Runtime",
-            labels={"figure": "time and memory per job", "backend": BACKEND},
+            labels={"figure": "time and memory per job", "cell": CELL.name},
         ),
         markdown="results/report/summary.md",
     log:

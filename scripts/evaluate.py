@@ -146,6 +146,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--summary", type=Path, help="inference summary json, for the speed figures")
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--model-name", default=None, help="the model's name (model.name): the cell's model")
+    parser.add_argument("--variant", default=None, help="backend-precision[-winograd]: the cell's variant")
     parser.add_argument("--model-file", type=Path, help="model that made the predictions, for its sha256")
     parser.add_argument("--checkpoint", type=Path, help="checkpoint the model was made from, for its sha256")
     parser.add_argument("--dataset", help="what the frames are (dataset root, split, ...), as JSON")
@@ -196,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mIoU": metrics["mIoU"],
         "mAcc": metrics["mAcc"],
         "num_images": len(per_image),
+        "model": args.model_name,
+        "variant": args.variant,
         "backend": args.backend,
         "inference_precision": summary.get("inference_precision"),
         "precision_evidence": summary.get("precision_evidence"),

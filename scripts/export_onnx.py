@@ -49,10 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_onnx(model, args.output_file, args.opset_version)
     LOG.info("exported %s (opset %d, input 1x3x%dx%d)", args.output_file, args.opset_version, *args.shape)
     if args.verify:  # by hand; the workflow verifies in its own step (scripts/verify_onnx.py)
-        differing = disagreement(model, args.output_file)
-        LOG.info("verify: %.6f%% of pixels differ between ONNX Runtime and PyTorch", differing * 100)
+        found = disagreement(model, args.output_file)
+        LOG.info("verify: %.6f%% of pixels differ between ONNX Runtime and PyTorch", found.differing * 100)
         try:
-            check_agreement(differing, args.verify_tolerance, args.output_file)
+            check_agreement(found, args.verify_tolerance, args.output_file)
         except UserError as error:
             args.output_file.unlink()
             raise UserError(f"{error}; {args.output_file} was removed") from error

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Merge the per-shard inference summaries of one backend into its ``summary.json``.
+"""Merge the per-shard inference summaries of one cell (model x variant) into its ``summary.json``.
 
-python scripts/gather_summaries.py results/infer/demo/val/onnxruntime/shards/*.json \\
-    -o results/infer/demo/val/onnxruntime/summary.json
+python scripts/gather_summaries.py results/infer/demo/val/deeplabv3/onnxruntime-fp32/shards/*.json \\
+    -o results/infer/demo/val/deeplabv3/onnxruntime-fp32/summary.json
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """Figures and a summary table of an evaluation: what a person reads after a run.
 
-    python scripts/report.py figures --result results/onnxruntime/result.json \\
+    python scripts/report.py figures --result results/cells/demo/val/deeplabv3/onnxruntime-fp32/result.json \\
         --images /data/cityscapes/leftImg8bit/val --labels /data/cityscapes/gtFine/val \\
-        --predictions results/infer/demo/val/onnxruntime --benchmarks $(find results/benchmarks -name '*.tsv') \\
-        --outdir results/report
-    python scripts/report.py backends --compare results/compare.json --output results/report/backends.png
+        --predictions results/infer/demo/val/deeplabv3/onnxruntime-fp32 \\
+        --benchmarks $(find results/benchmarks -name '*.tsv') --outdir results/report
+    python scripts/report.py matrix --matrix results/matrix.json --output results/report/matrix.png
 
 ``figures`` reads a ``result.json`` of scripts/evaluate.py and writes into ``--outdir``:
 per_class_iou.png, confusion_matrix.png, examples.png (the frames of lowest and highest
 mIoU: image | ground truth | prediction), runtimes.png (Snakemake ``benchmark:`` files) and
 summary.md / summary.html (aAcc, mIoU, mAcc and per-class IoU/Acc beside the reference figures).
-``backends`` draws a ``compare.json`` of scripts/compare.py: mIoU delta, pixel agreement and
-images/s per backend. The reference mIoU lines are drawn only for a run on real inputs.
+``matrix`` draws a ``matrix.json`` of scripts/matrix.py: mIoU delta, pixel agreement and
+images/s per cell (model x variant). The reference mIoU lines are drawn only for a run on real inputs.
 """
 
 from __future__ import annotations
@@ -467,28 +467,28 @@ def plot_runtimes(benchmarks: Sequence[tuple[str, float, float]], path: Path, ti
     return save(figure, path)
 
 
-def plot_backends(comparison: Mapping, path: Path) -> Path:
-    reference = comparison.get("reference", "?")
-    backends: Mapping[str, Mapping] = comparison.get("backends") or {}
-    if not backends:
-        raise UserError("compare.json lists no backends")
-    names = list(backends)
-    positions = np.arange(len(names))
+def plot_matrix(matrix: Mapping, path: Path) -> Path:
+    """The matrix's cells side by side: mIoU delta to the model's reference, pixel disagreement, speed."""
+    reference = matrix.get("reference", "?")
+    rows: Sequence[Mapping] = matrix.get("rows") or []
+    if not rows:
+        raise UserError("matrix.json lists no cells")
+    positions = np.arange(len(rows))
 
     def values(key: str, scale: float = 1.0) -> np.ndarray:
-        return np.array([np.nan if backends[n].get(key) is None else backends[n][key] * scale for n in names])
+        return np.array([np.nan if row.get(key) is None else row[key] * scale for row in rows])
 
-    figure = Figure(figsize=(15, 5), layout="constrained")
+    figure = Figure(figsize=(max(15, 1.6 * len(rows) * 3), 5.5), layout="constrained")
     delta_ax, agreement_ax, speed_ax = figure.subplots(1, 3)
-    colours = ["tab:purple" if name == reference else "tab:blue" for name in names]
+    colours = ["tab:purple" if row["variant"] == reference else "tab:blue" for row in rows]
 
-    delta = values("mIoU_delta")
+    delta = values("delta_miou")
     delta_ax.bar(positions, np.nan_to_num(delta), color=colours)
     delta_ax.axhline(0, color="black", linewidth=0.8)
     span = float(np.nanmax(np.abs(delta))) if not np.isnan(delta).all() else 0.0
     delta_ax.set_ylim(-max(span * 1.4, 0.1), max(span * 1.4, 0.1))
-    for position, name, value in zip(positions, names, delta, strict=True):
-        miou = backends[name].get("mIoU")
+    for position, row, value in zip(positions, rows, delta, strict=True):
+        miou = row.get("miou")
         delta_ax.text(
             position,
             0 if np.isnan(value) else value,
@@ -497,7 +497,7 @@ def plot_backends(comparison: Mapping, path: Path) -> Path:
             va="bottom" if np.isnan(value) or value >= 0 else "top",
             fontsize=9,
         )
-    delta_ax.set_ylabel(f"mIoU - mIoU of {reference} (percentage points)")
+    delta_ax.set_ylabel(f"mIoU - mIoU of the model's {reference} (percentage points)")
     delta_ax.set_title("mIoU difference from the reference")
 
     differing = 100.0 - values("pixel_agreement", 100.0)
@@ -533,14 +533,17 @@ def plot_backends(comparison: Mapping, path: Path) -> Path:
     top = float(np.nanmax(speed)) if not np.isnan(speed).all() else 1.0
     speed_ax.set_ylim(0, top * 1.2)
 
-    tick_labels = [f"{name}\n(reference)" if name == reference else name for name in names]
+    tick_labels = [f"{row['model']}\n{row['variant']}" for row in rows]
     for ax in (delta_ax, agreement_ax, speed_ax):
-        ax.set_xticks(positions, tick_labels)
-        ax.set_xlabel("backend")
+        ax.set_xticks(positions, tick_labels, fontsize=8)
+        ax.set_xlabel("cell (model, variant)")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    images = sorted({backends[name].get("num_images") for name in names}, key=str)
-    figure.suptitle(f"Backends compared with {reference} ({', '.join(map(str, images))} images)")
+    images = sorted({row.get("num_images") for row in rows}, key=str)
+    title = f"Validation matrix: each model's cells against its {reference} ({', '.join(map(str, images))} images)"
+    if matrix.get("note"):
+        title += f"\n{matrix['note']}"
+    figure.suptitle(title)
     return save(figure, path)
 
 
@@ -600,9 +603,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     figures.add_argument("--benchmarks", type=Path, nargs="*", default=[], help="Snakemake benchmark .tsv files")
     figures.add_argument("--examples", type=int, default=4, help="frames in examples.png (half lowest, half highest)")
     figures.add_argument("--outdir", type=Path, default=Path("results/report"))
-    backends = commands.add_parser("backends", help="figure of a compare.json of scripts/compare.py")
-    backends.add_argument("--compare", type=Path, required=True)
-    backends.add_argument("--output", type=Path, default=Path("results/report/backends.png"))
+    matrix = commands.add_parser("matrix", help="figure of a matrix.json of scripts/matrix.py")
+    matrix.add_argument("--matrix", type=Path, required=True)
+    matrix.add_argument("--output", type=Path, default=Path("results/report/matrix.png"))
     return parser.parse_args(argv)
 
 
@@ -612,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in make_figures(args):
             print(path)
     else:
-        print(plot_backends(load_json(args.compare, "comparison file"), args.output))
+        print(plot_matrix(load_json(args.matrix, "matrix file"), args.output))
     return 0
 
 

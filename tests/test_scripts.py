@@ -291,7 +291,8 @@ def test_verify_onnx_writes_its_report_and_refuses_another_models_onnx(onnx_mode
     args = ["--checkpoint", checkpoint, "--shape", *SHAPE, "--report", report]
     run_script("verify_onnx.py", onnx_models[0], DEFAULT_CONFIG, *args)
     verified = json.loads(report.read_text())
-    assert verified["differing_pixels"] <= verified["tolerance"] == 1e-4 and len(verified["model_sha256"]) == 64
+    assert verified["differing_decisive_pixels"] <= verified["tolerance"] == 1e-4
+    assert len(verified["model_sha256"]) == 64
     # the same ONNX against another checkpoint (other weights): most pixels differ, no report
     from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
 

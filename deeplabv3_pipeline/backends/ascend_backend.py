@@ -78,13 +78,14 @@ def file_run(ais_summary: dict, wall_seconds: float) -> FileRun:
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
+    """The .om of the first soc_version, at the precision (its folder: ATC's fp16 and fp32 differ)."""
     first_soc = config["ascend"]["soc_versions"][0]
-    return [*artifacts.ONNX_STEPS, artifacts.ATC.format(soc=first_soc)]
+    return [*artifacts.ONNX_STEPS, artifacts.ATC.format(soc=first_soc, precision=precision)]
 
 
-def extra_targets(config: Config) -> list[Step]:
+def extra_targets(precision: str, config: Config) -> list[Step]:
     """An .om for every soc_version, also those not run here."""
-    return [artifacts.ATC.format(soc=soc) for soc in config["ascend"]["soc_versions"]]
+    return [artifacts.ATC.format(soc=soc, precision=precision) for soc in config["ascend"]["soc_versions"]]
 
 
 def infer_args(config: Config) -> list[str]:
@@ -118,4 +119,5 @@ SPEC = BackendSpec(
     environment_problems=environment_problems,
     extra_targets=extra_targets,
     in_process=False,
+    cpu=False,
 )

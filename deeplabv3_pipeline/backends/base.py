@@ -61,7 +61,7 @@ def no_problems(config: Config) -> list[str]:
     return []
 
 
-def no_steps(config: Config) -> list[Step]:
+def no_steps(precision: str, config: Config) -> list[Step]:
     return []
 
 
@@ -75,8 +75,10 @@ class BackendSpec:
     ``options`` are the CLI flags by their argparse names (``model_config``, ``providers``, ``device`` ...).
     ``infer_args(config)``: the flags ``infer.py`` needs from the config, which ``add_arguments`` declares.
     ``environment_problems(config)``: what is missing to run it here, one sentence each naming the fix,
-    checked before any job runs. ``extra_targets(config)``: steps a run of this backend also makes (an
-    ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works (the CPU benchmark times it).
+    checked before any job runs. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
+    ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
+    machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
+    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it.
     """
 
     name: str
@@ -87,8 +89,10 @@ class BackendSpec:
     infer_args: Callable[[Config], list[str]] = no_args
     add_arguments: Callable[[ArgumentParser], None] | None = None
     environment_problems: Callable[[Config], list[str]] = no_problems
-    extra_targets: Callable[[Config], list[Step]] = no_steps
+    extra_targets: Callable[[str, Config], list[Step]] = no_steps
     in_process: bool = True
+    cpu: bool = True
+    winograd: bool = False
 
     @property
     def default_precision(self) -> str:

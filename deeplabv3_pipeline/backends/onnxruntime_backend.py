@@ -137,4 +137,5 @@ SPEC = BackendSpec(
     model_steps=model_steps,
     infer_args=infer_args,
     add_arguments=add_arguments,
+    winograd=True,  # runs the rewrite slower than the direct graph: timed on request (variants.py)
 )

@@ -2,7 +2,7 @@
 
 The inference precision is always set: left alone, OpenVINO computes bf16 on CPUs with native BF16
 (AVX512_BF16, AMX), so an "fp32" run would silently be a bf16 one there. fp32 and bf16 run the
-simplified ONNX (fp32 with ``winograd.enabled``: rule winograd_onnx's rewrite), int8 the NNCF IR of
+simplified ONNX (variant openvino-fp32-winograd: rule winograd_onnx's rewrite), int8 the NNCF IR of
 rule quantize_openvino.
 """
 
@@ -94,17 +94,12 @@ class OpenVinoBackend(FileRunner):
         return np.asarray(result[self.compiled.output(0)]).astype(np.int64, copy=False)
 
 
-def uses_winograd(precision: str, config: Config) -> bool:
-    """fp32 with winograd.enabled runs rule winograd_onnx's model (OpenVINO fuses the transforms'
-    elementwise chains and gains 1.5x at 1024x2048; ONNX Runtime runs them slower than direct)."""
-    return bool(config["winograd"]["enabled"]) and precision == "fp32"
-
-
 def model_steps(precision: str, config: Config) -> list[Step]:
+    """int8 runs the NNCF IR; fp32 and bf16 the simplified ONNX (variant openvino-fp32-winograd: the
+    Winograd rewrite of it, deeplabv3_pipeline/variants.py)."""
     if precision == "int8":
         return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
-    extra = [artifacts.WINOGRAD_ONNX] if uses_winograd(precision, config) else []
-    return [*artifacts.ONNX_STEPS, *extra]
+    return list(artifacts.ONNX_STEPS)
 
 
 def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> OpenVinoBackend:
@@ -117,4 +112,6 @@ SPEC = BackendSpec(
     precisions=PRECISIONS,
     open=open_model,
     model_steps=model_steps,
+    # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
+    winograd=True,
 )

@@ -402,4 +402,5 @@ SPEC = BackendSpec(
     model_steps=model_steps,
     infer_args=infer_args,
     environment_problems=check_environment,
+    cpu=False,
 )

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The validation matrix: every cell (model x variant) in one table.
+
+    python scripts/matrix.py --reference pytorch-fp32 --output results/matrix \\
+        --results results/cells/demo/val/*/*/result.json
+
+Reads each cell's ``result.json`` (scripts/evaluate.py) and the prediction files it records it
+evaluated; compares each cell with the reference variant of its model frame by frame (pixel
+agreement, overall and worst frame) and with the mIoU mmseg publishes for its config. Writes
+``<output>.json`` (``{"rows": [...]}``, with per-image agreement), ``<output>.csv`` and ``<output>.md``,
+and prints the table. Cells evaluated on other frames than their reference are an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deeplabv3_pipeline.binio import write_json, write_text
+from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.matrix import csv_text, markdown, matrix_rows, synthetic_note
+from deeplabv3_pipeline.zoo import published_miou
+
+
+def load_result(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: evaluate that cell first")
+    return json.loads(path.read_text())
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, nargs="+", required=True, help="result.json of each cell")
+    parser.add_argument("--reference", required=True, help="the variant each model's cells are compared with")
+    parser.add_argument("--output", type=Path, default=Path("results/matrix"), help="writes <output>.json/.csv/.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = {str(path): load_result(path) for path in dict.fromkeys(args.results)}
+    rows = matrix_rows(results, args.reference, published_miou)
+    note = synthetic_note(rows)
+    table = markdown(rows)
+    write_json(args.output.with_suffix(".json"), {"reference": args.reference, "note": note, "rows": rows})
+    write_text(args.output.with_suffix(".csv"), csv_text(rows))
+    write_text(args.output.with_suffix(".md"), (f"**{note}**\n\n" if note else "") + table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
