@@ -66,8 +66,6 @@ def test_schema_backends_are_the_registry():
 
     properties = SCHEMA["properties"]
     assert properties["backend"]["enum"] == list(BACKENDS)
-    assert properties["compare"]["properties"]["reference"]["enum"] == list(BACKENDS)
-    assert properties["compare"]["properties"]["backends"]["items"]["enum"] == list(BACKENDS)
     assert set(properties["precision"]["enum"]) == set(ALL_PRECISIONS)
     # every registered backend that reads settings of its own (a config section under its name, found by
     # planning it without that section) has that section in the schema and config.yaml
@@ -79,18 +77,22 @@ def test_schema_backends_are_the_registry():
 
 
 def test_schema_variants_are_the_variant_table():
-    """The benchmark's variant names in the schema are deeplabv3_pipeline.variants', and each names a
-    registered backend at a precision it runs."""
+    """The matrix's variant names in the schema are deeplabv3_pipeline.variants' (every registered
+    backend at every precision it runs), the benchmark's those of the backends on this CPU."""
     from deeplabv3_pipeline.backends import REGISTRY
-    from deeplabv3_pipeline.variants import ON_REQUEST, VARIANTS
+    from deeplabv3_pipeline.variants import CPU_VARIANTS, ON_REQUEST, VARIANTS
 
+    matrix = SCHEMA["properties"]["matrix"]["properties"]
+    assert matrix["variants"]["items"]["enum"] == matrix["reference"]["enum"] == list(VARIANTS)
     benchmark = SCHEMA["properties"]["benchmark"]["properties"]
-    assert benchmark["variants"]["items"]["enum"] == list(VARIANTS)
-    assert benchmark["reference"]["enum"] == list(VARIANTS)
-    assert set(ON_REQUEST) <= set(VARIANTS)
-    for name, (backend, precision, winograd) in VARIANTS.items():
-        assert precision in REGISTRY[backend].precisions, name
-        assert name == f"{backend}-{precision}" + ("-winograd" if winograd else ""), name
+    assert benchmark["variants"]["items"]["enum"] == benchmark["reference"]["enum"] == list(CPU_VARIANTS)
+    assert set(ON_REQUEST) <= set(CPU_VARIANTS) < set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        assert variant.precision in REGISTRY[variant.backend].precisions, name
+        assert name == f"{variant.backend}-{variant.precision}" + ("-winograd" if variant.winograd else ""), name
+    assert {name for name, spec in REGISTRY.items() for precision in spec.precisions} == {
+        variant.backend for variant in VARIANTS.values()
+    }
 
 
 def reads_own_section(name: str, spec, config: dict) -> bool:
@@ -100,7 +102,7 @@ def reads_own_section(name: str, spec, config: dict) -> bool:
         spec.infer_args(without)
         for precision in spec.precisions:
             spec.model_steps(precision, without)
-        spec.extra_targets(without)
+        spec.extra_targets(spec.default_precision, without)
     except KeyError as error:
         if error.args == (name,):
             return True

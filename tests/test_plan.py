@@ -10,7 +10,8 @@ import yaml
 from deeplabv3_pipeline.cityscapes import TRAIN_IDS_SUFFIX, dataset_id
 from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.plan import Plan
+from deeplabv3_pipeline.plan import Cell, Plan, rule_name
+from deeplabv3_pipeline.variants import VARIANTS
 
 from .conftest import REPO
 from .workflow import merged
@@ -28,11 +29,11 @@ def test_the_demo_plan_names_every_per_frame_file_under_demo_val():
     frame = demo.frames[0]
     assert demo.image(frame) == f"results/demo/cityscapes/leftImg8bit/val/{frame.city}/{frame.frame}_leftImg8bit.png"
     assert demo.prep_bin(frame) == f"results/prep_dataset/demo/val/{frame.stem}.bin"
-    assert demo.prediction("openvino", frame) == f"results/infer/demo/val/openvino/{frame.stem}_0.bin"
-    assert demo.prediction("{backend}", frame).startswith("results/infer/demo/val/{backend}/")  # a wildcard
-    assert demo.summary("onnxruntime") == "results/infer/demo/val/onnxruntime/summary.json"
-    assert demo.shard_summary("onnxruntime", 1) == "results/infer/demo/val/onnxruntime/shards/1.json"
-    assert demo.result("pytorch") == "results/pytorch/result.json"
+    openvino = Cell("deeplabv3", VARIANTS["openvino-fp32"])
+    assert demo.prediction(openvino, frame) == f"results/infer/demo/val/deeplabv3/openvino-fp32/{frame.stem}_0.bin"
+    assert demo.summary(demo.cell) == "results/infer/demo/val/deeplabv3/onnxruntime-fp32/summary.json"
+    assert demo.shard_summary(demo.cell, 1) == "results/infer/demo/val/deeplabv3/onnxruntime-fp32/shards/1.json"
+    assert demo.result(openvino) == "results/cells/demo/val/deeplabv3/openvino-fp32/result.json"
     assert demo.frames_without_train_ids == demo.frames  # the demo's labels are made by the labels rule
     assert demo.train_ids(frame) == demo.made_train_ids(frame)
     assert demo.made_train_ids(frame).startswith(f"results/labels/demo/val/{frame.city}/{frame.frame}")
@@ -65,3 +66,108 @@ def test_a_real_root_gets_its_own_data_folder_and_its_own_train_ids_where_it_has
 def test_a_missing_root_is_a_user_error_naming_it(tmp_path):
     with pytest.raises(UserError, match=f"dataset root {tmp_path / 'nowhere'} does not exist"):
         plan(dataset={"root": str(tmp_path / "nowhere")})
+
+
+PSPNET = {"name": "pspnet", "config": "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
+MATRIX = {"models": [PSPNET], "variants": ["onnxruntime-fp32", "onnxruntime-int8"], "reference": "pytorch-fp32"}
+
+
+def cell_files(planned: Plan, cell: Cell) -> set[str]:
+    """Every file the plan names for one cell: its model, predictions, summaries and result."""
+    files = {planned.model_file(cell), *planned.model_companions(cell), *planned.predictions(cell)}
+    files |= {planned.shard_summary(cell, index) for index in planned.shards}
+    files |= {planned.summary(cell), planned.result(cell), planned.result_text(cell)}
+    return files
+
+
+def test_the_configured_cell_is_model_x_backend_precision_and_the_matrix_adds_models_x_variants():
+    planned = plan(backend="openvino", precision="int8", matrix=MATRIX)
+    assert planned.cell == Cell("deeplabv3", VARIANTS["openvino-int8"])
+    assert [cell.name for cell in planned.matrix_cells] == [
+        f"{model}/{variant}"
+        for model in ("deeplabv3", "pspnet")
+        for variant in ("pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8")  # the reference first
+    ]
+    assert planned.cells[0] == planned.cell and len(planned.cells) == 7
+    # winograd.enabled names the -winograd variant where the backend has one, and only there
+    assert plan(backend="openvino", winograd={"enabled": True}).cell.variant.name == "openvino-fp32-winograd"
+    assert plan(backend="pytorch", winograd={"enabled": True}).cell.variant.name == "pytorch-fp32"
+
+
+def test_no_two_cells_share_a_file_and_each_model_has_its_own_folder():
+    planned = plan(matrix={**MATRIX, "variants": list(VARIANTS)}, shards=2)
+    seen: dict[str, str] = {}
+    for cell in planned.cells:
+        for path in cell_files(planned, cell) - {planned.model_file(cell), *planned.model_companions(cell)}:
+            assert path not in seen, f"{path} of {cell.name} is also {seen[path]}'s"
+            seen[path] = cell.name
+    models = {cell.model: set() for cell in planned.cells}
+    for cell in planned.cells:
+        models[cell.model] |= {planned.model_file(cell)} if cell.backend != "pytorch" else set()
+    assert all(path.startswith(f"results/models/{name}/") for name, paths in models.items() for path in paths)
+    assert models["deeplabv3"].isdisjoint(models["pspnet"])
+    # ATC's fp16 and fp32 .om are two files; so are TensorRT's engines
+    ascend = {planned.model_file(Cell("deeplabv3", VARIANTS[f"ascend-{p}"])) for p in ("fp16", "fp32")}
+    assert len(ascend) == 2
+    assert "results/models/deeplabv3/fp16/deeplabv3_bs1_Ascend310P3.om" in ascend  # the guide's file name
+    # rule names are identifiers and distinct
+    names = [rule_name("infer", cell, 0) for cell in planned.cells]
+    assert len(set(names)) == len(names) and all(name.isidentifier() for name in names)
+
+
+def test_adding_a_variant_or_a_model_adds_only_its_cells_and_leaves_every_other_path_as_it_was():
+    before = plan(matrix=MATRIX)
+    more_variants = plan(matrix={**MATRIX, "variants": [*MATRIX["variants"], "openvino-int8"]})
+    added = set(more_variants.cells) - set(before.cells)
+    assert {cell.name for cell in added} == {"deeplabv3/openvino-int8", "pspnet/openvino-int8"}
+    more_models = plan(
+        matrix={
+            **MATRIX,
+            "models": [PSPNET, {**PSPNET, "name": "fcn", "config": "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"}],
+        }
+    )
+    assert {cell.model for cell in set(more_models.cells) - set(before.cells)} == {"fcn"}
+    for cell in before.cells:
+        for other in (more_variants, more_models):
+            assert cell_files(other, cell) == cell_files(before, cell)
+            assert other.run_config(cell) == before.run_config(cell)  # nothing recorded changes: no rerun
+
+
+def test_a_cell_records_only_the_settings_it_depends_on():
+    planned = plan(matrix=MATRIX, backend="openvino")
+    int8 = Cell("pspnet", VARIANTS["onnxruntime-int8"])
+    recorded = planned.run_config(int8)
+    assert recorded["variant"] == "onnxruntime-int8" and recorded["precision"] == "int8"
+    assert recorded["model"]["name"] == "pspnet" and recorded["model"]["config"] == PSPNET["config"]
+    assert "int8" in recorded and "winograd" not in recorded and "onnxruntime" in recorded
+    assert not {"matrix", "backend", "openvino", "tensorrt", "benchmark"} & set(recorded)
+    assert "int8" not in planned.run_config(Cell("pspnet", VARIANTS["onnxruntime-fp32"]))
+    # the configured cell's backend changes nothing a matrix cell records
+    assert plan(matrix=MATRIX).run_config(int8) == recorded
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"matrix": {**MATRIX, "variants": ["onnxruntime-fp64"]}},
+            r"matrix.variants: unknown variant 'onnxruntime-fp64': choose from onnxruntime-fp32, ",
+        ),
+        (
+            {"backend": "pytorch", "precision": "int8"},
+            r"backend pytorch has no precision int8: .*variants pytorch-fp32, pytorch-bf16",
+        ),
+        (
+            {"matrix": {**MATRIX, "models": [{**PSPNET, "name": "deeplabv3"}]}},
+            r"matrix.models\[0\]: a second model named 'deeplabv3'",
+        ),
+        (
+            {"matrix": {**MATRIX, "models": [{**PSPNET, "config": "pspnet_r50-d9"}]}},
+            r"matrix.models\[0\].config: unknown mmseg config 'pspnet_r50-d9': .*mmseg/.mim/configs",
+        ),
+        ({"model": {"config": "/nowhere/my.py"}}, r"model.config: mmseg config file /nowhere/my.py does not exist"),
+    ],
+)
+def test_bad_models_and_variants_are_user_errors_naming_the_key_and_the_valid_choices(changes, message):
+    with pytest.raises(UserError, match=message):
+        plan(**changes)
