@@ -79,10 +79,13 @@ try:
     check_no_wildcard_braces(config["dataset"]["root"], "dataset.root")
     check_no_wildcard_braces(config["model"]["cache_dir"], "model.cache_dir")
     check_no_wildcard_braces(workflow.basedir, "the workflow folder")
+    for where, entry in [("model", config["model"])] + [
+        (f"matrix.models[{index}]", entry)
+        for index, entry in enumerate(config["matrix"]["models"])
+    ]:
+        for key in ("config", "checkpoint"):
+            check_no_wildcard_braces(entry.get(key, ""), f"{where}.{key}")
     PLAN = Plan.from_config(config)
-    for model in PLAN.models:
-        check_no_wildcard_braces(PLAN.checkpoint(model.name), f"{model.name}'s checkpoint")
-        check_no_wildcard_braces(model.config, f"{model.name}'s config")
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 note_clamped_shards(PLAN, config["shards"])

@@ -8,6 +8,8 @@ for cell in PLAN.cells:
     rule:
         name:
             cell_rule_name("evaluate", cell)
+        group:
+            cell_rule_name("metrics", cell)
         input:
             predictions=get_evaluate_predictions(cell),
             labels=get_train_ids_files(),

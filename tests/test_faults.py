@@ -34,7 +34,7 @@ def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tmp_path):
     runner = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    infer = tmp_path / "results" / "infer" / "demo" / "val" / "onnxruntime"
+    infer = tmp_path / "results" / "infer" / "demo" / "val" / "deeplabv3" / "onnxruntime-fp32"
     deadline = time.monotonic() + 300
     killed_mid_shard = False
     try:
@@ -56,7 +56,7 @@ def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tmp_path):
     resumed = snakemake(tmp_path, "--rerun-incomplete", "results/result.json")
     for summary, mtime in finished.items():
         assert summary.stat().st_mtime_ns == mtime, f"{summary.name} was redone"
-        assert f"rule infer_shard{summary.stem}:" not in resumed.stdout
+        assert f"rule infer_deeplabv3_onnxruntime_fp32_shard{summary.stem}:" not in resumed.stdout
     assert not list(tmp_path.rglob(".*.partial*")), "a partial file survived"
     result = json.loads((tmp_path / "results" / "result.json").read_text())
     assert result["num_images"] == 9

@@ -250,19 +250,36 @@ def test_a_frame_without_its_prediction_file_is_a_clear_error(evaluated, tmp_pat
     assert "no prediction of frame" in capsys.readouterr().err
 
 
-def test_backends_cli_draws_the_comparison_with_missing_figures(tmp_path):
-    row = {"aAcc": 96.2, "num_images": 500, "end_to_end_images_per_s": 0.7}
-    comparison = {
-        "reference": "pytorch",
-        "backends": {
-            "pytorch": dict(row, mIoU=79.09, mIoU_delta=0.0, pixel_agreement=1.0, compute_images_per_s=0.8),
-            "onnxruntime": dict(row, mIoU=79.08, mIoU_delta=-0.01, pixel_agreement=0.9999, compute_images_per_s=1.9),
-            "openvino": dict(row, mIoU=None, mIoU_delta=None, pixel_agreement=None, compute_images_per_s=None),
-        },
+def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
+    row = {"aacc": 96.2, "num_images": 500, "end_to_end_images_per_s": 0.7, "model": "deeplabv3"}
+    matrix = {
+        "reference": "pytorch-fp32",
+        "note": "",
+        "rows": [
+            dict(
+                row, variant="pytorch-fp32", miou=79.09, delta_miou=0.0, pixel_agreement=1.0, compute_images_per_s=0.8
+            ),
+            dict(
+                row,
+                variant="onnxruntime-fp32",
+                miou=79.08,
+                delta_miou=-0.01,
+                pixel_agreement=0.9999,
+                compute_images_per_s=1.9,
+            ),
+            dict(
+                row,
+                variant="openvino-int8",
+                miou=None,
+                delta_miou=None,
+                pixel_agreement=None,
+                compute_images_per_s=None,
+            ),
+        ],
     }
-    (tmp_path / "compare.json").write_text(json.dumps(comparison))
-    output = tmp_path / "report" / "backends.png"
-    assert run_report("backends", "--compare", tmp_path / "compare.json", "--output", output) == 0
+    (tmp_path / "matrix.json").write_text(json.dumps(matrix))
+    output = tmp_path / "report" / "matrix.png"
+    assert run_report("matrix", "--matrix", tmp_path / "matrix.json", "--output", output) == 0
     assert_readable_figure(output, min_width=1200)
 
 
@@ -281,17 +298,17 @@ def data_of(entry: dict) -> bytes:
 
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory) -> Path:
-    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a comparison."""
+    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a matrix."""
     workdir = tmp_path_factory.mktemp("report_workflow")
-    write_config(workdir, merged(TINY, {"backend": "pytorch", "compare": {"backends": ["pytorch"]}}))
-    snakemake(workdir, "all", "results/report/backends.png")
+    write_config(workdir, merged(TINY, {"backend": "pytorch", "matrix": {"variants": []}}))
+    snakemake(workdir, "all", "results/report/matrix.png")
     return workdir
 
 
 @pytest.mark.slow
 def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
     out = report_run / "results" / "report"
-    for name in (*FIGURES, "backends.png"):
+    for name in (*FIGURES, "matrix.png"):
         assert_readable_figure(out / name)
     assert (report_run / "results" / "logs" / "report_figures.log").is_file()
     assert "Nothing to be done" in snakemake(report_run, "-n").stdout
@@ -306,7 +323,8 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
     runtime = markdown.split("## Runtime", 1)[1]
     shown = set(re.findall(r"^\| ([a-z_/0-9]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
     assert shown == on_disk - {"report_figures"}
-    assert {"demo_checkpoint", "infer/pytorch/shard0", "evaluate/pytorch"} <= shown
+    cell = "demo/val/deeplabv3/pytorch-fp32"
+    assert {"demo_checkpoint/deeplabv3", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
 
 
 @pytest.mark.slow
@@ -314,12 +332,12 @@ def test_html_report_holds_the_table_figures_and_captions(report_run):
     snakemake(report_run, "--report", "results/report.html")
     html = (report_run / "results" / "report.html").read_text()
     results = report_variable(html, "results")
-    names = {f"results/report/{name}" for name in (*FIGURES, "backends.png", "summary.html")}
+    names = {f"results/report/{name}" for name in (*FIGURES, "matrix.png", "summary.html")}
     assert set(results) == names
     for path, entry in results.items():
         assert entry["caption"].strip(), f"{path} has no caption"
         assert data_of(entry) == (report_run / path).read_bytes(), path
-    assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Backends"}
+    assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Matrix"}
     tables = html_tables(data_of(results["results/report/summary.html"]).decode())
     assert tables[0][2][0] == "mIoU" and [row[1] for row in tables[1][1:]] == list(CLASS_NAMES)
     assert "SYNTHETIC run" in html  # the workflow description (report/workflow.rst)

@@ -20,12 +20,15 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
-from .workflow import TINY, merged, snakemake, write_config
+from .workflow import PSPNET, TINY, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "profiles" / "slurm"
-# Two shards of the 3 tiny images, one core per inference job (both shards run at once).
-CONFIG = merged(TINY, {"shards": 2, "threads": 1})
+# Two shards of the 3 tiny images, one core per inference job (both shards run at once), and a
+# 2-model x 2-variant matrix: every cell shards like the configured one.
+MATRIX = {"models": [PSPNET], "variants": ["onnxruntime-fp32"], "reference": "pytorch-fp32"}
+CONFIG = merged(TINY, {"shards": 2, "threads": 1, "matrix": MATRIX})
+TARGETS = ("results/result.json", "results/matrix.json")
 # A hung Snakemake (e.g. status checks that never succeed) must not hang the suite.
 TIMEOUT_S = int(os.environ.get("DEEPLABV3_SLURM_TEST_TIMEOUT", "900"))
 # Rules whose SLURM job comment must show up (grouped rules share one job: "rule_model_...").
@@ -37,10 +40,13 @@ SLURM_RULES = (
     "simplify_onnx",
     "preprocess_shard0",
     "preprocess_shard1",
-    "infer_shard0",
-    "infer_shard1",
-    "gather_summaries",
-    "evaluate",
+    "infer_deeplabv3_onnxruntime_fp32_shard0",
+    "infer_deeplabv3_onnxruntime_fp32_shard1",
+    "infer_pspnet_pytorch_fp32_shard0",
+    "infer_pspnet_onnxruntime_fp32_shard1",
+    "metrics_pspnet_onnxruntime_fp32",
+    "metrics_deeplabv3_pytorch_fp32",
+    "matrix",
 )
 METRICS = ("aAcc", "mIoU", "mAcc", "per_class", "confusion_matrix", "per_image", "num_images")
 
@@ -105,13 +111,13 @@ def test_sharded_run_through_slurm_matches_a_local_run(tmp_path):
     write_config(local, CONFIG)
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     started = time.monotonic()
-    # The README's command: snakemake --workflow-profile profiles/slurm results/result.json
+    # The README's command: snakemake --workflow-profile profiles/slurm results/result.json (and the matrix)
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-    command += ["--workflow-profile", str(PROFILE), "results/result.json"]
+    command += ["--workflow-profile", str(PROFILE), *TARGETS]
     # The SLURM run mostly waits (queue, status checks): run the local reference meanwhile.
     slurm = subprocess.Popen(command, cwd=on_slurm, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        snakemake(local, "results/result.json")
+        snakemake(local, *TARGETS)
         output, _ = slurm.communicate(timeout=max(1.0, TIMEOUT_S - (time.monotonic() - started)))
     except subprocess.TimeoutExpired:
         slurm.kill()  # Snakemake ignores SIGTERM while it waits on job states
@@ -135,7 +141,7 @@ def test_sharded_run_through_slurm_matches_a_local_run(tmp_path):
     for rule in SLURM_RULES:
         assert f"_{rule}" in comments, f"no SLURM job for rule {rule}: {jobs}"
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
-    assert "preprocess_shard1" in output and "infer_shard1" in output
+    assert "preprocess_shard1" in output and "infer_pspnet_onnxruntime_fp32_shard1" in output
 
     # (b) The same metrics as the local run of the same config.
     on_cluster = json.loads((on_slurm / "results" / "result.json").read_text())
@@ -143,4 +149,14 @@ def test_sharded_run_through_slurm_matches_a_local_run(tmp_path):
     for key in METRICS:
         assert on_cluster[key] == reference[key], key
     assert on_cluster["num_images"] == 3
-    assert json.loads((on_slurm / "results/infer/demo/val/onnxruntime/summary.json").read_text())["shards"] == 2
+    summary = on_slurm / "results/infer/demo/val/pspnet/onnxruntime-fp32/summary.json"
+    assert json.loads(summary.read_text())["shards"] == 2
+    cluster_rows, local_rows = (
+        json.loads((folder / "results" / "matrix.json").read_text())["rows"] for folder in (on_slurm, local)
+    )
+    assert [(row["model"], row["variant"]) for row in cluster_rows] == [
+        (model, variant) for model in ("deeplabv3", "pspnet") for variant in ("pytorch-fp32", "onnxruntime-fp32")
+    ]
+    for ours, theirs in zip(cluster_rows, local_rows, strict=True):
+        for key in ("miou", "aacc", "pixel_agreement", "worst_frame_agreement"):
+            assert ours[key] == theirs[key], (ours["model"], ours["variant"], key)

@@ -23,16 +23,21 @@ from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
 
 from .conftest import REPO
 from .workflow import (
+    DEMO_CHECKPOINT_PATH,
     DEMO_DATA,
+    EXPORT_PATH,
     SHAPE,
     SIM_MODEL_PATH,
     TINY,
+    cell_result,
     clean_figures,
     copy_run,
     figures,
+    infer_dir,
     merged,
     planned_rules,
     read_result,
+    rules_in,
     snakemake,
     write_config,
 )
@@ -49,18 +54,19 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     for stem in stems:
         prep = results / "prep_dataset" / DEMO_DATA / f"{stem}_leftImg8bit.bin"
         assert prep.stat().st_size == 3 * SHAPE[0] * SHAPE[1] * 4  # float32 1x3xHxW
-        prediction = results / "infer" / DEMO_DATA / "onnxruntime" / f"{stem}_leftImg8bit_0.bin"
+        prediction = tiny_run / infer_dir() / f"{stem}_leftImg8bit_0.bin"
         classes = np.fromfile(prediction, dtype=np.int64)
         assert classes.size == SHAPE[0] * SHAPE[1] and classes.min() >= 0 and classes.max() < 19
         assert list(results.glob(f"labels/demo/val/*/{stem}_gtFine_labelTrainIds.png"))
-    model = onnx.load(str(results / "models" / "deeplabv3_sim_bs1.onnx"))
+    model = onnx.load(str(tiny_run / SIM_MODEL_PATH))
     assert model.graph.input[0].name == "input" and model.graph.output[0].name == "output"
-    assert (results / "models" / "deeplabv3.onnx").is_file()
-    summary = json.loads((results / "infer" / DEMO_DATA / "onnxruntime" / "summary.json").read_text())
+    assert (tiny_run / EXPORT_PATH).is_file()
+    summary = json.loads((tiny_run / infer_dir() / "summary.json").read_text())
     assert summary["num_images"] == 3 and summary["throughput"] > 0 and summary["inference_precision"] == "fp32"
     result = json.loads((results / "result.json").read_text())
-    assert result == json.loads((results / "onnxruntime" / "result.json").read_text())
+    assert result == json.loads((tiny_run / cell_result()).read_text())
     assert result["backend"] == "onnxruntime" and result["num_images"] == 3
+    assert result["model"] == "deeplabv3" and result["variant"] == "onnxruntime-fp32"
     assert set(result["per_class"]) >= {"road", "car", "bicycle"} and len(result["per_class"]) == 19
     assert result["model_sha256"] and len(result["model_sha256"]) == 64
     assert result["config"]["model"]["input_shape"] == SHAPE
@@ -68,7 +74,13 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     assert result["inference_precision"] == "fp32" and result["dataset"]["id"] == "demo"
     assert len(result["checkpoint_sha256"]) == 64 and sorted(result["predictions"]) == sorted(stems)
     assert (results / "result.txt").read_text() == f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n"
-    for stage in ("export_onnx", "simplify_onnx", "labels", "preprocess/shard0", "evaluate/onnxruntime"):
+    for stage in (
+        "export_onnx/deeplabv3",
+        "simplify_onnx/deeplabv3",
+        "labels",
+        "preprocess/shard0",
+        "evaluate/demo/val/deeplabv3/onnxruntime-fp32",
+    ):
         assert (results / "logs" / f"{stage}.log").is_file()
         assert (results / "benchmarks" / f"{stage}.tsv").is_file()
 
@@ -100,44 +112,39 @@ def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_p
     shutil.copytree(tiny_run, workdir, symlinks=True)
     bins = sorted((workdir / "results" / "prep_dataset" / DEMO_DATA).glob("*.bin"))
     before = {path: path.stat().st_mtime_ns for path in bins}
-    model_before = (workdir / "results" / "models" / "deeplabv3.onnx").stat().st_mtime_ns
+    model_before = (workdir / EXPORT_PATH).stat().st_mtime_ns
     write_config(workdir, merged(TINY, {"model": {"opset": 13}}))
-    run = snakemake(workdir, "results/result.json")
-    ran = run.stdout
-    for rule in ("export_onnx", "simplify_onnx", "infer", "evaluate"):
-        assert f"rule {rule}:" in ran or f"localrule {rule}:" in ran, rule
-    for rule in ("preprocess", "labels", "demo_dataset", "demo_checkpoint"):
-        assert f"rule {rule}:" not in ran, rule
+    ran = rules_in(snakemake(workdir, "results/result.json").stdout)
+    assert {"export_onnx", "simplify_onnx", "infer", "evaluate"} <= ran
+    assert not {"preprocess", "labels", "demo_dataset", "demo_checkpoint"} & ran
     assert {path: path.stat().st_mtime_ns for path in bins} == before
-    assert (workdir / "results" / "models" / "deeplabv3.onnx").stat().st_mtime_ns != model_before
-    assert onnx.load(str(workdir / "results" / "models" / "deeplabv3.onnx")).opset_import[0].version == 13
+    assert (workdir / EXPORT_PATH).stat().st_mtime_ns != model_before
+    assert onnx.load(str(workdir / EXPORT_PATH)).opset_import[0].version == 13
 
 
 def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    models = workdir / "results" / "models"
-    sim_before = (models / "deeplabv3_sim_bs1.onnx").stat().st_mtime_ns
+    sim_before = (workdir / SIM_MODEL_PATH).stat().st_mtime_ns
     write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True}}))
-    ran = snakemake(workdir, "results/result.json").stdout
-    for rule in ("winograd_onnx", "infer", "evaluate"):
-        assert f"rule {rule}:" in ran, rule
-    for rule in ("export_onnx", "simplify_onnx", "preprocess", "labels"):
-        assert f"rule {rule}:" not in ran, rule
-    assert (models / "deeplabv3_sim_bs1.onnx").stat().st_mtime_ns == sim_before
+    ran = rules_in(snakemake(workdir, "results/result.json").stdout)
+    assert {"winograd_onnx", "infer", "evaluate"} <= ran
+    assert not {"export_onnx", "simplify_onnx", "preprocess", "labels"} & ran
+    assert (workdir / SIM_MODEL_PATH).stat().st_mtime_ns == sim_before
     result = json.loads((workdir / "results" / "result.json").read_text())
+    assert result["variant"] == "openvino-fp32-winograd"
     assert result["backend"] == "openvino" and result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
     assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 10  # ASPP: mostly padding here
     assert result["winograd"]["agreement"]["mean"] >= 0.99
     direct = json.loads((tiny_run / "results" / "result.json").read_text())  # onnxruntime, direct model
     assert abs(result["mIoU"] - direct["mIoU"]) < 1.0  # the same function up to rounding
-    onnxruntime_result = workdir / "results" / "onnxruntime" / "result.json"
+    onnxruntime_result = workdir / cell_result()
     assert json.loads(onnxruntime_result.read_text())["model_file"].endswith("deeplabv3_sim_bs1.onnx")
     # tile 2 is a new model: the rewrite and what follows it would run again, nothing before it.
     write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True, "tile": 2}}))
-    planned = snakemake(workdir, "-n", "results/result.json").stdout
-    assert "rule winograd_onnx:" in planned and "rule infer:" in planned and "rule evaluate:" in planned
-    assert "rule simplify_onnx:" not in planned and "rule preprocess:" not in planned
+    planned = planned_rules(workdir)
+    assert {"winograd_onnx", "infer", "evaluate"} <= planned
+    assert not {"simplify_onnx", "preprocess"} & planned
 
 
 def test_missing_dataset_root_fails_fast_naming_the_path(tmp_path):
@@ -161,11 +168,11 @@ def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
     dry = snakemake(tmp_path, "-n", "-p")
     for soc in ("Ascend310", "Ascend310P3"):
         assert (
-            "atc --framework=5 --model=results/models/deeplabv3_sim_bs1.onnx"
-            f" --output=results/models/deeplabv3_bs1_{soc} --input_format=NCHW"
+            f"atc --framework=5 --model={SIM_MODEL_PATH}"
+            f" --output=results/models/deeplabv3/fp16/deeplabv3_bs1_{soc} --input_format=NCHW"
             f" --input_shape=input:1,3,64,128 --log=error --soc_version={soc}" in dry.stdout
         )
-    assert "--backend ascend --model results/models/deeplabv3_bs1_Ascend310.om" in dry.stdout
+    assert "--backend ascend --model results/models/deeplabv3/fp16/deeplabv3_bs1_Ascend310.om" in dry.stdout
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
     real = snakemake(tmp_path, check=False, env=env)
     assert real.returncode != 0 and "`atc` is not on PATH" in real.stdout and "CANN toolkit" in real.stdout
@@ -184,7 +191,7 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     ascend = json.loads((workdir / "results" / "result.json").read_text())
     cpu = json.loads((tiny_run / "results" / "result.json").read_text())
     assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
-    assert (workdir / "results" / "models" / "deeplabv3_bs1_Ascend310P3.om").is_file()
+    assert (workdir / "results" / "models" / "deeplabv3" / "fp16" / "deeplabv3_bs1_Ascend310P3.om").is_file()
 
 
 def tensorrt_problems() -> list[str]:
@@ -198,32 +205,34 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     """What `snakemake -n -p` shows for backend tensorrt, on any machine (no GPU needed to plan)."""
     write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": precision, "tensorrt": {"device": 1}}))
     dry = snakemake(tmp_path, "-n", "-p").stdout
-    engine = f"results/models/deeplabv3_bs1_{precision}.engine"
+    models = "results/models/deeplabv3"
+    engine = f"{models}/deeplabv3_bs1_{precision}.engine"
     source = {
         "fp32": SIM_MODEL_PATH,
-        "fp16": "results/models/deeplabv3_sim_bs1_fp16.onnx",  # TensorRT 11 computes in the model's types
-        "int8": "results/models/deeplabv3_sim_bs1_int8_sym.onnx",
+        "fp16": f"{models}/deeplabv3_sim_bs1_fp16.onnx",  # TensorRT 11 computes in the model's types
+        "int8": f"{models}/deeplabv3_sim_bs1_int8_sym.onnx",
     }[precision]
     assert (
         f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
-        f" --optimization-level 3 --device 1 --report results/models/deeplabv3_bs1_{precision}.json" in dry
+        f" --optimization-level 3 --device 1 --report {models}/deeplabv3_bs1_{precision}.json" in dry
     )
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
-    infer = re.search(r"^rule infer:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
-    assert f"results/models/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build report
+    infer_rule = f"infer_deeplabv3_tensorrt_{precision}"
+    infer = re.search(rf"^rule {infer_rule}:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
+    assert f"{models}/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build report
     assert "--device 1" in dry
-    assert f"engine=results/models/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-report
+    assert f"engine={models}/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-report
     calibration = re.search(r"quantize_onnx\.py (\S+) (\S+) (.*?) --calibration-data (.*?) --calibration-images", dry)
     if precision == "int8":
         # symmetric int8 activations (zero point 0, what TensorRT takes), calibrated on the workflow's own bins
-        assert calibration.group(2) == "results/models/deeplabv3_sim_bs1_int8_sym.onnx"
+        assert calibration.group(2) == f"{models}/deeplabv3_sim_bs1_int8_sym.onnx"
         assert "--activation-type int8 --symmetric-activations" in calibration.group(3)
         bins = calibration.group(4).split()
         assert bins and all(b.startswith(f"results/prep_dataset/{DEMO_DATA}/") and b.endswith(".bin") for b in bins)
-        assert "quantization=results/models/deeplabv3_sim_bs1_int8_sym.json" in dry
+        assert f"quantization={models}/deeplabv3_sim_bs1_int8_sym.json" in dry
     else:
         assert calibration is None
-    fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} results/models/deeplabv3_sim_bs1_fp16.onnx"
+    fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} {models}/deeplabv3_sim_bs1_fp16.onnx"
     assert (fp16_conversion in dry) == (precision == "fp16")
 
 
@@ -250,11 +259,11 @@ def test_tensorrt_end_to_end_on_a_gpu(tiny_run, tmp_path, precision):
     result = read_result(workdir)
     assert result["backend"] == "tensorrt" and result["inference_precision"] == precision
     assert result["engine"]["settings"]["precision"] == precision
-    assert (workdir / "results" / "models" / f"deeplabv3_bs1_{precision}.engine").is_file()
-    folder = workdir / "results" / "infer" / DEMO_DATA
+    assert (workdir / "results" / "models" / "deeplabv3" / f"deeplabv3_bs1_{precision}.engine").is_file()
+    tensorrt = workdir / infer_dir(f"tensorrt-{precision}")
     agreement = [
-        np.mean(np.fromfile(path, np.int64) == np.fromfile(folder / "tensorrt" / path.name, np.int64))
-        for path in sorted((folder / "onnxruntime").glob("*_0.bin"))
+        np.mean(np.fromfile(path, np.int64) == np.fromfile(tensorrt / path.name, np.int64))
+        for path in sorted((workdir / infer_dir()).glob("*_0.bin"))
     ]
     assert min(agreement) >= {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}[precision], agreement
 
@@ -277,12 +286,12 @@ def readme_commands() -> list[list[str]]:
 
 
 def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_path):
-    """main run -> report -> backend comparison -> report again -> benchmark, as the README shows them."""
+    """main run -> report -> matrix -> report again -> benchmark, as the README shows them."""
     commands = readme_commands()
     assert commands == [
         ["--cores", "2"],
         ["--report", "results/report.html"],
-        ["--cores", "2", "results/compare.json"],
+        ["--cores", "2", "results/matrix.json"],
         ["--report", "results/report.html"],
         ["--cores", "2", "results/benchmark.md"],
     ]
@@ -293,22 +302,23 @@ def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_pat
     runs = [snakemake(workdir, *command) for command in commands]
     assert "rule export_onnx:" not in "".join(run.stdout for run in runs)
     report = (workdir / "results" / "report.html").read_text()
-    assert "results/report/per_class_iou.png" in report and "results/report/backends.png" in report
+    assert "results/report/per_class_iou.png" in report and "results/report/matrix.png" in report
     assert json.loads((workdir / "results" / "benchmark.json").read_text())["fastest"] == "onnxruntime-fp32"
-    comparison = json.loads((workdir / "results" / "compare.json").read_text())
-    assert comparison["reference"] == "pytorch"
-    backends = comparison["backends"]
-    assert set(backends) == {"pytorch", "onnxruntime", "openvino"}
-    for name in ("onnxruntime", "openvino"):
-        assert backends[name]["pixel_agreement"] > 0.999, name
-        assert abs(backends[name]["mIoU_delta"]) < 0.5, name
-        assert backends[name]["inference_precision"] == "fp32", name  # also on a CPU whose OpenVINO default is bf16
+    matrix = json.loads((workdir / "results" / "matrix.json").read_text())
+    assert matrix["reference"] == "pytorch-fp32"
+    rows = {row["variant"]: row for row in matrix["rows"]}
+    assert list(rows) == ["pytorch-fp32", "onnxruntime-fp32", "openvino-fp32"]
+    for name in ("onnxruntime-fp32", "openvino-fp32"):
+        assert rows[name]["pixel_agreement"] > 0.999, name
+        assert abs(rows[name]["delta_miou"]) < 0.5, name
+        assert rows[name]["inference_precision"] == "fp32", name  # also on a CPU whose OpenVINO default is bf16
+        assert rows[name]["published_miou"] == 79.09, name  # mmseg's metafile, for the default config
     assert "pixel_agreement" in runs[2].stdout  # the table is printed
-    kept = (workdir / "results" / "onnxruntime" / "result.json").read_text()
+    kept = (workdir / cell_result()).read_text()
     write_config(workdir, merged(TINY, {"expect": {"miou": 79.09, "tolerance": 0.3}}))
     gated = snakemake(workdir, "results/result.json", check=False)
     assert gated.returncode != 0 and "outside the expected 79.09 +/- 0.3" in gated.stdout
-    assert (workdir / "results" / "onnxruntime" / "result.json").read_text() == kept
+    assert (workdir / cell_result()).read_text() == kept
 
 
 def test_fewer_demo_images_and_shard_changes_give_a_clean_runs_figures(tiny_run, tmp_path):
@@ -320,13 +330,13 @@ def test_fewer_demo_images_and_shard_changes_give_a_clean_runs_figures(tiny_run,
         write_config(workdir, merged(TINY, {"demo": {"images": 2}, "shards": shards}))
         run = snakemake(workdir, "results/result.json")
         result = read_result(workdir)
-        summary = json.loads((workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / "summary.json").read_text())
+        summary = json.loads((workdir / infer_dir() / "summary.json").read_text())
         assert summary["shards"] == shards and summary["num_images"] == 2
         if shards == 2:
-            assert "preprocess_shard1" in run.stdout and "infer_shard1" in run.stdout
+            assert "preprocess_shard1" in run.stdout and "infer_deeplabv3_onnxruntime_fp32_shard1" in run.stdout
         assert sorted(result["per_image"]) == sorted(two_frames), shards
         assert figures(result) == expected, shards
-    stale = workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / f"{demo_frames(3)[1].stem}_0.bin"
+    stale = workdir / infer_dir() / f"{demo_frames(3)[1].stem}_0.bin"
     assert stale.is_file()  # the third frame's prediction of the first run is still there, and was not read
 
 
@@ -338,7 +348,7 @@ def test_split_switch_keeps_each_splits_files_apart_and_reuses_them(tiny_run, tm
     result = read_result(workdir)
     assert result["num_images"] == 3 and result["dataset"]["split"] == "test"
     assert set(result["predictions"].values()) == {
-        f"results/infer/demo/test/onnxruntime/{frame.stem}_0.bin" for frame in demo_frames(3)
+        f"results/infer/demo/test/deeplabv3/onnxruntime-fp32/{frame.stem}_0.bin" for frame in demo_frames(3)
     }
     assert {p: p.stat().st_mtime_ns for p in val_bins} == val_bins  # val's bins untouched
     write_config(workdir, TINY)  # back to val: its bins and predictions are found again
@@ -381,7 +391,7 @@ def checkpoint_server(tiny_run, tmp_path):
 
     served = tmp_path / "served"
     served.mkdir()
-    source = tiny_run / "results" / "demo" / "checkpoint.pth"
+    source = tiny_run / DEMO_CHECKPOINT_PATH
     name = f"deeplabv3_random-{file_sha256(source)[:8]}.pth"
     shutil.copyfile(source, served / name)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
@@ -399,7 +409,7 @@ def test_checkpoint_url_is_fetched_once_into_the_cache_and_used(tiny_run, checkp
     write_config(workdir, merged(TINY, {"model": {"checkpoint": checkpoint_server, "cache_dir": "cache"}}))
     fetched = snakemake(workdir, f"cache/{name}")
     assert "rule fetch_checkpoint:" in fetched.stdout
-    assert (workdir / "cache" / name).read_bytes() == (workdir / "results" / "demo" / "checkpoint.pth").read_bytes()
+    assert (workdir / "cache" / name).read_bytes() == (workdir / DEMO_CHECKPOINT_PATH).read_bytes()
     planned = snakemake(workdir, "-n", "-p", "results/result.json").stdout
     assert "rule fetch_checkpoint:" not in planned  # once
     assert f"--checkpoint cache/{name}" in planned and "rule export_onnx:" in planned
@@ -417,7 +427,7 @@ def test_bf16_is_run_and_recorded_as_bf16_or_refused_naming_the_cpu_feature(tiny
         assert "INFERENCE_PRECISION_HINT=bf16" in result["precision_evidence"]
     else:
         assert run.returncode != 0 and "needs a CPU with native BF16 (avx512_bf16 or amx_bf16)" in run.stdout
-    assert (workdir / "results" / "onnxruntime" / "result.json").is_file()  # the earlier result is kept
+    assert (workdir / cell_result()).is_file()  # the earlier result is kept
     write_config(workdir, merged(TINY, {"backend": "onnxruntime", "precision": "bf16"}))
     refused = snakemake(workdir, "-n", "results/result.json", check=False)
     assert refused.returncode != 0 and "backend onnxruntime has no precision bf16" in refused.stdout
@@ -439,7 +449,7 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
         assert row["pixel_agreement"] > 0.999 and row["median_s"] > 0, name
         assert 0 < row["percent_of_peak"] <= 100.0, name
     assert summary["fastest"] in rows and summary["machine"]["theoretical_peak_gops"]["fp32"] > 0
-    timed = json.loads((workdir / "results" / "benchmark" / "openvino-fp32.json").read_text())
+    timed = json.loads((workdir / "results" / "benchmark" / "deeplabv3" / "openvino-fp32.json").read_text())
     assert timed["images"] == [f"results/prep_dataset/demo/val/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
     assert "| onnxruntime-fp32" in (workdir / "results" / "benchmark.md").read_text()
     assert (workdir / "results" / "report" / "benchmark.html").is_file()
@@ -449,7 +459,7 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
 
 def test_default_benchmark_plans_every_variant_this_cpu_runs(tiny_run, tmp_path):
     planned = snakemake(copy_run(tiny_run, tmp_path / "copy"), "-n", "results/benchmark.md").stdout
-    variants = set(re.findall(r"output: results/benchmark/([a-z0-9-]+)\.json", planned)) - {"machine"}
+    variants = set(re.findall(r"output: results/benchmark/deeplabv3/([a-z0-9-]+)\.json", planned))
     expected = {"pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"}
     expected |= {"openvino-fp32-winograd"} | ({"pytorch-bf16", "openvino-bf16"} if has_bf16() else set())
     assert variants == expected
@@ -462,9 +472,9 @@ def test_storage_switches_delete_bins_and_predictions_once_the_run_is_done(tiny_
     storage = {"storage": {"keep_prep_bins": False, "keep_predictions": False}}
     write_config(workdir, merged(TINY, storage))
     run = snakemake(workdir, "--forcerun", "preprocess", "--", "results/result.json")  # preprocess onward again
-    assert "rule infer:" in run.stdout and "rule evaluate:" in run.stdout
+    assert {"infer", "evaluate"} <= rules_in(run.stdout)
     assert read_result(workdir)["num_images"] == 3
     assert not list((workdir / "results" / "prep_dataset").rglob("*.bin"))
     assert not list((workdir / "results" / "infer").rglob("*_0.bin"))
-    assert (workdir / "results" / "infer" / DEMO_DATA / "onnxruntime" / "summary.json").is_file()
+    assert (workdir / infer_dir() / "summary.json").is_file()
     assert "Nothing to be done" in snakemake(workdir, "-n", "results/result.json").stdout

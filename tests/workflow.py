@@ -17,7 +17,38 @@ from .conftest import REPO, run_script
 SHAPE = [64, 128]
 TINY = {"model": {"input_shape": SHAPE}, "demo": {"images": 3}, "threads": 2}
 DEMO_DATA = Path("demo") / "val"  # results/prep_dataset/<dataset>/<split>, results/infer/<dataset>/<split>/...
-SIM_MODEL_PATH = "results/models/deeplabv3_sim_bs1.onnx"
+SIM_MODEL_PATH = "results/models/deeplabv3/deeplabv3_sim_bs1.onnx"
+EXPORT_PATH = "results/models/deeplabv3/deeplabv3.onnx"
+DEMO_CHECKPOINT_PATH = "results/demo/checkpoints/deeplabv3.pth"
+# the 2-model x 3-variant matrix of the tests (tiny shapes): PSPNet's pooling bins do not divide its
+# 8x16 feature map, so its export is checked where the naive one would differ
+PSPNET = {"name": "pspnet", "config": "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
+MATRIX = {"models": [PSPNET], "variants": ["pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"]}
+# per-cell rules are named <stage>_<model>_<variant>[_shard<i>]
+CELL_STAGES = ("infer", "gather_summaries", "evaluate")
+
+
+def infer_dir(variant: str = "onnxruntime-fp32", model: str = "deeplabv3", data: Path = DEMO_DATA) -> Path:
+    """A cell's prediction folder, relative to the workdir."""
+    return Path("results") / "infer" / data / model / variant
+
+
+def cell_result(variant: str = "onnxruntime-fp32", model: str = "deeplabv3", data: Path = DEMO_DATA) -> Path:
+    """A cell's result.json, relative to the workdir."""
+    return Path("results") / "cells" / data / model / variant / "result.json"
+
+
+def stage_of(rule: str) -> str:
+    """``infer_deeplabv3_onnxruntime_fp32_shard1`` -> ``infer``; other rule names as they are."""
+    for stage in CELL_STAGES:
+        if rule.startswith(f"{stage}_") and not rule.startswith("infer_shard"):
+            return stage
+    return rule
+
+
+def rules_in(output: str) -> set[str]:
+    """The rules a Snakemake run or dry run lists (per-cell rules by their stage)."""
+    return {stage_of(rule) for rule in re.findall(r"^(?:local)?rule (\w+):", output, flags=re.MULTILINE)}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -73,10 +104,9 @@ def clean_figures(run: Path, frames: list[str], scratch: Path) -> dict:
     return figures(json.loads(result_path.with_suffix(".json").read_text()))
 
 
-def planned_rules(workdir: Path) -> set[str]:
-    """The rules a dry run of results/result.json would run."""
-    planned = snakemake(workdir, "-n", "results/result.json").stdout
-    return set(re.findall(r"^(?:local)?rule (\w+):", planned, flags=re.MULTILINE))
+def planned_rules(workdir: Path, target: str = "results/result.json") -> set[str]:
+    """The rules a dry run of ``target`` would run (per-cell rules by their stage)."""
+    return rules_in(snakemake(workdir, "-n", target).stdout)
 
 
 def copy_run(run: Path, workdir: Path) -> Path:

@@ -1,0 +1,229 @@
+"""The validation matrix (scripts/matrix.py, deeplabv3_pipeline/matrix.py) on small hand-made results,
+select_result.py's gate, and (slow) the 2-model x 3-variant matrix of the workflow on the tiny demo."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from .conftest import run_script
+from .workflow import (
+    MATRIX,
+    PSPNET,
+    TINY,
+    cell_result,
+    copy_run,
+    merged,
+    planned_rules,
+    rules_in,
+    snakemake,
+    write_config,
+)
+
+
+def make_cell(results, model, variant, prediction, miou, images_per_s, first_frame=0, config="my_config.py"):
+    """A result.json as scripts/evaluate.py writes it, recording its prediction files; returns its path."""
+    folder = results / "infer" / model / variant
+    folder.mkdir(parents=True)
+    predictions = {}
+    for index, array in enumerate(prediction, start=first_frame):
+        frame = f"c_000000_00000{index}"
+        predictions[frame] = str(folder / f"{frame}_leftImg8bit_0.bin")
+        np.asarray(array, np.int64).tofile(predictions[frame])
+    cell = results / "cells" / model / variant
+    cell.mkdir(parents=True)
+    backend, precision = variant.split("-")[:2]
+    result = {
+        "model": model,
+        "variant": variant,
+        "backend": backend,
+        "inference_precision": precision,
+        "mIoU": miou,
+        "aAcc": 90.0,
+        "num_images": len(prediction),
+        "throughput": {"compute_images_per_s": images_per_s, "end_to_end_images_per_s": images_per_s / 2},
+        "predictions": predictions,
+        "config": {"precision": precision, "model": {"name": model, "config": config}},
+    }
+    (cell / "result.json").write_text(json.dumps(result))
+    (cell / "result.txt").write_text(f"aAcc: 90.0\nmIoU: {miou}\n")
+    return cell / "result.json"
+
+
+def test_each_cell_is_compared_with_its_own_models_reference_and_the_published_miou(tmp_path):
+    zoo = "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024"
+    cells = [
+        make_cell(tmp_path, "deeplabv3", "pytorch-fp32", [[1, 2, 3, 4], [5, 5, 5, 5]], 50.0, 0.5),
+        make_cell(tmp_path, "deeplabv3", "onnxruntime-int8", [[1, 2, 3, 0], [5, 5, 5, 5]], 49.5, 2.0),
+        make_cell(tmp_path, "pspnet", "pytorch-fp32", [[0, 0, 0, 0], [1, 1, 1, 1]], 40.0, 0.4, config=zoo),
+        make_cell(tmp_path, "pspnet", "onnxruntime-int8", [[0, 0, 0, 0], [1, 1, 0, 0]], 39.0, 1.0, config=zoo),
+    ]
+    # a stale prediction beside them (an earlier run's frame) is never read: only recorded files are
+    np.zeros(4, np.int64).tofile(
+        tmp_path / "infer" / "deeplabv3" / "onnxruntime-int8" / "c_000000_000009_leftImg8bit_0.bin"
+    )
+    completed = run_script(
+        "matrix.py", "--results", *cells, "--reference", "pytorch-fp32", "--output", tmp_path / "matrix"
+    )
+    matrix = json.loads((tmp_path / "matrix.json").read_text())
+    rows = {(row["model"], row["variant"]): row for row in matrix["rows"]}
+    assert list(rows) == [
+        ("deeplabv3", "pytorch-fp32"),
+        ("deeplabv3", "onnxruntime-int8"),
+        ("pspnet", "pytorch-fp32"),
+        ("pspnet", "onnxruntime-int8"),
+    ]
+    int8 = rows["deeplabv3", "onnxruntime-int8"]
+    assert int8["pixel_agreement"] == (0.75 + 1.0) / 2 and int8["worst_frame"] == "c_000000_000000"
+    assert int8["worst_frame_agreement"] == 0.75 and int8["delta_miou"] == -0.5 and int8["compute_images_per_s"] == 2.0
+    assert int8["per_image_agreement"] == {"c_000000_000000": 0.75, "c_000000_000001": 1.0}
+    assert int8["published_miou"] is None and int8["delta_published_miou"] is None  # not a model-zoo config
+    assert int8["precision"] == "int8" and int8["result"] == str(cells[1])
+    psp = rows["pspnet", "onnxruntime-int8"]  # against PSPNet's own reference, not DeepLabV3's
+    assert psp["pixel_agreement"] == (1.0 + 0.5) / 2 and psp["delta_miou"] == -1.0
+    assert psp["published_miou"] == 77.85 and psp["delta_published_miou"] == round(39.0 - 77.85, 2)
+    assert rows["pspnet", "pytorch-fp32"]["pixel_agreement"] == 1.0
+    with open(tmp_path / "matrix.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(row["model"], row["variant"]) for row in table] == list(rows)
+    assert {
+        "model",
+        "variant",
+        "backend",
+        "precision",
+        "inference_precision",
+        "miou",
+        "aacc",
+        "delta_miou",
+        "published_miou",
+        "pixel_agreement",
+        "compute_images_per_s",
+        "end_to_end_images_per_s",
+        "result",
+    } <= set(table[0])
+    assert "| pspnet | onnxruntime-int8 |" in completed.stdout and "-1.00" in completed.stdout
+    assert (tmp_path / "matrix.md").read_text().startswith("| model | variant |")
+
+
+def test_matrix_names_a_missing_cell(tmp_path):
+    reference = make_cell(tmp_path, "deeplabv3", "pytorch-fp32", [[1, 2]], 50.0, 0.5)
+    missing = tmp_path / "cells" / "deeplabv3" / "openvino-fp32" / "result.json"
+    completed = run_script("matrix.py", "--results", reference, missing, "--reference", "pytorch-fp32", check=False)
+    assert (
+        completed.returncode == 2 and "openvino-fp32/result.json does not exist: evaluate that cell" in completed.stderr
+    )
+
+
+def test_matrix_refuses_cells_evaluated_on_other_frames_or_without_their_reference(tmp_path):
+    reference = make_cell(tmp_path, "deeplabv3", "pytorch-fp32", [[1, 2], [3, 4]], 50.0, 0.5)
+    other = make_cell(tmp_path, "deeplabv3", "onnxruntime-fp32", [[1, 2], [3, 4]], 50.0, 0.5, first_frame=1)
+    completed = run_script("matrix.py", "--results", reference, other, "--reference", "pytorch-fp32", check=False)
+    assert completed.returncode == 2 and "evaluated on different frames" in completed.stderr
+    lonely = make_cell(tmp_path, "pspnet", "onnxruntime-fp32", [[1, 2], [3, 4]], 50.0, 0.5)
+    completed = run_script("matrix.py", "--results", reference, lonely, "--reference", "pytorch-fp32", check=False)
+    assert (
+        completed.returncode == 2
+        and "no result of model pspnet with the reference variant pytorch-fp32" in completed.stderr
+    )
+
+
+def test_mIoU_gate_fails_outside_tolerance_and_keeps_the_result(tmp_path):
+    source = make_cell(tmp_path, "deeplabv3", "onnxruntime-fp32", [[1]], 78.70, 1.0)
+    destination = tmp_path / "result.json"
+    failed = run_script(
+        "select_result.py", source, destination, "--expect-miou", 79.09, "--tolerance", 0.3, check=False
+    )
+    assert failed.returncode == 2 and "mIoU 78.7" in failed.stderr and "79.09 +/- 0.3" in failed.stderr
+    assert source.is_file() and not destination.exists()
+    run_script("select_result.py", source, destination, "--expect-miou", 79.0, "--tolerance", 0.3)
+    assert json.loads(destination.read_text())["mIoU"] == 78.70
+    assert (tmp_path / "result.txt").read_text() == "aAcc: 90.0\nmIoU: 78.7\n"
+
+
+# ------------------------------------------------------------------------------------ Snakemake (slow)
+
+MATRIX_CONFIG = merged(TINY, {"matrix": MATRIX})
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tiny_run, tmp_path_factory):
+    """The tiny run, then `snakemake results/matrix.json` of 2 models x 3 variants (read-only: tests copy it)."""
+    workdir = copy_run(tiny_run, tmp_path_factory.mktemp("matrix") / "run")
+    write_config(workdir, MATRIX_CONFIG)
+    run = snakemake(workdir, "results/matrix.json")
+    assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
+    return workdir
+
+
+def planned_outputs(workdir, target: str) -> list[str]:
+    """Every output file of a dry run of ``target``."""
+    planned = snakemake(workdir, "-n", target).stdout
+    return [path for line in re.findall(r"^\s+output: (.*)$", planned, flags=re.MULTILINE) for path in line.split(", ")]
+
+
+@pytest.mark.slow
+def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
+    matrix = json.loads((matrix_run / "results" / "matrix.json").read_text())
+    rows = matrix["rows"]
+    assert [(row["model"], row["variant"]) for row in rows] == [
+        (model, variant) for model in ("deeplabv3", "pspnet") for variant in MATRIX["variants"]
+    ]
+    assert "SYNTHETIC" in matrix["note"] and "SYNTHETIC" in (matrix_run / "results" / "matrix.md").read_text()
+    seen = {}
+    for row in rows:
+        result = json.loads((matrix_run / row["result"]).read_text())
+        assert row["result"] == str(cell_result(row["variant"], row["model"]))
+        assert (result["model"], result["variant"]) == (row["model"], row["variant"])
+        for path in result["predictions"].values():  # no two cells share a prediction file
+            assert path.startswith(f"results/infer/demo/val/{row['model']}/{row['variant']}/") and path not in seen
+            seen[path] = row["variant"]
+        assert row["published_miou"] == {"deeplabv3": 79.09, "pspnet": 77.85}[row["model"]]
+        assert row["inference_precision"] == row["precision"] == row["variant"].split("-")[1]
+    by_cell = {(row["model"], row["variant"]): row for row in rows}
+    # PSPNet's pyramid pools bins that do not divide its 8x16 feature map: the export is exact there
+    # (mmdeploy's floor(in/out) kernels agree on ~97 % of such pixels)
+    verify = json.loads((matrix_run / "results/models/pspnet/pspnet_verify.json").read_text())
+    assert verify["differing_decisive_pixels"] == 0.0
+    assert by_cell["pspnet", "onnxruntime-fp32"]["pixel_agreement"] >= 0.9999
+    assert by_cell["pspnet", "onnxruntime-int8"]["result"].endswith("pspnet/onnxruntime-int8/result.json")
+    assert json.loads((matrix_run / by_cell["pspnet", "onnxruntime-int8"]["result"]).read_text())["quantization"]
+    # the documented flow: the report holds the matrix
+    workdir = copy_run(matrix_run, matrix_run.parent / "report")
+    snakemake(workdir, "--report", "results/report.html")
+    assert "results/report/matrix.png" in (workdir / "results" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
+    more = merged(MATRIX_CONFIG, {"matrix": {"variants": [*MATRIX["variants"], "openvino-fp32"]}})
+    write_config(matrix_run, more)
+    try:
+        outputs = planned_outputs(matrix_run, "results/matrix.json")
+        added = [path for path in outputs if not path.startswith(("results/matrix.", "results/report/matrix"))]
+        assert added and all("/openvino-fp32/" in path for path in added), added
+        fcn = {"name": "fcn", "config": "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"}
+        write_config(matrix_run, merged(MATRIX_CONFIG, {"matrix": {"models": [PSPNET, fcn]}}))
+        outputs = planned_outputs(matrix_run, "results/matrix.json")
+        added = [path for path in outputs if not path.startswith(("results/matrix.", "results/report/matrix"))]
+        assert added and all("/fcn/" in path or "/fcn." in path for path in added), added
+    finally:
+        write_config(matrix_run, MATRIX_CONFIG)
+    assert "Nothing to be done" in snakemake(matrix_run, "-n", "results/matrix.json").stdout
+
+
+@pytest.mark.slow
+def test_any_cell_of_the_matrix_is_a_result_json_without_inference(matrix_run, tmp_path):
+    workdir = copy_run(matrix_run, tmp_path / "copy")
+    for backend, precision in (("onnxruntime", "int8"), ("pytorch", "fp32"), ("onnxruntime", "fp32")):
+        write_config(workdir, merged(MATRIX_CONFIG, {"backend": backend, "precision": precision}))
+        assert planned_rules(workdir) <= {"result", "report_figures"}, (backend, precision)
+        snakemake(workdir, "results/result.json")
+        result = json.loads((workdir / "results" / "result.json").read_text())
+        assert result["variant"] == f"{backend}-{precision}"
+        assert result == json.loads((workdir / cell_result(f"{backend}-{precision}")).read_text())
+    # and a matrix model as the configured one: its cells are found too
+    write_config(workdir, merged(MATRIX_CONFIG, {"model": PSPNET, "matrix": {"models": []}}))
+    assert planned_rules(workdir) <= {"result", "report_figures"}
+    assert rules_in(snakemake(workdir, "results/result.json").stdout) <= {"result", "report_figures"}
