@@ -5,8 +5,10 @@ from __future__ import annotations
 
 def headline(result: dict) -> str:
     """A result.json as 1-3 lines of text."""
+    # the cell (model x variant) where the result names it, else the backend
+    cell = "/".join(filter(None, [result.get("model"), result.get("variant")])) or result.get("backend")
     lines = [
-        f"{result.get('backend') or 'predictions'} ({result['num_images']} images): "
+        f"{cell or 'predictions'} ({result['num_images']} images): "
         f"mIoU {result['mIoU']}  aAcc {result['aAcc']}  mAcc {result['mAcc']}",
     ]
     speed = result.get("throughput") or {}

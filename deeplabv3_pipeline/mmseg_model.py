@@ -115,24 +115,35 @@ def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def load_checkpoint(model: nn.Module, checkpoint: str | Path) -> nn.Module:
-    """Load a checkpoint into ``model``; every key and shape must fit, or the error lists the first mismatches."""
-    state = load_state_dict_file(checkpoint)
-    expected = model.state_dict()
+def state_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """How a state dict misses the model's keys: counts and first names of missing, unexpected and
+    wrongly shaped keys (None: it fits)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:4])})")
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        if keys:
+            parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:4])})")
+    return "; ".join(parts) or None
+
+
+def load_checkpoint(model: nn.Module, checkpoint: str | Path, config: str | Path = "model.config") -> nn.Module:
+    """Load a checkpoint into ``model``; every key and shape must fit, or the error lists the first mismatches."""
+    state = load_state_dict_file(checkpoint)
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
         raise UserError(
-            f"checkpoint {checkpoint} does not fit the model config: {'; '.join(parts)}. "
-            "Is model.config the config this checkpoint was trained with?"
+            f"checkpoint {checkpoint} does not fit the model config {config}: {mismatch}. "
+            "Is it the checkpoint of another model? Give each model the config it was trained with."
         )
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def check_checkpoint_fits(config: str | Path, checkpoint: str | Path) -> None:
+    """A :class:`UserError` naming both and the mismatched keys unless ``checkpoint`` fits ``config``."""
+    load_checkpoint(build_model(config), checkpoint, config)
 
 
 class SegmentationExport(nn.Module):
@@ -210,7 +221,7 @@ def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) 
 
 def load_export_model(config: str | Path, checkpoint: str | Path, input_shape: tuple[int, int]) -> SegmentationExport:
     """Config + checkpoint -> the export wrapper, in eval mode, on the CPU."""
-    return SegmentationExport(load_checkpoint(build_model(config), checkpoint), input_shape).eval()
+    return SegmentationExport(load_checkpoint(build_model(config), checkpoint, config), input_shape).eval()
 
 
 def predict_class_ids(model: SegmentationExport, image: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -178,3 +178,17 @@ def _newer(path: str, than_ns: int) -> bool:
         return os.stat(path).st_mtime_ns > than_ns
     except FileNotFoundError:
         return False
+
+
+def cached_check(cache: Path, key: str, check: Callable[[], None]) -> None:
+    """Run ``check`` (it raises when what it checks is wrong) unless ``key`` passed it before, as
+    ``cache`` (a JSON list of keys) records; record ``key`` when it passes. For checks too slow for
+    every parse (loading a checkpoint): put what they depend on in the key (a fingerprint)."""
+    passed = json.loads(cache.read_text()) if cache.is_file() else []
+    if key in passed:
+        return
+    check()
+    from .binio import write_json
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, [*passed, key][-100:])  # the newest 100: old checkpoints drop out

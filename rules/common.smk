@@ -34,7 +34,11 @@ from deeplabv3_pipeline.errors import (
     recompute_hint,
 )  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
-from deeplabv3_pipeline.provenance import fingerprint, kept_result_problem  # noqa: E402
+from deeplabv3_pipeline.provenance import (
+    cached_check,
+    fingerprint,
+    kept_result_problem,
+)  # noqa: E402
 from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.quantize import (
@@ -283,6 +287,29 @@ def get_url_checkpoint(url):
 
 def get_checkpoint(wildcards):
     return PLAN.checkpoint(wildcards.model)
+
+
+# Checkpoints that fitted their config, by fingerprint: the check loads the model (seconds), once.
+FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
+
+
+def get_fitting_checkpoint(wildcards):
+    """The model's checkpoint, checked to fit its config before any job where it is the user's own file
+    (an FCN checkpoint given for PSPNet is an error naming both and the mismatched keys)."""
+    model = PLAN.model(wildcards.model)
+    path = PLAN.checkpoint(model.name)
+    if get_source_checkpoint(model.name) and Path(path).is_file():
+
+        def check():
+            from deeplabv3_pipeline.mmseg_model import check_checkpoint_fits
+
+            check_checkpoint_fits(model.config, path)
+
+        try:
+            cached_check(FIT_CACHE, f"{fingerprint([path])} {model.config}", check)
+        except UserError as error:
+            raise WorkflowError(f"error: model {model.name}: {error}") from None
+    return path
 
 
 def get_model_config(wildcards):

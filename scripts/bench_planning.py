@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""What planning costs: a dry run of results/result.json over N frames, and the input checks in it.
+"""What planning costs: a dry run of results/result.json over N frames, the input checks in it, and a
+dry run of a matrix.
 
-    python scripts/bench_planning.py --frames 500 3000
+    python scripts/bench_planning.py --frames 500 3000 --matrix-frames 500
 
 For each N it lays out a Cityscapes-shaped tree of N frames (empty placeholder PNGs: planning never
 reads an image), then times (median of ``--repeats``):
@@ -10,7 +11,9 @@ reads an image), then times (median of ``--repeats``):
 - ``kept result check``: provenance.kept_result_problem over a result listing N predictions and N
   labels (the check that stops "Nothing to be done" while a listed file is missing);
 - ``dry run``: ``snakemake -n results/result.json`` on that tree, whole (parsing, frames, DAG).
-Prints a Markdown table; the check's share of the dry run is the figure that matters.
+Prints a Markdown table; the check's share of the dry run is the figure that matters. Then, for each
+``--matrix-frames`` N, a dry run of ``results/matrix.json`` over N frames in 8 shards with 4 models x 6
+variants (MATRIX), beside the dry run of one cell on the same tree.
 """
 
 from __future__ import annotations
@@ -77,10 +80,42 @@ def kept_result(workdir: Path, images: list[Path], labels: list[Path]) -> tuple[
     return "results/x/result.json", [*relative, *map(str, labels)]
 
 
-def dry_run(workdir: Path, root: Path) -> None:
-    (workdir / "config.yaml").write_text(json.dumps({"dataset": {"root": str(root)}, "model": {"checkpoint": ""}}))
+# 4 models x 6 variants: the matrix issue's planning bound (under 10 s over 500 frames in 8 shards)
+MATRIX = {
+    "models": [
+        {"name": name, "config": f"{name}_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
+        for name in ("fcn", "pspnet", "deeplabv3plus")
+    ],
+    "variants": [
+        "pytorch-fp32",
+        "onnxruntime-fp32",
+        "onnxruntime-int8",
+        "openvino-fp32",
+        "openvino-int8",
+        "openvino-fp32-winograd",
+    ],
+    "reference": "pytorch-fp32",
+}
+
+
+def dry_run(workdir: Path, root: Path, settings: dict | None = None, target: str = "results/result.json") -> None:
+    config = {"dataset": {"root": str(root)}, "model": {"checkpoint": ""}, **(settings or {})}
+    (workdir / "config.yaml").write_text(json.dumps(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"]
-    subprocess.run([*command, "results/result.json"], cwd=workdir, check=True, capture_output=True)
+    subprocess.run([*command, target], cwd=workdir, check=True, capture_output=True)
+
+
+def measure_matrix(count: int, repeats: int) -> list[object]:
+    """Dry runs over ``count`` frames in 8 shards: one cell, and the 4 x 6 matrix (24 cells)."""
+    with tempfile.TemporaryDirectory(prefix="bench_planning-") as scratch:
+        root, workdir = Path(scratch) / "cityscapes", Path(scratch) / "work"
+        workdir.mkdir()
+        make_tree(root, count)
+        one_cell_s = median_seconds(lambda: dry_run(workdir, root, {"shards": 8}), repeats)
+        settings = {"shards": 8, "matrix": MATRIX}
+        matrix_s = median_seconds(lambda: dry_run(workdir, root, settings, "results/matrix.json"), repeats)
+    cells = (len(MATRIX["models"]) + 1) * len(MATRIX["variants"])
+    return [str(count), "8", f"{one_cell_s:.2f}", str(cells), f"{matrix_s:.2f}"]
 
 
 def measure(count: int, repeats: int) -> list[object]:
@@ -108,6 +143,7 @@ def measure(count: int, repeats: int) -> list[object]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[500, 3000])
+    parser.add_argument("--matrix-frames", type=int, nargs="*", default=[500])
     parser.add_argument("--repeats", type=int, default=3)
     return parser.parse_args(argv)
 
@@ -117,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [measure(count, args.repeats) for count in args.frames]
     header = ["frames", "fingerprint ms (images + labels)", "kept result check ms", "dry run s", "checks' share"]
     print("\n".join(markdown_table(header, rows)))
+    if args.matrix_frames:
+        rows = [measure_matrix(count, args.repeats) for count in args.matrix_frames]
+        header = ["frames", "shards", "dry run of one cell s", "matrix cells", "dry run of the matrix s"]
+        print()
+        print("\n".join(markdown_table(header, rows)))
     return 0
 
 

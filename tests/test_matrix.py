@@ -227,3 +227,41 @@ def test_any_cell_of_the_matrix_is_a_result_json_without_inference(matrix_run, t
     write_config(workdir, merged(MATRIX_CONFIG, {"model": PSPNET, "matrix": {"models": []}}))
     assert planned_rules(workdir) <= {"result", "report_figures"}
     assert rules_in(snakemake(workdir, "results/result.json").stdout) <= {"result", "report_figures"}
+
+
+@pytest.mark.slow
+def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run, tmp_path):
+    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+
+    workdir = copy_run(matrix_run, tmp_path / "copy")
+    before = {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file()}
+    fcn = make_random_checkpoint("fcn_r50-d8_4xb2-40k_cityscapes-512x1024", tmp_path / "fcn.pth", seed=1)
+    cases = [
+        (
+            {"matrix": {"models": [{**PSPNET, "checkpoint": str(fcn)}]}},
+            f"error: model pspnet: checkpoint {fcn} does not fit the model config {PSPNET['config']}: ",
+        ),
+        ({"matrix": {"variants": ["onnxruntime-fp64"]}}, "'onnxruntime-fp64' is not one of ['onnxruntime-fp32', "),
+        (
+            {"matrix": {"models": [{**PSPNET, "name": "deeplabv3"}]}},
+            "matrix.models[0]: a second model named 'deeplabv3'",
+        ),
+        (
+            {"matrix": {"models": [{**PSPNET, "config": "pspnet_r50"}]}},
+            "matrix.models[0].config: unknown mmseg config 'pspnet_r50'",
+        ),
+        ({"compare": {"backends": ["pytorch"]}}, "error: config key compare is gone: use matrix (variants, reference)"),
+    ]
+    for changes, message in cases:
+        write_config(workdir, merged(MATRIX_CONFIG, changes))
+        failed = snakemake(workdir, "-n", "results/matrix.json", check=False)
+        assert failed.returncode != 0 and message in failed.stdout, failed.stdout[-3000:]
+        if "does not fit" in message:  # the mismatched keys are named: PSPNet's pyramid is not FCN's
+            assert re.search(r"\d+ missing \(e\.g\. decode_head\.bottleneck", failed.stdout), failed.stdout[-2000:]
+    after = {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file()}
+    assert after == before  # nothing computed is lost or touched
+    # a checkpoint that fits is checked once, then found fitting by its fingerprint
+    psp = make_random_checkpoint(PSPNET["config"], tmp_path / "psp.pth", seed=1)
+    write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"models": [{**PSPNET, "checkpoint": str(psp)}]}}))
+    assert "export_onnx" in planned_rules(workdir, "results/matrix.json")
+    assert str(psp) in (workdir / ".snakemake" / "deeplabv3" / "checkpoints_that_fit.json").read_text()
