@@ -102,3 +102,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = snakemake(workdir, "results/result.json")
     assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
     return workdir
+
+
+@pytest.fixture(scope="session")
+def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run, then `snakemake results/matrix.json` of 2 models x 3 variants (read-only: tests copy it)."""
+    from .workflow import MATRIX, TINY, copy_run, merged, snakemake, write_config
+
+    workdir = copy_run(tiny_run, tmp_path_factory.mktemp("matrix") / "run")
+    write_config(workdir, merged(TINY, {"matrix": MATRIX}))
+    run = snakemake(workdir, "results/matrix.json")
+    assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
+    return workdir

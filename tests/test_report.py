@@ -321,7 +321,7 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
     on_disk = {str(p.relative_to(benchmarks).with_suffix("")) for p in benchmarks.rglob("*.tsv")}
     markdown = (report_run / "results" / "report" / "summary.md").read_text()
     runtime = markdown.split("## Runtime", 1)[1]
-    shown = set(re.findall(r"^\| ([a-z_/0-9]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
+    shown = set(re.findall(r"^\| ([a-z_/0-9.-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
     assert shown == on_disk - {"report_figures"}
     cell = "demo/val/deeplabv3/pytorch-fp32"
     assert {"demo_checkpoint/deeplabv3", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown

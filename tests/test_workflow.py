@@ -169,10 +169,10 @@ def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
     for soc in ("Ascend310", "Ascend310P3"):
         assert (
             f"atc --framework=5 --model={SIM_MODEL_PATH}"
-            f" --output=results/models/deeplabv3/fp16/deeplabv3_bs1_{soc} --input_format=NCHW"
+            f" --output=results/models/deeplabv3/fp32/deeplabv3_bs1_{soc} --input_format=NCHW"  # precision: fp32
             f" --input_shape=input:1,3,64,128 --log=error --soc_version={soc}" in dry.stdout
         )
-    assert "--backend ascend --model results/models/deeplabv3/fp16/deeplabv3_bs1_Ascend310.om" in dry.stdout
+    assert "--backend ascend --model results/models/deeplabv3/fp32/deeplabv3_bs1_Ascend310.om" in dry.stdout
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
     real = snakemake(tmp_path, check=False, env=env)
     assert real.returncode != 0 and "`atc` is not on PATH" in real.stdout and "CANN toolkit" in real.stdout
@@ -191,7 +191,7 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     ascend = json.loads((workdir / "results" / "result.json").read_text())
     cpu = json.loads((tiny_run / "results" / "result.json").read_text())
     assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
-    assert (workdir / "results" / "models" / "deeplabv3" / "fp16" / "deeplabv3_bs1_Ascend310P3.om").is_file()
+    assert (workdir / "results" / "models" / "deeplabv3" / "fp32" / "deeplabv3_bs1_Ascend310P3.om").is_file()
 
 
 def tensorrt_problems() -> list[str]:
@@ -285,8 +285,9 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
-def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_path):
-    """main run -> report -> matrix -> report again -> benchmark, as the README shows them."""
+def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(matrix_run, tmp_path):
+    """main run -> report -> matrix -> report again -> benchmark, as the README shows them (from the
+    matrix test's run, whose cells the README's default matrix, one model x 3 variants, finds)."""
     commands = readme_commands()
     assert commands == [
         ["--cores", "2"],
@@ -295,12 +296,12 @@ def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(tiny_run, tmp_pat
         ["--report", "results/report.html"],
         ["--cores", "2", "results/benchmark.md"],
     ]
-    workdir = copy_run(tiny_run, tmp_path / "copy")
+    workdir = copy_run(matrix_run, tmp_path / "copy")
     # the README's benchmark command times one variant here (every variant: test_default_benchmark_plans...)
     benchmark = {"variants": ["onnxruntime-fp32"], "reference": "onnxruntime-fp32", "images": 1, "repeats": 1}
     write_config(workdir, merged(TINY, {"benchmark": benchmark}))
     runs = [snakemake(workdir, *command) for command in commands]
-    assert "rule export_onnx:" not in "".join(run.stdout for run in runs)
+    assert not {"export_onnx", "infer", "evaluate"} & rules_in("".join(run.stdout for run in runs))
     report = (workdir / "results" / "report.html").read_text()
     assert "results/report/per_class_iou.png" in report and "results/report/matrix.png" in report
     assert json.loads((workdir / "results" / "benchmark.json").read_text())["fastest"] == "onnxruntime-fp32"
