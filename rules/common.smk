@@ -93,6 +93,33 @@ try:
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 note_clamped_shards(PLAN, config["shards"])
+
+# Checkpoints that fitted their config, by fingerprint: the check loads the model (seconds), once.
+FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
+
+
+def check_checkpoints_fit():
+    """Before any job: each model's checkpoint, where it is the user's own file, fits the model's config
+    (an FCN checkpoint given for PSPNet is an error naming both and the mismatched keys). At parse time,
+    not in an input function: Snakemake drops a job whose input function fails when its output exists.
+    """
+    for model in PLAN.models:
+        path = PLAN.checkpoint(model.name)
+        if model.demo or is_url(model.checkpoint) or not Path(path).is_file():
+            continue
+
+        def check(model=model, path=path):
+            from deeplabv3_pipeline.mmseg_model import check_checkpoint_fits
+
+            check_checkpoint_fits(model.config, path)
+
+        try:
+            cached_check(FIT_CACHE, f"{fingerprint([path])} {model.config}", check)
+        except UserError as error:
+            raise WorkflowError(f"error: model {model.name}: {error}") from None
+
+
+check_checkpoints_fit()
 CELL = PLAN.cell  # the configured cell: results/result.json
 BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo
@@ -287,29 +314,6 @@ def get_url_checkpoint(url):
 
 def get_checkpoint(wildcards):
     return PLAN.checkpoint(wildcards.model)
-
-
-# Checkpoints that fitted their config, by fingerprint: the check loads the model (seconds), once.
-FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
-
-
-def get_fitting_checkpoint(wildcards):
-    """The model's checkpoint, checked to fit its config before any job where it is the user's own file
-    (an FCN checkpoint given for PSPNet is an error naming both and the mismatched keys)."""
-    model = PLAN.model(wildcards.model)
-    path = PLAN.checkpoint(model.name)
-    if get_source_checkpoint(model.name) and Path(path).is_file():
-
-        def check():
-            from deeplabv3_pipeline.mmseg_model import check_checkpoint_fits
-
-            check_checkpoint_fits(model.config, path)
-
-        try:
-            cached_check(FIT_CACHE, f"{fingerprint([path])} {model.config}", check)
-        except UserError as error:
-            raise WorkflowError(f"error: model {model.name}: {error}") from None
-    return path
 
 
 def get_model_config(wildcards):

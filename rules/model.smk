@@ -19,7 +19,7 @@ wildcard_constraints:
 
 rule export_onnx:
     input:
-        checkpoint=get_fitting_checkpoint,
+        checkpoint=get_checkpoint,
     output:
         artifacts.EXPORT_ONNX.output,
     log:

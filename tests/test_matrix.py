@@ -260,4 +260,7 @@ def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run,
     psp = make_random_checkpoint(PSPNET["config"], tmp_path / "psp.pth", seed=1)
     write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"models": [{**PSPNET, "checkpoint": str(psp)}]}}))
     assert "export_onnx" in planned_rules(workdir, "results/matrix.json")
-    assert str(psp) in (workdir / ".snakemake" / "deeplabv3" / "checkpoints_that_fit.json").read_text()
+    from deeplabv3_pipeline.provenance import fingerprint
+
+    fitted = json.loads((workdir / ".snakemake" / "deeplabv3" / "checkpoints_that_fit.json").read_text())
+    assert fitted == [f"{fingerprint([str(psp)])} {PSPNET['config']}"]  # by size and mtime: a new file is checked
