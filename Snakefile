@@ -18,6 +18,7 @@ include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/benchmark.smk"
+include: "rules/planning.smk"
 
 
 onstart:

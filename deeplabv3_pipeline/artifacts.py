@@ -53,7 +53,7 @@ DEMO_DATASET = Step("demo_dataset", "demo_dataset")
 # a random checkpoint in the real format, per model (its own config's architecture)
 DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint/{model}", "results/demo/checkpoints/{model}.pth")
 FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint/{name}")
-LABELS = Step("labels", "labels")
+LABELS = Step("labels", "labels/shard{shard}")
 PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
 
 # Models: the guide's names ({model}.onnx, {model}_sim_bs1.onnx, {model}_bs1_{soc}.om) per model.

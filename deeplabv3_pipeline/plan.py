@@ -135,8 +135,7 @@ class Plan:
             split=split,
             dataset="demo" if demo else dataset_id(root),
             frames=frames,
-            # more shards than frames would make empty jobs: each frame gets its own shard instead
-            shard_count=min(config["shards"], len(frames)),
+            shard_count=shard_count(config["shards"], len(frames)),
             frames_without_train_ids=without,
             models=models,
             cell=Cell(models[0].name, variant),
@@ -175,6 +174,12 @@ class Plan:
     @cached_property
     def _made_labels(self) -> frozenset[Frame]:
         return frozenset(self.frames_without_train_ids)
+
+    def frames_to_label(self, shard_index: int | None = None) -> list[Frame]:
+        """The frames whose trainIds the `labels` rule makes: all of them, or the shard's."""
+        if shard_index is None:
+            return list(self.frames_without_train_ids)
+        return [frame for frame in self.shard_frames(shard_index) if frame in self._made_labels]
 
     def train_ids(self, frame: Frame) -> str:
         """The trainIds label evaluation reads: the made one, or the dataset's own."""
@@ -299,10 +304,29 @@ def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:
     return name if shard is None else f"{name}_shard{shard}"
 
 
+# The most frames one preprocess or infer job takes. Snakemake finds a file's producer by scanning the
+# producing job's file lists, so planning grows with frames x frames-per-job: 3000 frames in one job
+# take 29 s to plan, in jobs of 250 a few seconds (docs/performance.md, "Planning"). A job loads its
+# model once; at 1024x2048 a model load is under 1 % of 250 images' inference.
+MAX_FRAMES_PER_SHARD = 250
+
+
+def shard_count(asked: int, frames: int) -> int:
+    """``asked`` shards, more where a shard would hold over MAX_FRAMES_PER_SHARD frames, and never
+    more than there are frames (an empty shard would be an empty job)."""
+    return min(max(asked, -(-frames // MAX_FRAMES_PER_SHARD)), frames)
+
+
 def note_clamped_shards(plan: Plan, asked: int) -> None:
-    """Say it when the config asks for more shards than there are frames."""
+    """Say it when the plan runs another number of shards than the config asks for."""
     if plan.shard_count < asked:
         print(
             f"note: shards: {asked} but only {len(plan.frames)} frames: running {plan.shard_count} shards",
+            file=sys.stderr,
+        )
+    elif plan.shard_count > asked:
+        print(
+            f"note: shards: {asked}, but {len(plan.frames)} frames make {plan.shard_count} shards of at most "
+            f"{MAX_FRAMES_PER_SHARD} frames each (they plan in seconds, and the result is the same)",
             file=sys.stderr,
         )

@@ -125,7 +125,6 @@ BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo
 FRAMES = list(PLAN.frames)
 SHARDS = PLAN.shards
-FRAMES_WITHOUT_TRAIN_IDS = list(PLAN.frames_without_train_ids)
 # Model names as a wildcard constraint: the model rules' {model} takes exactly the plan's.
 MODEL_PATTERN = "|".join(re.escape(model.name) for model in PLAN.models)
 DEMO_MODELS = [model.name for model in PLAN.models if model.demo]
@@ -194,12 +193,13 @@ def get_image_files():
     return [PLAN.image(frame) for frame in FRAMES]
 
 
-def get_label_ids_files():
-    return [PLAN.label_ids(frame) for frame in FRAMES_WITHOUT_TRAIN_IDS]
+def get_label_ids_files(shard_index=None):
+    """The labelIds of the frames without trainIds: all, or the shard's."""
+    return [PLAN.label_ids(frame) for frame in PLAN.frames_to_label(shard_index)]
 
 
-def get_made_train_ids():
-    return [PLAN.made_train_ids(frame) for frame in FRAMES_WITHOUT_TRAIN_IDS]
+def get_made_train_ids(shard_index=None):
+    return [PLAN.made_train_ids(frame) for frame in PLAN.frames_to_label(shard_index)]
 
 
 def get_train_ids_files():
@@ -281,8 +281,8 @@ def get_source_images(shard_index):
     return [] if DEMO_DATA else get_shard_images(shard_index)
 
 
-def get_source_label_ids():
-    return [] if DEMO_DATA else get_label_ids_files()
+def get_source_label_ids(shard_index):
+    return [] if DEMO_DATA else get_label_ids_files(shard_index)
 
 
 def get_dataset_train_ids_files():
@@ -505,10 +505,6 @@ def get_matrix_results():
     return [PLAN.result(cell) for cell in PLAN.matrix_cells]
 
 
-def get_matrix_predictions():
-    return [path for cell in PLAN.matrix_cells for path in PLAN.predictions(cell)]
-
-
 # ---------------------------------------------------------------- report (rules/report.smk)
 
 
@@ -518,8 +514,11 @@ def get_run_steps():
     steps = []
     if PLAN.model(CELL.model).demo:
         steps.append(artifacts.DEMO_CHECKPOINT.format(model=CELL.model))
-    if FRAMES_WITHOUT_TRAIN_IDS:
-        steps.append(artifacts.LABELS)
+    steps += [
+        artifacts.LABELS.format(shard=index)
+        for index in SHARDS
+        if PLAN.frames_to_label(index)
+    ]
     steps += [artifacts.PREPROCESS.format(shard=index) for index in SHARDS]
     steps += list(dict.fromkeys(PLAN.model_steps(CELL) + get_extra_targets()))
     steps += [PLAN.step(artifacts.INFER, CELL, shard=index) for index in SHARDS]

@@ -76,24 +76,27 @@ for url_index, url in enumerate(CHECKPOINT_URLS):
             "python {params.script:q} {params.url:q} --output {output:q} > {log:q} 2>&1"
 
 
-if FRAMES_WITHOUT_TRAIN_IDS:
+# trainIds where the dataset has none, one job per shard (with frames to label)
+for shard_index in [index for index in SHARDS if PLAN.frames_to_label(index)]:
 
-    rule labels:
+    rule:
+        name:
+            rule_name("labels", shard_index)
         input:
-            get_label_ids_files(),
+            get_label_ids_files(shard_index),
         output:
-            get_made_train_ids(),
+            get_made_train_ids(shard_index),
         log:
-            artifacts.LABELS.log,
+            artifacts.LABELS.format(shard=shard_index).log,
         benchmark:
-            artifacts.LABELS.benchmark
+            artifacts.LABELS.format(shard=shard_index).benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:
             **stage_resources("default"),
         params:
             shape=list(INPUT_SHAPE),
-            sources=get_source_fingerprint(get_source_label_ids()),
+            sources=get_source_fingerprint(get_source_label_ids(shard_index)),
             script=script("make_labels.py"),
         shell:
             "python {params.script:q} --label-ids {input:q} --train-ids {output:q}"

@@ -49,6 +49,17 @@ def test_shards_are_balanced_contiguous_and_never_empty(frames, shards, sizes):
     assert [frame for part in parts for frame in part] == list(planned.frames)
 
 
+def test_no_shard_holds_more_than_250_frames_so_that_planning_stays_fast():
+    from deeplabv3_pipeline.plan import MAX_FRAMES_PER_SHARD, shard_count
+
+    assert MAX_FRAMES_PER_SHARD == 250
+    assert [shard_count(1, frames) for frames in (3, 250, 251, 500, 3000)] == [1, 1, 2, 2, 12]
+    assert shard_count(8, 500) == 8 and shard_count(4, 3) == 3
+    planned = plan(demo={"images": 260})
+    assert planned.shards == [0, 1] and [len(planned.shard_frames(i)) for i in planned.shards] == [130, 130]
+    assert sum(len(planned.frames_to_label(i)) for i in planned.shards) == 260  # labels per shard too
+
+
 def test_a_real_root_gets_its_own_data_folder_and_its_own_train_ids_where_it_has_them(tmp_path):
     root = tmp_path / "cityscapes"
     make_demo_dataset(root, "val", 3, (64, 128), seed=0)

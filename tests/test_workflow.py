@@ -77,7 +77,7 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     for stage in (
         "export_onnx/deeplabv3",
         "simplify_onnx/deeplabv3",
-        "labels",
+        "labels/shard0",
         "preprocess/shard0",
         "evaluate/demo/val/deeplabv3/onnxruntime-fp32",
     ):
