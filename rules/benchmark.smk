@@ -32,9 +32,9 @@ rule benchmark_variant:
         machine=artifacts.BENCHMARK_MACHINE.output,
     output:
         json=artifacts.BENCHMARK_VARIANT.format(model=CELL.model).output,
-        predictions=artifacts.BENCHMARK_VARIANT.format(model=CELL.model).output.removesuffix(
-            ".json"
-        )
+        predictions=artifacts.BENCHMARK_VARIANT.format(
+            model=CELL.model
+        ).output.removesuffix(".json")
         + ".npy",
     log:
         artifacts.BENCHMARK_VARIANT.format(model=CELL.model).log,

@@ -266,6 +266,25 @@ def get_final_targets():
     return ["results/result.json"] + [step.output for step in get_extra_targets()]
 
 
+# ---------------------------------------------------------------- planning (rules/planning.smk)
+
+
+def index_explicit_outputs():
+    """Give every rule whose outputs hold no wildcard an `is_producer` that is one set lookup.
+
+    Snakemake asks each candidate rule whether it makes a file by matching the file against every
+    output of the rule, one regular expression each (compiled on first use); with per-frame outputs
+    (preprocess, labels, infer) that is frames x frames-per-rule matches and one compile per file.
+    For outputs without wildcards "makes this file" is exactly "the file is one of its outputs", so
+    the answer is the same; rules with wildcards (the models') keep Snakemake's own matching.
+    """
+    for each in workflow.rules:
+        products = list(each.products())
+        if any(product.get_wildcard_names() for product in products):
+            continue
+        each.is_producer = frozenset(map(str, products)).__contains__
+
+
 # ---------------------------------------------------------------- inputs (rules/data.smk)
 
 
@@ -416,7 +435,10 @@ def get_evaluate_predictions(cell):
             [*predictions, *get_train_ids_files()],
             PLAN.run_config(cell),
             may_be_missing=[] if config["storage"]["keep_predictions"] else predictions,
-            sources=[*get_dataset_train_ids_files(), *get_source_checkpoint(cell.model)],
+            sources=[
+                *get_dataset_train_ids_files(),
+                *get_source_checkpoint(cell.model),
+            ],
         )
         if problem:
             raise WorkflowError(f"error: {problem}")
@@ -437,7 +459,8 @@ def forced_run():
 def get_verification(cells):
     """The ONNX check against PyTorch (model.verify) of every model of ``cells`` whose variant runs a
     model made from the ONNX export. The final steps wait for it (the published result, the matrix,
-    the benchmark), so a change of model.verify reruns only the check and those cheap steps."""
+    the benchmark), so a change of model.verify reruns only the check and those cheap steps.
+    """
     if not config["model"]["verify"]:
         return []
     exported = [
@@ -550,7 +573,8 @@ def get_matrix_files():
 
 def get_report_targets():
     """The files of results/report/, and the matrix and the benchmark (with their figures) once
-    made: `snakemake --report` then finds every figure of the run, and they are kept current."""
+    made: `snakemake --report` then finds every figure of the run, and they are kept current.
+    """
     targets = get_report_figures()
     if Path(artifacts.MATRIX.output).exists():
         targets += [artifacts.MATRIX.output, "results/report/matrix.png"]
@@ -604,9 +628,9 @@ def get_benchmark_args(wildcards):
 
 def get_benchmark_files(suffix):
     return [
-        artifacts.BENCHMARK_VARIANT.format(model=CELL.model, variant=name).output.removesuffix(
-            ".json"
-        )
+        artifacts.BENCHMARK_VARIANT.format(
+            model=CELL.model, variant=name
+        ).output.removesuffix(".json")
         + f".{suffix}"
         for name in get_benchmark_variants()
     ]

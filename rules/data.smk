@@ -64,7 +64,9 @@ for url_index, url in enumerate(CHECKPOINT_URLS):
         output:
             get_url_checkpoint(url),
         log:
-            artifacts.FETCH_CHECKPOINT.format(name=Path(get_url_checkpoint(url)).stem).log,
+            artifacts.FETCH_CHECKPOINT.format(
+                name=Path(get_url_checkpoint(url)).stem
+            ).log,
         conda:
             "../envs/deeplabv3.yaml"
         resources:

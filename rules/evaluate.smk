@@ -8,8 +8,6 @@ for cell in PLAN.cells:
     rule:
         name:
             cell_rule_name("evaluate", cell)
-        group:
-            cell_rule_name("metrics", cell)
         input:
             predictions=get_evaluate_predictions(cell),
             labels=get_train_ids_files(),
@@ -24,6 +22,8 @@ for cell in PLAN.cells:
             PLAN.step(artifacts.EVALUATE, cell).log,
         benchmark:
             PLAN.step(artifacts.EVALUATE, cell).benchmark
+        group:
+            cell_rule_name("metrics", cell)
         conda:
             "../envs/deeplabv3.yaml"
         resources:

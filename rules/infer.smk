@@ -46,15 +46,15 @@ for cell in PLAN.cells:
     rule:
         name:
             cell_rule_name("gather_summaries", cell)
-        # one cluster job with the cell's evaluation (profiles/slurm; no effect on a local run)
-        group:
-            cell_rule_name("metrics", cell)
         input:
             get_shard_summaries(cell),
         output:
             PLAN.summary(cell),
         log:
             PLAN.step(artifacts.GATHER_SUMMARIES, cell).log,
+        # one cluster job with the cell's evaluation (profiles/slurm; no effect on a local run)
+        group:
+            cell_rule_name("metrics", cell)
         conda:
             "../envs/deeplabv3.yaml"
         resources:
