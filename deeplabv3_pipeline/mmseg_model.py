@@ -191,9 +191,16 @@ def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:
     classifier = head.conv_seg
     classifier.weight.data.copy_(torch.randn(classifier.weight.shape, generator=generator))
     classifier.weight.data /= classifier.weight.shape[1] ** 0.5
+    # the classifier's own input, whatever the head computes before it (ASPP, PSP, DeepLabV3+'s fusion)
+    seen: list[torch.Tensor] = []
+    hook = classifier.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    try:
+        with torch.inference_mode():
+            head(model.extract_feat(torch.randn(1, 3, 64, 128, generator=generator)))
+    finally:
+        hook.remove()
     with torch.inference_mode():
-        features = head._forward_feature(model.extract_feat(torch.randn(1, 3, 64, 128, generator=generator)))
-        classifier.bias.data.copy_(-(classifier.weight[:, :, 0, 0] @ features.mean(dim=(0, 2, 3))))
+        classifier.bias.data.copy_(-(classifier.weight[:, :, 0, 0] @ seen[0].mean(dim=(0, 2, 3))))
 
 
 def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) -> Path:
