@@ -3,7 +3,7 @@
 
     python scripts/benchmark_variant.py --variant openvino-int8 --backend openvino --precision int8 \\
         --model results/models/deeplabv3_sim_bs1_int8_ov.xml --bins results/prep_dataset/.../a.bin ... \\
-        --count-model results/models/deeplabv3_sim_bs1.onnx --repeats 3 --warmup 1 --threads 8 \\
+        --count-model results/models/deeplabv3/deeplabv3_sim_bs1.onnx --repeats 3 --warmup 1 --threads 8 \\
         --output results/benchmark/openvino-int8.json --predictions results/benchmark/openvino-int8.npy
 
 The model is loaded (timed: ``load_s``) and must run the precision asked for (as infer.py checks);

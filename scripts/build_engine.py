@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ONNX -> TensorRT engine, with its build report (JSON) beside it, on this machine's NVIDIA GPU.
 
-    python scripts/build_engine.py results/models/deeplabv3_sim_bs1.onnx \\
+    python scripts/build_engine.py results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
         results/models/deeplabv3_bs1_fp32.engine --precision fp32
 
 An engine runs only with the TensorRT version and on the GPU model that built it. ``--precision``:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the model over preprocessed ``.bin`` files, with a command line that mirrors ais_bench.
 
-    python scripts/infer.py --model results/models/deeplabv3_sim_bs1.onnx --input results/prep_dataset/demo/val \\
+    python scripts/infer.py --model results/models/deeplabv3/deeplabv3_sim_bs1.onnx --input results/prep_dataset/demo/val \\
         --output results/infer/demo/val/onnxruntime --outfmt BIN --backend onnxruntime
 
 Each input ``{stem}.bin`` gives ``{stem}_0.bin`` (raw int64 1x1xHxW class ids), ais_bench's

@@ -2,7 +2,7 @@
 """Make the synthetic demo inputs: a Cityscapes-shaped dataset, or a random checkpoint in mmseg's format.
 
     python scripts/make_demo_data.py dataset --root results/demo/cityscapes --count 4 --shape 1024 2048
-    python scripts/make_demo_data.py checkpoint --output results/demo/checkpoint.pth --model-config NAME
+    python scripts/make_demo_data.py checkpoint --output results/demo/checkpoints/deeplabv3.pth --model-config NAME
 
 Neither is real: the dataset is drawn, the checkpoint is untrained. They let every stage of
 the workflow run where Cityscapes and the trained weights are not at hand.

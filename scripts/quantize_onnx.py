@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fp32 ONNX -> int8 model by post-training static quantization, calibrated on real preprocessed images.
 
-    python scripts/quantize_onnx.py results/models/deeplabv3_sim_bs1.onnx \\
+    python scripts/quantize_onnx.py results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
         results/models/deeplabv3_sim_bs1_int8.onnx --calibration-data results/prep_dataset/demo/val \\
         --calibration-images 8
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Publish one backend's result as ``results/result.json`` (+ ``.txt``), behind an optional mIoU gate.
 
-    python scripts/select_result.py results/onnxruntime/result.json results/result.json \\
+    python scripts/select_result.py results/cells/demo/val/deeplabv3/onnxruntime-fp32/result.json results/result.json \\
         --expect-miou 79.09 --tolerance 0.3
 
 With ``--expect-miou`` the measured mIoU must be within ``--tolerance`` of it, or the command

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fp32 ONNX -> the same model with its wide 3x3 convolutions in Winograd form (faster on CPUs).
 
-    python scripts/winograd_onnx.py results/models/deeplabv3_sim_bs1.onnx \\
+    python scripts/winograd_onnx.py results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
         results/models/deeplabv3_sim_bs1_winograd.onnx --tile 4 --check-data results/prep_dataset/demo/val
 
 Every 3x3 stride-1 convolution with at least ``--min-channels`` input channels (dilated ones
