@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -296,6 +296,36 @@ class Plan:
         }
         used["model"] = {key: value for key, value in settings["model"].items() if key not in NOT_IN_RESULT_MODEL}
         return used | {"variant": cell.variant.name, "precision": cell.precision}
+
+    # ------------------------------------------------------------------ what a run waits for and records
+
+    def verification(self, cells: Iterable[Cell]) -> list[str]:
+        """The ONNX checks against PyTorch (model.verify) of every model of ``cells`` whose variant runs
+        a model made from the ONNX export (none with model.verify off)."""
+        if not self.config["model"]["verify"]:
+            return []
+        exported = [
+            cell.model for cell in cells if artifacts.EXPORT_ONNX.format(model=cell.model) in self.model_steps(cell)
+        ]
+        return [artifacts.VERIFY_ONNX.format(model=name).output for name in dict.fromkeys(exported)]
+
+    def synthetic(self, cell: Cell) -> str:
+        """What of the cell's inputs is synthetic: "dataset", "checkpoint", both, or "" (a real run)."""
+        parts = [what for what, flag in (("dataset", self.demo), ("checkpoint", self.model(cell.model).demo)) if flag]
+        return " and ".join(parts)
+
+    def run_steps(self, extra: Iterable[Step] = ()) -> list[Step]:
+        """The steps of a run of the configured cell (results/result.json), in pipeline order: the
+        inputs, the steps that make its model (and ``extra``, e.g. every soc's .om), inference and
+        evaluation. Their benchmark files are the report's runtimes."""
+        cell = self.cell
+        assert cell is not None
+        steps = [artifacts.DEMO_CHECKPOINT.format(model=cell.model)] if self.model(cell.model).demo else []
+        steps += [artifacts.LABELS.format(shard=index) for index in self.shards if self.frames_to_label(index)]
+        steps += [artifacts.PREPROCESS.format(shard=index) for index in self.shards]
+        steps += list(dict.fromkeys([*self.model_steps(cell), *extra]))
+        steps += [self.step(artifacts.INFER, cell, shard=index) for index in self.shards]
+        return [*steps, self.step(artifacts.EVALUATE, cell)]
 
 
 def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:

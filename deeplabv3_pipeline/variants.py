@@ -74,3 +74,11 @@ def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:
         )
     candidate = Variant(backend, precision, winograd)
     return candidate if candidate.name in VARIANTS else Variant(backend, precision)
+
+
+def benchmark_variants(chosen: list[str], reference: str, bf16: bool) -> list[str]:
+    """The variants the CPU benchmark times: ``chosen`` (config benchmark.variants), or, when empty,
+    every CPU variant but those timed on request (bf16 ones only where the CPU has native BF16); the
+    reference first."""
+    default = [name for name in CPU_VARIANTS if name not in ON_REQUEST and (VARIANTS[name].precision != "bf16" or bf16)]
+    return list(dict.fromkeys([reference, *(chosen or default)]))

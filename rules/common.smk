@@ -47,8 +47,8 @@ from deeplabv3_pipeline.quantize import (
 )  # noqa: E402
 from deeplabv3_pipeline.variants import (
     CPU_VARIANTS,
-    ON_REQUEST as ON_REQUEST_VARIANTS,
     VARIANTS,
+    benchmark_variants,
 )  # noqa: E402
 
 # Keys of earlier versions, with what replaced them (the schema would only say "unexpected").
@@ -457,21 +457,10 @@ def forced_run():
 
 
 def get_verification(cells):
-    """The ONNX check against PyTorch (model.verify) of every model of ``cells`` whose variant runs a
-    model made from the ONNX export. The final steps wait for it (the published result, the matrix,
-    the benchmark), so a change of model.verify reruns only the check and those cheap steps.
+    """The ONNX checks the final steps wait for (the published result, the matrix, the benchmark), so
+    a change of model.verify reruns only the check and those cheap steps (PLAN.verification).
     """
-    if not config["model"]["verify"]:
-        return []
-    exported = [
-        cell.model
-        for cell in cells
-        if artifacts.EXPORT_ONNX.format(model=cell.model) in PLAN.model_steps(cell)
-    ]
-    return [
-        artifacts.VERIFY_ONNX.format(model=name).output
-        for name in dict.fromkeys(exported)
-    ]
+    return PLAN.verification(cells)
 
 
 def get_run_config_json(cell):
@@ -492,16 +481,9 @@ def get_dataset_json():
 
 
 def get_synthetic_note(cell):
-    """--synthetic naming what of the cell's inputs is synthetic (the demo dataset, a random checkpoint)."""
-    synthetic = [
-        what
-        for what, flag in (
-            ("dataset", DEMO_DATA),
-            ("checkpoint", PLAN.model(cell.model).demo),
-        )
-        if flag
-    ]
-    return shlex.join(["--synthetic", " and ".join(synthetic)]) if synthetic else ""
+    """--synthetic naming what of the cell's inputs is synthetic (none: no flag)."""
+    synthetic = PLAN.synthetic(cell)
+    return shlex.join(["--synthetic", synthetic]) if synthetic else ""
 
 
 def get_model_report_files(cell):
@@ -531,27 +513,9 @@ def get_matrix_results():
 # ---------------------------------------------------------------- report (rules/report.smk)
 
 
-def get_run_steps():
-    """The steps of a default run (results/result.json), in pipeline order: the inputs, the steps that
-    make the configured cell's model, inference and evaluation."""
-    steps = []
-    if PLAN.model(CELL.model).demo:
-        steps.append(artifacts.DEMO_CHECKPOINT.format(model=CELL.model))
-    steps += [
-        artifacts.LABELS.format(shard=index)
-        for index in SHARDS
-        if PLAN.frames_to_label(index)
-    ]
-    steps += [artifacts.PREPROCESS.format(shard=index) for index in SHARDS]
-    steps += list(dict.fromkeys(PLAN.model_steps(CELL) + get_extra_targets()))
-    steps += [PLAN.step(artifacts.INFER, CELL, shard=index) for index in SHARDS]
-    steps.append(PLAN.step(artifacts.EVALUATE, CELL))
-    return steps
-
-
 def get_report_benchmarks():
     """Benchmark files of the jobs of a default run; every rule's benchmark: path is its step's."""
-    return [step.benchmark for step in get_run_steps()]
+    return [step.benchmark for step in PLAN.run_steps(get_extra_targets())]
 
 
 def get_report_figures():
@@ -592,15 +556,8 @@ def get_report_folder(wildcards, output):
 
 
 def get_benchmark_variants():
-    """config benchmark.variants, or every variant this CPU runs (bf16 only with native BF16),
-    the reference first."""
-    chosen = config["benchmark"]["variants"] or [
-        name
-        for name in CPU_VARIANTS
-        if name not in ON_REQUEST_VARIANTS
-        and (VARIANTS[name].precision != "bf16" or has_bf16())
-    ]
-    return list(dict.fromkeys([config["benchmark"]["reference"], *chosen]))
+    benchmark = config["benchmark"]
+    return benchmark_variants(benchmark["variants"], benchmark["reference"], has_bf16())
 
 
 def benchmark_cell(wildcards):

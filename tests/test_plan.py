@@ -182,3 +182,48 @@ def test_a_cell_records_only_the_settings_it_depends_on():
 def test_bad_models_and_variants_are_user_errors_naming_the_key_and_the_valid_choices(changes, message):
     with pytest.raises(UserError, match=message):
         plan(**changes)
+
+
+def test_what_a_run_waits_for_and_records_is_planned_per_cell():
+    from deeplabv3_pipeline import artifacts
+
+    planned = plan(matrix=MATRIX, shards=2)
+    pspnet_ort = Cell("pspnet", VARIANTS["onnxruntime-fp32"])
+    torch_only = [Cell(model, VARIANTS["pytorch-fp32"]) for model in ("deeplabv3", "pspnet")]
+    assert planned.verification([pspnet_ort, planned.cell, pspnet_ort]) == [
+        "results/models/pspnet/pspnet_verify.json",
+        "results/models/deeplabv3/deeplabv3_verify.json",
+    ]
+    assert planned.verification(torch_only) == []  # PyTorch runs the checkpoint: no export to check
+    assert plan(matrix=MATRIX, model={"verify": False}).verification([pspnet_ort]) == []
+    assert planned.synthetic(pspnet_ort) == "dataset and checkpoint"
+    steps = planned.run_steps()
+    assert [step.rule for step in steps] == [
+        "demo_checkpoint",
+        "labels",
+        "labels",
+        "preprocess",
+        "preprocess",
+        "export_onnx",
+        "simplify_onnx",
+        "infer",
+        "infer",
+        "evaluate",
+    ]
+    assert steps[-1].benchmark == "results/benchmarks/evaluate/demo/val/deeplabv3/onnxruntime-fp32.tsv"
+    ascend = plan(backend="ascend", precision="fp16")
+    om = [artifacts.ATC.format(model="deeplabv3", precision="fp16", soc=soc) for soc in ("Ascend310", "Ascend310P3")]
+    assert [step.rule for step in ascend.run_steps(om)].count("atc") == 2  # every soc's .om, once each
+
+
+def test_the_benchmark_times_every_cpu_variant_or_the_chosen_ones_reference_first():
+    from deeplabv3_pipeline.variants import benchmark_variants
+
+    default = benchmark_variants([], "pytorch-fp32", bf16=False)
+    assert default[0] == "pytorch-fp32" and "onnxruntime-fp32-winograd" not in default
+    assert not any("bf16" in name or "tensorrt" in name or "ascend" in name for name in default)
+    assert {"pytorch-bf16", "openvino-bf16"} <= set(benchmark_variants([], "pytorch-fp32", bf16=True))
+    assert benchmark_variants(["openvino-fp32"], "onnxruntime-fp32", bf16=False) == [
+        "onnxruntime-fp32",
+        "openvino-fp32",
+    ]
