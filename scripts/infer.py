@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Run the model over preprocessed ``.bin`` files, with a command line that mirrors ais_bench.
 
-    python scripts/infer.py --model results/models/deeplabv3/deeplabv3_sim_bs1.onnx --input results/prep_dataset/demo/val \\
-        --output results/infer/demo/val/onnxruntime --outfmt BIN --backend onnxruntime
+    python scripts/infer.py --model results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
+        --input results/prep_dataset/demo/val --output results/infer/demo/val/deeplabv3/onnxruntime-fp32 \\
+        --outfmt BIN --backend onnxruntime
 
 Each input ``{stem}.bin`` gives ``{stem}_0.bin`` (raw int64 1x1xHxW class ids), ais_bench's
 naming, and a summary json with ais_bench's fields (``NPU_compute_time``, ``throughput``: compute

@@ -2,7 +2,8 @@
 """Check an exported ONNX model against PyTorch (the workflow's verify_onnx step; config model.verify).
 
     python scripts/verify_onnx.py results/models/deeplabv3/deeplabv3.onnx deeplabv3_r50-d8_512x1024_40k_cityscapes \\
-        --checkpoint checkpoint.pth --shape 1024 2048 --tolerance 0.0001 --report results/models/deeplabv3/deeplabv3_verify.json
+        --checkpoint checkpoint.pth --shape 1024 2048 --tolerance 0.0001 \\
+        --report results/models/deeplabv3/deeplabv3_verify.json
 
 Runs ONNX Runtime and PyTorch on one random input and fails if more than ``--tolerance`` of the
 pixels get another class where PyTorch's two best logits are not a near-tie (float rounding may flip
