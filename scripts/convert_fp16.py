@@ -3,7 +3,8 @@
 fp16 TensorRT engine: TensorRT 11 computes in the types the model declares.
 
     python scripts/convert_fp16.py results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
-        results/models/deeplabv3/deeplabv3_sim_bs1_fp16.onnx --report results/models/deeplabv3/deeplabv3_sim_bs1_fp16.json
+        results/models/deeplabv3/deeplabv3_sim_bs1_fp16.onnx \\
+        --report results/models/deeplabv3/deeplabv3_sim_bs1_fp16.json
 
 Resize (the logits' final upsampling) stays fp32, as onnxconverter-common keeps it.
 """
