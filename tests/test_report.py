@@ -1,9 +1,9 @@
-"""The report: scripts/report.py's pure parts and CLI, and the report rules with `snakemake --report` (slow)."""
+"""The report: deeplabv3_pipeline/figures.py, the scripts/report.py CLI, and the report rules with
+`snakemake --report` (slow)."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 from html.parser import HTMLParser
@@ -13,15 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
+from deeplabv3_pipeline import figures as report
 from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, label_ids_to_train_ids
-from deeplabv3_pipeline.errors import run_cli
+from deeplabv3_pipeline.errors import UserError
 
-from .conftest import REPO, SHAPE, run_script
+from .conftest import SHAPE, run_script
 from .workflow import TINY, merged, snakemake, write_config
-
-SPEC = importlib.util.spec_from_file_location("report", REPO / "scripts" / "report.py")
-report = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(report)
 
 FIGURES = ("per_class_iou.png", "confusion_matrix.png", "examples.png", "runtimes.png")
 
@@ -174,9 +171,11 @@ def evaluated(tmp_path_factory, demo_root) -> dict[str, Path]:
     }
 
 
-def run_report(*args: object) -> int:
-    """scripts/report.py's main in this process (the CLI itself is run by the first test and Snakemake)."""
-    return report.main([str(arg) for arg in args])
+def make_figures(inputs: dict[str, Path], outdir: Path, examples: int = 4) -> list[Path]:
+    """The figures of ``inputs`` in this process (the CLI is run by the first test and by Snakemake)."""
+    return report.make_figures(
+        inputs["result"], [inputs["images"]], [inputs["labels"]], [inputs["predictions"]], [], outdir, examples
+    )
 
 
 def figures_args(inputs: dict[str, Path], outdir: Path, *extra: object) -> list[object]:
@@ -227,27 +226,28 @@ def test_synthetic_run_is_said_in_every_table(evaluated, tmp_path):
     synthetic = tmp_path / "result.json"
     synthetic.write_text(json.dumps(dict(result, synthetic_inputs="dataset and checkpoint")))
     inputs = dict(evaluated, result=synthetic)
-    assert run_report(*figures_args(inputs, tmp_path / "report", "--examples", 2)) == 0
+    make_figures(inputs, tmp_path / "report", examples=2)
     assert "SYNTHETIC inputs (dataset and checkpoint)" in (tmp_path / "report" / "summary.md").read_text()
     assert "SYNTHETIC inputs" in (tmp_path / "report" / "summary.html").read_text()
     examples = read_png(tmp_path / "report" / "examples.png")
     assert examples.shape[0] < examples.shape[1] * 0.6  # two rows only
 
 
-def test_missing_prediction_is_a_clear_error(evaluated, tmp_path, capsys):
+def test_missing_prediction_is_a_clear_error(evaluated, tmp_path):
     inputs = dict(evaluated, predictions=tmp_path / "empty")
     (tmp_path / "empty").mkdir()
-    assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
-    stderr = capsys.readouterr().err
-    assert f"error: no *_leftImg8bit_0.bin files in prediction folder {tmp_path / 'empty'}" in stderr
+    with pytest.raises(UserError, match=r"no \*_leftImg8bit_0\.bin files in prediction folder"):
+        make_figures(inputs, tmp_path / "report")
+    assert not (tmp_path / "report").exists()  # every input is read before any figure is written
 
 
-def test_a_frame_without_its_prediction_file_is_a_clear_error(evaluated, tmp_path, capsys):
-    """With exact files (the workflow's form), a frame the result shows but no file is given for is named."""
+def test_a_frame_without_its_prediction_file_is_a_clear_error(evaluated, tmp_path):
+    """With exact files (the workflow's form), a frame the result shows but no file is given for is named:
+    one error line from the CLI, exit status 2."""
     predictions = sorted(evaluated["predictions"].glob("*_0.bin"))
     inputs = dict(evaluated, predictions=predictions[0])
-    assert run_cli(report.main, [str(arg) for arg in figures_args(inputs, tmp_path / "report")]) == 2
-    assert "no prediction of frame" in capsys.readouterr().err
+    failed = run_script("report.py", *figures_args(inputs, tmp_path / "report"), check=False)
+    assert failed.returncode == 2 and "error: " in failed.stderr and "no prediction of frame" in failed.stderr
 
 
 def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
@@ -279,7 +279,7 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
     }
     (tmp_path / "matrix.json").write_text(json.dumps(matrix))
     output = tmp_path / "report" / "matrix.png"
-    assert run_report("matrix", "--matrix", tmp_path / "matrix.json", "--output", output) == 0
+    assert report.plot_matrix(json.loads((tmp_path / "matrix.json").read_text()), output) == output
     assert_readable_figure(output, min_width=1200)
 
 
