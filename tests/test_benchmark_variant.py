@@ -3,7 +3,6 @@ facts of deeplabv3_pipeline.cpu. Every variant runs on the fixture models (64x12
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,15 @@ import numpy as np
 import pytest
 
 from deeplabv3_pipeline import cpu
+from deeplabv3_pipeline import variant_timing as benchmark_variant
 from deeplabv3_pipeline.backends import open_backend
 from deeplabv3_pipeline.binio import read_bin
+from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.opcount import count_operations
 from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
-from .conftest import REPO, SHAPE, run_script
+from .conftest import SHAPE, run_script
 from .test_opcount import tiny_model
-
-SPEC = importlib.util.spec_from_file_location("benchmark_variant", REPO / "scripts" / "benchmark_variant.py")
-benchmark_variant = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(benchmark_variant)
 
 VARIANT_KEYS = {
     "variant",
@@ -174,9 +171,9 @@ def test_int8_of_the_fp32_model_is_one_clear_error(tmp_path, onnx_models, bins):
 
 def test_class_ids_outside_cityscapes_are_refused():
     predictions = [np.full((1, 1, 2, 3), 19, np.int64)]
-    with pytest.raises(benchmark_variant.UserError, match=r"class ids 19\.\.19, not 0\.\.18"):
+    with pytest.raises(UserError, match=r"class ids 19\.\.19, not 0\.\.18"):
         benchmark_variant.class_id_stack(predictions, (2, 3), "test")
-    with pytest.raises(benchmark_variant.UserError, match="shape"):
+    with pytest.raises(UserError, match="shape"):
         benchmark_variant.class_id_stack([np.zeros((1, 2, 3), np.int64)], (2, 3), "test")
 
 
