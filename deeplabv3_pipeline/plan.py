@@ -26,7 +26,7 @@ from .cityscapes import Frame, dataset_id, discover_frames, shard
 from .demo import demo_frames
 from .errors import UserError
 from .variants import Variant, configured_variant, get_variant
-from .zoo import resolve_config
+from .zoo import ZOO, published_miou, resolve_config, zoo_checkpoint
 
 DEMO_ROOT = Path("results/demo/cityscapes")
 # Keys that never change a cell's result.json: the cell itself says backend and precision; the others
@@ -79,7 +79,10 @@ def models_of(config: Mapping) -> tuple[Model, ...]:
     ]
     models: dict[str, Model] = {}
     for where, entry in entries:
-        model = Model(entry["name"], entry["config"], entry.get("checkpoint", ""))
+        checkpoint = entry.get("checkpoint", "")
+        if checkpoint == ZOO:  # the URL of the model zoo's entry for this config (fetched, sha256-checked)
+            checkpoint = zoo_checkpoint(entry["config"], f"{where}.checkpoint")
+        model = Model(entry["name"], entry["config"], checkpoint)
         if model.name in models:
             raise UserError(
                 f"{where}: a second model named {model.name!r}: every model's files are named after it, "
@@ -298,6 +301,20 @@ class Plan:
         return used | {"variant": cell.variant.name, "precision": cell.precision}
 
     # ------------------------------------------------------------------ what a run waits for and records
+
+    def expected_miou(self, expected: float | str) -> float:
+        """The gate's mIoU: a number as given, or (``zoo``) what mmseg publishes for the configured model."""
+        if expected != ZOO:
+            return float(expected)
+        assert self.cell is not None
+        config = self.model(self.cell.model).config
+        miou = published_miou(config)
+        if miou is None:
+            raise UserError(
+                f"expect.miou: zoo, but model.config {config!r} is not an mmseg model-zoo entry with a "
+                "published Cityscapes mIoU: give the expected mIoU as a number"
+            )
+        return miou
 
     def verification(self, cells: Iterable[Cell]) -> list[str]:
         """The ONNX checks against PyTorch (model.verify) of every model of ``cells`` whose variant runs

@@ -24,6 +24,8 @@ LEGACY_CONFIG_NAMES = {
     "deeplabv3_r50-d8_512x1024_40k_cityscapes": "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024",
     "deeplabv3_r50-d8_512x1024_80k_cityscapes": "deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024",
 }
+# `checkpoint: zoo` and `expect.miou: zoo` name the model zoo's own checkpoint and published mIoU
+ZOO = "zoo"
 WHERE_CONFIGS_COME_FROM = (
     "model configs are a .py file, or the name of a config that mmsegmentation 1.2.2 ships "
     "(mmseg/.mim/configs/<family>/<name>.py)"
@@ -113,10 +115,43 @@ def zoo_entries() -> tuple[ZooEntry, ...]:
     )
 
 
-def published_miou(name_or_path: str | Path, dataset: str = "Cityscapes") -> float | None:
-    """The mIoU mmseg publishes on ``dataset`` for this config (matched by config name), or None."""
+@cache
+def family_entries(metafile: Path) -> tuple[ZooEntry, ...]:
+    """The entries of one family's metafile (``configs/<family>/metafile.yaml``; none where it has none)."""
+    return tuple(parse_metafile(metafile.read_text())) if metafile.is_file() else ()
+
+
+def entry_for(name_or_path: str | Path, dataset: str = "Cityscapes") -> ZooEntry | None:
+    """The model-zoo entry of this config on ``dataset`` (matched by config name in its family's
+    metafile, the one file read), or None: a config of the user's, or one the zoo lists no result for."""
     name = config_name(name_or_path)
-    for entry in zoo_entries():
+    shipped = shipped_configs().get(name)
+    if shipped is None:
+        return None
+    for entry in family_entries(shipped.parent / "metafile.yaml"):
         if entry.dataset == dataset and (entry.name == name or Path(entry.config).stem == name):
-            return entry.miou
+            return entry
     return None
+
+
+def published_miou(name_or_path: str | Path, dataset: str = "Cityscapes") -> float | None:
+    """The mIoU mmseg publishes on ``dataset`` for this config, or None where it is not a zoo entry."""
+    entry = entry_for(name_or_path, dataset)
+    return entry.miou if entry else None
+
+
+def zoo_checkpoint(name_or_path: str | Path, where: str = "checkpoint") -> str:
+    """The checkpoint URL mmseg's model zoo gives for this config (``checkpoint: zoo``); a config that
+    is not a Cityscapes zoo entry is a :class:`UserError` naming ``where``."""
+    entry = entry_for(name_or_path)
+    if entry is None or not entry.weights.startswith(("http://", "https://")):
+        raise UserError(
+            f"{where}: zoo, but {str(name_or_path)!r} is not an mmseg model-zoo entry on Cityscapes: give its "
+            "checkpoint file or URL, or a zoo config name (`python scripts/zoo.py list`)"
+        )
+    return entry.weights
+
+
+def cityscapes_entries() -> list[ZooEntry]:
+    """Every Cityscapes entry of the model zoo, in metafile order."""
+    return [entry for entry in zoo_entries() if entry.dataset == "Cityscapes"]

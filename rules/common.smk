@@ -499,10 +499,14 @@ def get_model_report_args(cell):
 def get_expect_args():
     """select_result.py flags of the configured mIoU gate (none when expect.miou is unset)."""
     expect = config["expect"]
-    return (
-        ""
-        if expect["miou"] is None
-        else f"--expect-miou {expect['miou']} --tolerance {expect['tolerance']}"
+    if expect["miou"] is None:
+        return ""
+    try:
+        miou = PLAN.expected_miou(expect["miou"])
+    except UserError as error:
+        raise WorkflowError(f"error: {error}") from None
+    return shlex.join(
+        ["--expect-miou", str(miou), "--tolerance", str(expect["tolerance"])]
     )
 
 

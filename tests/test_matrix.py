@@ -264,3 +264,19 @@ def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run,
 
     fitted = json.loads((workdir / ".snakemake" / "deeplabv3" / "checkpoints_that_fit.json").read_text())
     assert fitted == [f"{fingerprint([str(psp)])} {PSPNET['config']}"]  # by size and mtime: a new file is checked
+
+
+@pytest.mark.slow
+def test_a_zoo_model_by_name_plans_the_zoos_checkpoint_and_gate(tmp_path):
+    """`checkpoint: zoo` and `expect.miou: zoo` in a dry run (nothing is downloaded: no network here)."""
+    config = {"model": {"checkpoint": "zoo", "cache_dir": "cache"}, "expect": {"miou": "zoo"}}
+    write_config(tmp_path, merged(TINY, config))
+    planned = snakemake(tmp_path, "-n", "-p", "results/result.json").stdout
+    url = "https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r50-d8_512x1024_40k_cityscapes/"
+    assert f"fetch_checkpoint.py {url}" in planned and "acadc2f8.pth --output cache/" in planned
+    assert "--expect-miou 79.09 --tolerance 0.3" in planned  # the published figure is the gate
+    write_config(
+        tmp_path,
+        merged(TINY, {"model": {"config": "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"}, "expect": {"miou": "zoo"}}),
+    )
+    assert "--expect-miou 72.25" in snakemake(tmp_path, "-n", "-p", "results/result.json").stdout

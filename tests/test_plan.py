@@ -227,3 +227,30 @@ def test_the_benchmark_times_every_cpu_variant_or_the_chosen_ones_reference_firs
         "onnxruntime-fp32",
         "openvino-fp32",
     ]
+
+
+def test_checkpoint_zoo_is_the_model_zoos_url_and_expect_miou_zoo_its_published_figure(tmp_path):
+    from deeplabv3_pipeline.checkpoint import cached_path
+
+    planned = plan(model={"checkpoint": "zoo"}, matrix={**MATRIX, "models": [{**PSPNET, "checkpoint": "zoo"}]})
+    guide = "deeplabv3_r50-d8_512x1024_40k_cityscapes_20200605_022449-acadc2f8.pth"  # the guide's download
+    assert planned.model("deeplabv3").checkpoint.endswith("/" + guide)
+    assert planned.checkpoint("deeplabv3") == str(
+        cached_path(planned.model("deeplabv3").checkpoint, Path("checkpoints"))
+    )
+    assert planned.model("pspnet").checkpoint.endswith("-2966598c.pth")
+    assert planned.expected_miou("zoo") == 79.09 and planned.expected_miou(78.5) == 78.5
+    own = tmp_path / "my.py"
+    own.write_text("")  # a config file of the user's exists, but is no zoo entry
+    with pytest.raises(UserError, match=r"matrix.models\[0\].checkpoint: zoo, but .* is not an mmseg model-zoo"):
+        plan(matrix={**MATRIX, "models": [{**PSPNET, "config": str(own), "checkpoint": "zoo"}]})
+
+
+def test_the_zoo_lists_its_cityscapes_entries(tmp_path):
+    from .conftest import run_script
+
+    listed = run_script("zoo.py", "list", "--family", "pspnet").stdout
+    assert "| pspnet_r50-d8_4xb2-40k_cityscapes-512x1024 | pspnet | 77.85 | https://" in listed
+    run_script("zoo.py", "list", "--output", tmp_path / "zoo.md")
+    rows = (tmp_path / "zoo.md").read_text().splitlines()[2:]
+    assert len(rows) == 269  # every Cityscapes entry mmseg 1.2.2 ships
