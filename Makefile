@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
 test: setup
-	$(BIN)/python -m pytest -v
+	$(BIN)/python -m pytest -v --durations=25
 
 lint: setup
 	$(BIN)/ruff check .
