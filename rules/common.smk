@@ -514,6 +514,10 @@ def get_matrix_results():
     return [PLAN.result(cell) for cell in PLAN.matrix_cells]
 
 
+def get_matrix_predictions():
+    return [path for cell in PLAN.matrix_cells for path in PLAN.predictions(cell)]
+
+
 # ---------------------------------------------------------------- report (rules/report.smk)
 
 

@@ -74,10 +74,9 @@ rule result:
 
 rule matrix:
     input:
-        # (the predictions are read through the paths each result.json records; the results depend on
-        # them, and each evaluate checks that a kept result's files are still there: not declared
-        # again here, which would double the files Snakemake plans)
         results=get_matrix_results(),
+        # read through the paths each result.json records; declared so that they are tracked
+        predictions=get_matrix_predictions(),
         verification=get_verification(PLAN.matrix_cells),
     output:
         json=artifacts.MATRIX.output,
