@@ -21,6 +21,7 @@ from typing import Any
 
 from . import artifacts
 from .artifacts import Step
+from .backends import REGISTRY
 from .checkpoint import cached_path, is_url
 from .cityscapes import Frame, dataset_id, discover_frames, shard
 from .demo import demo_frames
@@ -87,6 +88,12 @@ def models_of(config: Mapping) -> tuple[Model, ...]:
             raise UserError(
                 f"{where}: a second model named {model.name!r}: every model's files are named after it, "
                 "so give each model its own name"
+            )
+        twin = next((name for name in models if rule_safe(name) == rule_safe(model.name)), None)
+        if twin:
+            raise UserError(
+                f"{where}: model names {twin!r} and {model.name!r} differ only in - and _, which the per-cell "
+                "rule names cannot tell apart (infer_<model>_<variant>): rename one"
             )
         try:
             resolve_config(model.config)
@@ -212,6 +219,12 @@ class Plan:
             return str(cached_path(model.checkpoint, self.cache_dir))
         return model.checkpoint
 
+    def user_checkpoint(self, name: str) -> str | None:
+        """The model's checkpoint where it is a local file of the user's, or None (a URL's download is
+        sha256-checked, the demo's is made by a rule): the one the workflow fingerprints and checks."""
+        model = self.model(name)
+        return None if model.demo or is_url(model.checkpoint) else model.checkpoint
+
     def model_settings(self, name: str) -> dict[str, Any]:
         """The config as one model sees it: ``model`` is that model's entry over the shared model keys
         (input_shape, opset, verify apply to every model)."""
@@ -278,16 +291,10 @@ class Plan:
         """A per-cell step (INFER, GATHER_SUMMARIES, EVALUATE) with the cell's keys filled in."""
         return step.format(data=self.data, model=cell.model, variant=cell.variant.name, **wildcards)
 
-    def reference_cell(self, cell: Cell) -> Cell:
-        """The matrix's reference variant of the cell's model."""
-        return self.matrix_cells[[c.model for c in self.matrix_cells].index(cell.model)]
-
     def run_config(self, cell: Cell) -> dict[str, Any]:
         """The config recorded in ``cell``'s result.json (and a param of its evaluate: a change reruns
         it): the model's settings without NOT_IN_RESULT, the other backends' sections and the sections
         of variants it is not (winograd, int8), and with the cell's variant and precision."""
-        from .backends import REGISTRY
-
         settings = self.model_settings(cell.model)
         others = set(REGISTRY) - {cell.backend}
         used = {
@@ -345,9 +352,14 @@ class Plan:
         return [*steps, self.step(artifacts.EVALUATE, cell)]
 
 
+def rule_safe(text: str) -> str:
+    """``text`` in identifier characters (what a rule name may hold): - and . become _."""
+    return re.sub(r"\W", "_", text)
+
+
 def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:
     """A per-cell rule's name: ``infer_<model>_<variant>[_shard<i>]`` (identifier characters only)."""
-    name = re.sub(r"\W", "_", f"{stage}_{cell.model}_{cell.variant.name}")
+    name = rule_safe(f"{stage}_{cell.model}_{cell.variant.name}")
     return name if shard is None else f"{name}_shard{shard}"
 
 

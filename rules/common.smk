@@ -104,8 +104,8 @@ def check_checkpoints_fit():
     not in an input function: Snakemake drops a job whose input function fails when its output exists.
     """
     for model in PLAN.models:
-        path = PLAN.checkpoint(model.name)
-        if model.demo or is_url(model.checkpoint) or not Path(path).is_file():
+        path = PLAN.user_checkpoint(model.name)
+        if not path or not Path(path).is_file():
             continue
 
         def check(model=model, path=path):
@@ -311,10 +311,8 @@ def get_dataset_train_ids_files():
 
 
 def get_source_checkpoint(model_name):
-    """The model's checkpoint where it is a local file of the user's (a URL's is fetched and
-    sha256-checked, the demo's is made by a rule)."""
-    model = PLAN.model(model_name)
-    return [] if model.demo or is_url(model.checkpoint) else [model.checkpoint]
+    """The model's checkpoint where it is a local file of the user's (PLAN.user_checkpoint)."""
+    return list(filter(None, [PLAN.user_checkpoint(model_name)]))
 
 
 def get_dataset_root(wildcards, output):
@@ -537,10 +535,6 @@ def get_report_figures():
         "summary.md",
     ]
     return [f"results/report/{name}" for name in names]
-
-
-def get_matrix_files():
-    return [f"results/matrix.{suffix}" for suffix in ("json", "csv", "md")]
 
 
 def get_report_targets():

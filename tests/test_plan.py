@@ -173,6 +173,10 @@ def test_a_cell_records_only_the_settings_it_depends_on():
             r"matrix.models\[0\]: a second model named 'deeplabv3'",
         ),
         (
+            {"matrix": {**MATRIX, "models": [{**PSPNET, "name": "psp-net"}, {**PSPNET, "name": "psp_net"}]}},
+            r"matrix.models\[1\]: model names 'psp-net' and 'psp_net' differ only in - and _",
+        ),
+        (
             {"matrix": {**MATRIX, "models": [{**PSPNET, "config": "pspnet_r50-d9"}]}},
             r"matrix.models\[0\].config: unknown mmseg config 'pspnet_r50-d9': .*mmseg/.mim/configs",
         ),
