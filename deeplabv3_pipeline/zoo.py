@@ -106,19 +106,17 @@ def parse_metafile(text: str) -> list[ZooEntry]:
 
 
 @cache
-def zoo_entries() -> tuple[ZooEntry, ...]:
-    """Every entry of every metafile the wheel ships, in file order."""
-    return tuple(
-        entry
-        for metafile in sorted(mmseg_config_dir().glob("*/metafile.yaml"))
-        for entry in parse_metafile(metafile.read_text())
-    )
-
-
-@cache
 def family_entries(metafile: Path) -> tuple[ZooEntry, ...]:
     """The entries of one family's metafile (``configs/<family>/metafile.yaml``; none where it has none)."""
     return tuple(parse_metafile(metafile.read_text())) if metafile.is_file() else ()
+
+
+@cache
+def zoo_entries() -> tuple[ZooEntry, ...]:
+    """Every entry of every metafile the wheel ships, in file order."""
+    return tuple(
+        entry for metafile in sorted(mmseg_config_dir().glob("*/metafile.yaml")) for entry in family_entries(metafile)
+    )
 
 
 def entry_for(name_or_path: str | Path, dataset: str = "Cityscapes") -> ZooEntry | None:

@@ -4,6 +4,7 @@
 # lives in the package: the paths of artifacts, logs and benchmark files in
 # deeplabv3_pipeline/artifacts.py, what a backend needs in its module (backends/<name>_backend.py),
 # the variants (backend-precision[-winograd]) in deeplabv3_pipeline/variants.py.
+import functools
 import json
 import os
 import re
@@ -308,6 +309,13 @@ def get_dataset_train_ids_files():
     """The trainIds labels evaluation reads from the dataset itself (not made by rule labels)."""
     made = set(get_made_train_ids())
     return [path for path in get_train_ids_files() if path not in made]
+
+
+@functools.cache
+def get_dataset_train_ids_fingerprint():
+    """get_source_fingerprint of the dataset's own trainIds: one stat per label, once per parse (every
+    cell's evaluate takes it)."""
+    return get_source_fingerprint(get_dataset_train_ids_files())
 
 
 def get_source_checkpoint(model_name):

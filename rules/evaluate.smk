@@ -32,7 +32,7 @@ for cell in PLAN.cells:
             result_path=lambda wildcards, output: str(Path(output.json).with_suffix("")),
             shape=list(INPUT_SHAPE),
             # dataset labels replaced under their names, whatever their mtime, are evaluated again
-            sources=get_source_fingerprint(get_dataset_train_ids_files()),
+            sources=get_dataset_train_ids_fingerprint(),
             run_config=get_run_config_json(cell),
             dataset=lambda wildcards: get_dataset_json(),
             model_name=cell.model,

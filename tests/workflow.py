@@ -42,7 +42,7 @@ def cell_result(variant: str = "onnxruntime-fp32", model: str = "deeplabv3", dat
 def stage_of(rule: str) -> str:
     """``infer_deeplabv3_onnxruntime_fp32_shard1`` -> ``infer``; other rule names as they are."""
     for stage in CELL_STAGES:
-        if rule.startswith(f"{stage}_") and not rule.startswith("infer_shard"):
+        if rule.startswith(f"{stage}_"):
             return stage
     return rule
 
