@@ -169,7 +169,8 @@ def stage_resources(stage):
 
 
 def rule_name(stage, shard_index):
-    """`preprocess` with one shard; `preprocess_shard0`, `preprocess_shard1`, ... with several."""
+    """`preprocess` with one shard; `preprocess_shard0`, `preprocess_shard1`, ... with several (a
+    cell's stage too: `infer_<model>_<variant>[_shard<i>]`)."""
     return stage if len(SHARDS) == 1 else f"{stage}_shard{shard_index}"
 
 

@@ -2,7 +2,8 @@
 # (ais_bench's layout), one job per shard, and a summary.json gathered from the shards. The model a
 # variant runs and the flags its backend needs come from the plan and the backend's module.
 # One rule per cell and shard, with no wildcards: Snakemake finds the producer of each of thousands of
-# prediction files by a prefix lookup instead of matching a pattern (docs/performance.md, "Planning").
+# prediction files without matching a pattern, by one set lookup (rules/planning.smk; docs/performance.md,
+# "Planning").
 
 
 for cell in PLAN.cells:
@@ -10,7 +11,7 @@ for cell in PLAN.cells:
 
         rule:
             name:
-                cell_rule_name("infer", cell, shard_index if len(SHARDS) > 1 else None)
+                rule_name(cell_rule_name("infer", cell), shard_index)
             input:
                 bins=get_shard_bins(shard_index),
                 model=PLAN.model_file(cell),
