@@ -26,7 +26,7 @@ from .checkpoint import cached_path, is_url
 from .cityscapes import Frame, dataset_id, discover_frames, shard
 from .demo import demo_frames
 from .errors import UserError
-from .variants import Variant, configured_variant, get_variant
+from .variants import Variant, check_config_names, configured_variant, get_variant
 from .zoo import ZOO, published_miou, resolve_config, zoo_checkpoint
 
 DEMO_ROOT = Path("results/demo/cityscapes")
@@ -133,6 +133,7 @@ class Plan:
     @classmethod
     def from_config(cls, config: Mapping) -> Plan:
         """The plan of a validated config: discovers the frames (UserError for a bad dataset root)."""
+        check_config_names(config)
         split = config["dataset"]["split"]
         demo = not config["dataset"]["root"]
         root = DEMO_ROOT if demo else Path(config["dataset"]["root"])

@@ -1,4 +1,7 @@
-"""int8 post-training quantization of the exported model (ONNX Runtime static QDQ, or OpenVINO NNCF).
+"""int8 post-training quantization of the exported model: what every engine shares (settings, the
+calibration images and their reader, the float tail, the report, the agreement check). The engines are
+the backends' own (a ``Quantizer`` in their SPEC): ONNX Runtime's static QDQ in
+``backends/onnxruntime/quantize.py``, OpenVINO NNCF in ``backends/openvino/quantize.py``.
 
 The simplified fp32 ONNX model (input ``input`` float32 1x3xHxW, output ``output`` int64 1x1xHxW)
 becomes a QDQ model: QuantizeLinear/DequantizeLinear pairs around every quantized op, which ONNX
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,8 +34,8 @@ from .metrics import pixel_agreement
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
-ENGINES = ("onnxruntime", "openvino")
-MIN_QDQ_OPSET = 13
+# The type names QuantizeSettings takes (each engine maps them to its own).
+QUANT_TYPES = ("uint8", "int8")
 
 
 @dataclass(frozen=True)
@@ -191,60 +193,27 @@ class BinCalibrationReader:
         return len(self.files)
 
 
-def as_calibration_reader(reader: BinCalibrationReader) -> Any:
-    """Wrap ``reader`` in a subclass of onnxruntime's CalibrationDataReader (imported lazily)."""
-    from onnxruntime.quantization import CalibrationDataReader
+def quantize_engines() -> dict[str, Any]:
+    """The backends that quantize (their ``Quantizer``), by name: the registry's, imported when asked
+    (the backends' quantize modules import this one)."""
+    from .backends import REGISTRY
 
-    class Reader(CalibrationDataReader):
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return reader.get_next()
-
-        def rewind(self) -> None:
-            reader.rewind()
-
-        def __len__(self) -> int:
-            return len(reader)
-
-    return Reader()
+    return {name: spec.quantizer for name, spec in REGISTRY.items() if spec.quantizer is not None}
 
 
-def quant_types(settings: QuantizeSettings) -> tuple[Any, Any]:
-    """(activation QuantType, weight QuantType) of the settings."""
-    from onnxruntime.quantization import QuantType
-
-    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    for name, value in (("activation type", settings.activation_type), ("weight type", settings.weight_type)):
-        if value not in types:
-            raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(types)}")
-    return types[settings.activation_type], types[settings.weight_type]
-
-
-def upgraded_opset(source: Path, scratch: Path, notes: list[str]) -> Path:
-    """``source``, or a copy converted to opset 13 when older: per-channel DequantizeLinear (axis) needs 13.
-
-    The export is opset 11 for ATC; the ops of this graph (Conv, Relu, Add, Resize, ArgMax, ...)
-    mean the same at 13.
-    """
-    import onnx
-    from onnx import version_converter
-
-    model = onnx.load(str(source))
-    opset = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
-    if opset >= MIN_QDQ_OPSET:
-        return source
-    onnx.save(version_converter.convert_version(model, MIN_QDQ_OPSET), str(scratch))
-    notes.append(f"converted from opset {opset} to {MIN_QDQ_OPSET} (per-channel QDQ needs it)")
-    return scratch
-
-
-def check_settings(settings: QuantizeSettings) -> None:
-    if settings.engine not in ENGINES:
-        raise UserError(f"unknown quantization engine {settings.engine!r}: choose one of {', '.join(ENGINES)}")
+def check_settings(settings: QuantizeSettings) -> Any:
+    """The engine's ``Quantizer``, once the settings are checked."""
+    engines = quantize_engines()
+    if settings.engine not in engines:
+        raise UserError(f"unknown quantization engine {settings.engine!r}: choose one of {', '.join(engines)}")
     if settings.activation_symmetric and settings.activation_type != "int8":
         raise UserError("symmetric activations need --activation-type int8 (a uint8 range centred on 0 wastes a bit)")
     if settings.calibrate_method != "minmax":
         raise UserError("only min/max calibration is supported (histogram methods do not fit 1024x2048 in memory)")
-    quant_types(settings)
+    for name, value in (("activation type", settings.activation_type), ("weight type", settings.weight_type)):
+        if value not in QUANT_TYPES:
+            raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(QUANT_TYPES)}")
+    return engines[settings.engine]
 
 
 def quantize_model(
@@ -259,14 +228,13 @@ def quantize_model(
     (``output`` an IR ``.xml`` with its ``.bin``). The output appears complete or not at all.
     """
     settings = settings or QuantizeSettings()
-    check_settings(settings)
+    quantizer = check_settings(settings)
     input_name, shape = model_input(source)
     files = select_calibration_files(calibration_files, settings.calibration_images)
     read_calibration_images(files, shape)  # every size checked before the minutes of calibration, not after
     output.parent.mkdir(parents=True, exist_ok=True)
     LOG.info("quantizing %s with %s, calibrating on %d image(s) at %dx%d", source, settings.engine, len(files), *shape)
-    quantize = quantize_onnxruntime if settings.engine == "onnxruntime" else quantize_openvino
-    float_nodes, count, notes = quantize(source, output, files, input_name, shape, settings)
+    float_nodes, count, notes = quantizer.run(source, output, files, input_name, shape, settings)
     if count == 0:
         output.unlink(missing_ok=True)
         raise UserError(f"quantization of {source} inserted no quantize node: nothing was quantized")
@@ -279,138 +247,9 @@ def quantize_model(
         calibration_files=[str(path) for path in files],
         float_nodes=float_nodes,
         quantized_node_count=count,
-        versions=tool_versions(settings.engine),
+        versions=quantizer.versions(),
         notes=notes,
     )
-
-
-def quantize_onnxruntime(
-    source: Path,
-    output: Path,
-    files: Sequence[Path],
-    input_name: str,
-    shape: tuple[int, int],
-    settings: QuantizeSettings,
-) -> tuple[list[str], int, list[str]]:
-    """ONNX Runtime static quantization to QDQ; returns (float nodes, QuantizeLinear count, notes)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quant_pre_process, quantize_static
-
-    if output.suffix != ".onnx":
-        raise UserError(f"the onnxruntime engine writes an .onnx model, not {output.name}")
-    activation_type, weight_type = quant_types(settings)
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:
-        prepared = upgraded_opset(source, Path(scratch) / "opset.onnx", notes)
-        if settings.pre_process:
-            # Shape inference + ONNX Runtime's graph optimisation, as ORT recommends before quantize_static.
-            quant_pre_process(str(prepared), str(Path(scratch) / "prepared.onnx"))
-            prepared = Path(scratch) / "prepared.onnx"
-        excluded = (
-            float_tail_nodes(onnx.load(str(prepared), load_external_data=False).graph) if settings.float_tail else []
-        )
-        cache = calibrate_min_max(prepared, BinCalibrationReader(files, input_name, shape), Path(scratch))
-        quantized = Path(scratch) / "quantized.onnx"
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            None,  # the ranges come from the cache just written
-            quant_format=QuantFormat.QDQ,
-            per_channel=settings.per_channel,
-            reduce_range=settings.reduce_range,
-            activation_type=activation_type,
-            weight_type=weight_type,
-            nodes_to_exclude=excluded,
-            calibrate_method=CalibrationMethod.MinMax,
-            calibration_cache_path=str(cache),
-            extra_options={
-                "ActivationSymmetric": settings.activation_symmetric,
-                "WeightSymmetric": True,
-                "QuantizeBias": settings.quantize_bias,
-            },
-        )
-        graph = onnx.load(str(quantized), load_external_data=False).graph
-        count = sum(node.op_type == "QuantizeLinear" for node in graph.node)
-        quantized.replace(output)
-    return excluded, count, notes
-
-
-def calibrate_min_max(model: Path, reader: BinCalibrationReader, scratch: Path) -> Path:
-    """Min/max range of every float tensor over the calibration images, saved as onnxruntime's calibration cache.
-
-    This is what quantize_static does itself, with one change: its calibration session runs the
-    augmented graph (a ReduceMin/ReduceMax pair on every tensor) in the default execution order,
-    which keeps nearly every activation alive at once: over 20 GB at 1024x2048. The priority-based
-    order frees each tensor once reduced, and the session needs what plain inference needs.
-    """
-    import onnxruntime
-    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
-
-    calibrator = create_calibrator(
-        model, None, augmented_model_path=str(scratch / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
-    )
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # as the calibrator's own
-    options.execution_order = onnxruntime.ExecutionOrder.PRIORITY_BASED
-    calibrator.infer_session = onnxruntime.InferenceSession(
-        calibrator.augmented_model_path, options, providers=["CPUExecutionProvider"]
-    )
-    calibrator.collect_data(as_calibration_reader(reader))
-    cache = scratch / "calibration_cache.json"
-    save_tensors_data(calibrator.compute_data(), cache)
-    return cache
-
-
-def quantize_openvino(
-    source: Path,
-    output: Path,
-    files: Sequence[Path],
-    input_name: str,
-    shape: tuple[int, int],
-    settings: QuantizeSettings,
-) -> tuple[list[str], int, list[str]]:
-    """OpenVINO NNCF post-training quantization to IR; returns (float nodes, FakeQuantize count, notes)."""
-    try:
-        import nncf
-    except ImportError as error:
-        raise UserError("the openvino engine needs NNCF: pip install nncf (see requirements.txt)") from error
-    import openvino as ov
-
-    if output.suffix != ".xml":
-        raise UserError(f"the openvino engine writes OpenVINO IR (.xml + .bin), not {output.name}")
-    model = ov.Core().read_model(str(source))
-    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-    names = convolutions[-1:] if settings.float_tail else []
-    types = ["Interpolate", "TopK"] if settings.float_tail else []
-    images = read_calibration_images(files, shape)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(images),
-        subset_size=len(images),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=nncf.IgnoredScope(names=names, types=types),
-    )
-    count = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:
-        staged = Path(scratch) / output.name
-        ov.save_model(quantized, str(staged))
-        staged.with_suffix(".bin").replace(output.with_suffix(".bin"))
-        staged.replace(output)  # the .xml last: it is the file Snakemake and the backends look for
-    notes = ["NNCF preset PERFORMANCE (symmetric weights and activations); per-channel weights, as NNCF does for Conv"]
-    return [*names, *(f"every {kind}" for kind in types)], count, notes
-
-
-def tool_versions(engine: str) -> dict[str, str]:
-    import onnx
-
-    if engine == "openvino":
-        import nncf
-        import openvino
-
-        return {"onnx": onnx.__version__, "openvino": openvino.__version__, "nncf": nncf.__version__}
-    import onnxruntime
-
-    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 def agreement_check(

@@ -1,6 +1,7 @@
 """Variants: backend x precision [x the Winograd graph], named ``backend-precision[-winograd]`` (the
-matrix's and the benchmark's vocabulary, and the schema's: tests/test_config.py ties its enums to
-:data:`VARIANTS`). Made from the backend registry: a backend's module adds its variants.
+matrix's and the benchmark's vocabulary). Made from the backend registry: a backend's subpackage adds
+its variants. The schema lists no backend or variant names; :func:`check_config_names` checks the
+config's against the registry, naming the valid ones.
 
 Which model a variant runs is its backend's (``model_steps``), or, for ``-winograd``, rule
 winograd_onnx's rewrite of the simplified ONNX. The steps' paths keep ``{model}``: the plan fills in
@@ -59,6 +60,25 @@ def get_variant(name: str, where: str = "variant") -> Variant:
         return VARIANTS[name]
     except KeyError:
         raise UserError(f"{where}: unknown variant {name!r}: choose from {', '.join(VARIANTS)}") from None
+
+
+def check_config_names(config: Mapping[str, Any]) -> None:
+    """``backend``, ``matrix.reference`` and the benchmark's variants are registered names (the matrix's
+    variants are checked as the plan reads them); a :class:`UserError` names the key and the valid names."""
+    if config["backend"] not in REGISTRY:
+        raise UserError(f"backend: unknown backend {config['backend']!r}: choose one of {', '.join(REGISTRY)}")
+    get_variant(config["matrix"]["reference"], "matrix.reference")
+    benchmark = config["benchmark"]
+    for where, names in (
+        ("benchmark.variants", benchmark["variants"]),
+        ("benchmark.reference", [benchmark["reference"]]),
+    ):
+        for name in names:
+            if name not in CPU_VARIANTS:
+                raise UserError(
+                    f"{where}: {name!r} is not a variant this workflow times on the CPU: choose from "
+                    f"{', '.join(CPU_VARIANTS)}"
+                )
 
 
 def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:

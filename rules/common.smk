@@ -2,7 +2,7 @@
 # and the functions the rules call (input functions named get_*), one section per rule file
 # (Snakemake's lint keeps functions out of rule files). What is not about this workflow's config
 # lives in the package: the paths of artifacts, logs and benchmark files in
-# deeplabv3_pipeline/artifacts.py, what a backend needs in its module (backends/<name>_backend.py),
+# deeplabv3_pipeline/artifacts.py, what a backend needs in its module (backends/<name>/),
 # the variants (backend-precision[-winograd]) in deeplabv3_pipeline/variants.py.
 import functools
 import json
@@ -21,7 +21,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from deeplabv3_pipeline import artifacts  # noqa: E402
-from deeplabv3_pipeline.backends import REGISTRY  # noqa: E402
+from deeplabv3_pipeline.backends import REGISTRY, backend_flags  # noqa: E402
 from deeplabv3_pipeline.checkpoint import is_url  # noqa: E402
 from deeplabv3_pipeline.plan import (
     Cell,
@@ -40,7 +40,7 @@ from deeplabv3_pipeline.provenance import (
     fingerprint,
     kept_result_problem,
 )  # noqa: E402
-from deeplabv3_pipeline.ascend import atc_command  # noqa: E402
+from deeplabv3_pipeline.backends.ascend.atc import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.quantize import (
     held_out_files,
@@ -226,14 +226,14 @@ def get_check_args(wildcards, input):
     )
 
 
-# ---------------------------------------------------------------- backends (backends/<name>_backend.py)
+# ---------------------------------------------------------------- backends (backends/<name>/)
 
 
 def get_backend_args(cell):
     """The flags of scripts/infer.py (and benchmark_variant.py) that the cell's backend needs from the
     config, as its model sees it (pytorch: the model's own mmseg config)."""
     settings = PLAN.model_settings(cell.model)
-    return shlex.join(REGISTRY[cell.backend].infer_args(settings))
+    return shlex.join(backend_flags(cell.backend, settings))
 
 
 def check_backend_tools():

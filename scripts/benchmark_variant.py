@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the images (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
-    add_backend_arguments(parser, IN_PROCESS_BACKENDS, required=True)
+    add_backend_arguments(parser, IN_PROCESS_BACKENDS)
     parser.add_argument("--output", type=Path, required=True, help="the variant's JSON")
     parser.add_argument("--predictions", type=Path, required=True, help="the first pass's class ids, uint8 .npy")
     return parser.parse_args(argv)

@@ -21,15 +21,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_json
-from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.tensorrt_engine import (
+from deeplabv3_pipeline.backends.tensorrt.engine import (
     PRECISIONS,
     EngineSettings,
     build_engine,
     engine_report_path,
     environment_problems,
 )
+from deeplabv3_pipeline.binio import write_json
+from deeplabv3_pipeline.errors import UserError, run_cli
 
 LOG = logging.getLogger("build_engine")
 

@@ -68,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--outfmt", choices=("BIN", "NPY"), default="BIN")
     parser.add_argument("--summary", type=Path, help="summary json (default: <output>/summary.json)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (as ais_bench)")
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, default="onnxruntime")
     return parser.parse_args(argv)
 
 

@@ -29,11 +29,12 @@ from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
-    ENGINES,
+    QUANT_TYPES,
     QuantizeSettings,
     agreement_check,
     calibration_bins,
     held_out_files,
+    quantize_engines,
     quantize_model,
     select_calibration_files,
 )
@@ -90,8 +91,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_CALIBRATION_IMAGES,
         help=f"how many images to calibrate on, spread over the sorted list (default {DEFAULT_CALIBRATION_IMAGES})",
     )
-    parser.add_argument("--engine", choices=ENGINES, default="onnxruntime")
-    parser.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8", help="onnxruntime engine")
+    parser.add_argument("--engine", choices=tuple(quantize_engines()), default="onnxruntime")
+    parser.add_argument("--activation-type", choices=QUANT_TYPES, default="uint8", help="onnxruntime engine")
     parser.add_argument(
         "--symmetric-activations",
         action="store_true",

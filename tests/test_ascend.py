@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline import ascend
-from deeplabv3_pipeline.backends.ascend_backend import file_run
+from deeplabv3_pipeline.backends.ascend import atc as ascend
+from deeplabv3_pipeline.backends.ascend.runner import file_run
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.timing import inference_summary
 

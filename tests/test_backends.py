@@ -3,18 +3,31 @@ without any runtime installed (the workflow imports it at parse time, on any mac
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from deeplabv3_pipeline import artifacts
-from deeplabv3_pipeline.backends import REGISTRY
+from deeplabv3_pipeline.backends import (
+    PATH_VARIABLE,
+    REGISTRY,
+    add_backend_arguments,
+    backend_flags,
+    open_backend,
+    options,
+)
+from deeplabv3_pipeline.errors import UserError
 
 from .conftest import REPO
-from .workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, copy_run, merged, snakemake, write_config
 
 CONFIG = merged(yaml.safe_load((REPO / "config.yaml").read_text()), TINY)
 
@@ -81,4 +94,99 @@ def test_the_registry_loads_without_any_runtime():
         "print(' '.join(BACKENDS), PRECISIONS['tensorrt'])\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert completed.stdout.split()[:5] == ["onnxruntime", "openvino", "pytorch", "tensorrt", "ascend"]
+    assert completed.stdout.split()[:5] == ["ascend", "onnxruntime", "openvino", "pytorch", "tensorrt"]
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_backend_options_go_from_the_config_to_flags_and_back(name):
+    """Each backend's options record, read from a config whose every option differs from its default,
+    gives flags that a stage CLI parses back into the same record (config -> flag -> record written once)."""
+    spec = REGISTRY[name]
+    config = merged(
+        CONFIG,
+        {
+            "model": {"config": "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", "input_shape": [32, 48]},
+            "onnxruntime": {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
+            "tensorrt": {"device": 3},
+            "ascend": {"device": 2, "ais_bench": "python3.9 -m ais_bench --debug"},
+        },
+    )
+    record = options.from_config(spec.options, config)
+    for field in dataclasses.fields(record):
+        assert getattr(record, field.name) != field.default, field.name
+    parser = argparse.ArgumentParser()
+    add_backend_arguments(parser)
+    args = parser.parse_args(["--backend", name, *backend_flags(name, config)])
+    assert options.from_namespace(spec.options, args) == record
+    # no flags: the record's own defaults
+    assert options.from_namespace(spec.options, parser.parse_args(["--backend", name])) == spec.options()
+
+
+def test_a_flag_two_backends_share_is_declared_once():
+    parser = argparse.ArgumentParser()
+    add_backend_arguments(parser)
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    assert flags.count("--device") == 1 and "--ais-bench" in flags and "--providers" in flags
+    assert parser.parse_args(["--backend", "onnxruntime", "--providers", "A", "B"]).providers == ["A", "B"]
+
+
+def test_an_option_the_backend_lacks_is_refused_by_name(tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"")
+    with pytest.raises(UserError, match="backend onnxruntime has no option device: it has providers"):
+        open_backend("onnxruntime", model, device=1)
+
+
+# ---------------------------------------------------------------- adding a backend: a test-only one
+
+PLUGINS = REPO / "tests" / "backends"  # holds constant/, a backend subpackage of its own
+
+
+def with_plugins() -> dict[str, str]:
+    return dict(os.environ, **{PATH_VARIABLE: str(PLUGINS)})
+
+
+def test_a_backend_subpackage_registers_itself_everywhere():
+    """tests/backends/constant, found through $DEEPLABV3_BACKEND_PATH: the registry, the variants, the CLI
+    flags and the config check know it with nothing else changed."""
+    code = (
+        "import argparse\n"
+        "from deeplabv3_pipeline.backends import BACKENDS, add_backend_arguments\n"
+        "from deeplabv3_pipeline.variants import VARIANTS, CPU_VARIANTS\n"
+        "parser = argparse.ArgumentParser(); add_backend_arguments(parser)\n"
+        "args = parser.parse_args(['--backend', 'constant', '--input-shape', '8', '16'])\n"
+        "print(' '.join(BACKENDS)); print('constant-fp32' in VARIANTS, 'constant-fp32' in CPU_VARIANTS)\n"
+        "print(args.backend, args.input_shape)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, env=with_plugins()
+    )
+    assert completed.stdout.splitlines() == [
+        "ascend constant onnxruntime openvino pytorch tensorrt",
+        "True True",
+        "constant [8, 16]",
+    ]
+    assert "constant" not in REGISTRY  # without the variable: only the package's own
+
+
+@pytest.mark.slow
+def test_a_test_only_backend_runs_as_a_cell_of_the_workflow(tiny_run, tmp_path):
+    """`backend: constant` after the tiny run: only its cell's inference and evaluation run, and its
+    result.json holds the figures of a prediction of class 0 everywhere."""
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    write_config(workdir, merged(TINY, {"backend": "constant"}))
+    run = snakemake(workdir, env=with_plugins())
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", run.stdout, flags=re.M))
+    assert ran == {
+        "infer_deeplabv3_constant_fp32",
+        "gather_summaries_deeplabv3_constant_fp32",
+        "evaluate_deeplabv3_constant_fp32",
+        "result",
+        "report_figures",
+        "all",
+    }, ran
+    result = json.loads((workdir / "results" / "result.json").read_text())
+    assert result["backend"] == "constant" and result["variant"] == "constant-fp32"
+    assert result["inference_precision"] == "fp32"
+    predicted = np.asarray(result["confusion_matrix"]["counts"]).sum(axis=0)  # columns: predicted trainIds
+    assert predicted[0] > 0 and predicted[1:].sum() == 0

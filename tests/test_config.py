@@ -1,8 +1,10 @@
 """config.yaml, the schema and the README's configuration table describe the same keys."""
 
+import dataclasses
 import re
 
 import jsonschema
+import pytest
 import yaml
 
 from .conftest import REPO
@@ -61,11 +63,12 @@ def test_conda_env_pins_the_requirements():
 
 
 def test_schema_backends_are_the_registry():
-    """The backend names and precisions the schema accepts are those of deeplabv3_pipeline.backends.REGISTRY."""
-    from deeplabv3_pipeline.backends import ALL_PRECISIONS, BACKENDS, REGISTRY
+    """The schema lists no backend name (the registry's are checked at start); its precisions are the
+    ones the registered backends run."""
+    from deeplabv3_pipeline.backends import ALL_PRECISIONS, REGISTRY
 
     properties = SCHEMA["properties"]
-    assert properties["backend"]["enum"] == list(BACKENDS)
+    assert "enum" not in properties["backend"]
     assert set(properties["precision"]["enum"]) == set(ALL_PRECISIONS)
     # every registered backend that reads settings of its own (a config section under its name, found by
     # planning it without that section) has that section in the schema and config.yaml
@@ -76,30 +79,86 @@ def test_schema_backends_are_the_registry():
         assert name in properties and name in config, name
 
 
-def test_schema_variants_are_the_variant_table():
-    """The matrix's variant names in the schema are deeplabv3_pipeline.variants' (every registered
-    backend at every precision it runs), the benchmark's those of the backends on this CPU."""
+def schema_entry(key: str) -> dict:
+    """The schema of a dotted config key (``ascend.ais_bench``)."""
+    entry = SCHEMA
+    for part in key.split("."):
+        entry = entry["properties"][part]
+    return entry
+
+
+def test_backend_options_are_config_keys_with_one_default():
+    """Each field of each backend's options record is read from a key the schema and config.yaml have;
+    where the key is in the backend's own section, the schema's default is the record's (one default)."""
+    from deeplabv3_pipeline.backends import REGISTRY
+    from deeplabv3_pipeline.backends.options import CONFIG_KEY, config_value
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    own_keys = 0
+    for name, spec in REGISTRY.items():
+        for field in dataclasses.fields(spec.options):
+            key = field.metadata[CONFIG_KEY]
+            entry = schema_entry(key)
+            config_value(config, key)  # config.yaml has it
+            if key.startswith(f"{name}."):
+                default = list(field.default) if isinstance(field.default, tuple) else field.default
+                assert entry["default"] == default, key
+                own_keys += 1
+    assert own_keys >= 4  # onnxruntime.providers, tensorrt.device, ascend.device, ascend.ais_bench
+
+
+def test_the_variant_table_is_every_registered_backend_at_every_precision():
+    """deeplabv3_pipeline.variants' names: every registered backend at every precision it runs (and
+    -winograd where it runs the ONNX graph), the benchmark's those of the backends on this CPU; the schema
+    lists none of them (a backend's subpackage brings its own)."""
     from deeplabv3_pipeline.backends import REGISTRY
     from deeplabv3_pipeline.variants import CPU_VARIANTS, ON_REQUEST, VARIANTS
 
     matrix = SCHEMA["properties"]["matrix"]["properties"]
-    assert matrix["variants"]["items"]["enum"] == matrix["reference"]["enum"] == list(VARIANTS)
     benchmark = SCHEMA["properties"]["benchmark"]["properties"]
-    assert benchmark["variants"]["items"]["enum"] == benchmark["reference"]["enum"] == list(CPU_VARIANTS)
+    for entry in (
+        matrix["variants"]["items"],
+        matrix["reference"],
+        benchmark["variants"]["items"],
+        benchmark["reference"],
+    ):
+        assert "enum" not in entry
     assert set(ON_REQUEST) <= set(CPU_VARIANTS) < set(VARIANTS)
     for name, variant in VARIANTS.items():
         assert variant.precision in REGISTRY[variant.backend].precisions, name
         assert name == f"{variant.backend}-{variant.precision}" + ("-winograd" if variant.winograd else ""), name
-    assert {name for name, spec in REGISTRY.items() for precision in spec.precisions} == {
-        variant.backend for variant in VARIANTS.values()
+    assert {(name, precision) for name, spec in REGISTRY.items() for precision in spec.precisions} == {
+        (variant.backend, variant.precision) for variant in VARIANTS.values() if not variant.winograd
     }
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backend": "tensorflow"}, r"backend: unknown backend 'tensorflow': choose one of ascend, onnxruntime, "),
+        ({"matrix": {"reference": "onnx-fp32"}}, r"matrix.reference: unknown variant 'onnx-fp32': choose from "),
+        ({"benchmark": {"variants": ["tensorrt-fp16"]}}, r"benchmark.variants: 'tensorrt-fp16' is not a variant "),
+        ({"benchmark": {"reference": "ascend-fp16"}}, r"benchmark.reference: 'ascend-fp16' is not a variant "),
+    ],
+)
+def test_unregistered_names_are_refused_naming_the_valid_ones(settings, message):
+    from deeplabv3_pipeline.errors import UserError
+    from deeplabv3_pipeline.variants import check_config_names
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in settings.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    with pytest.raises(UserError, match=message + ".*pytorch"):  # the valid names are listed
+        check_config_names(config)
 
 
 def reads_own_section(name: str, spec, config: dict) -> bool:
     """Whether planning or running ``name`` reads ``config[name]``."""
+    from deeplabv3_pipeline.backends import backend_flags
+
     without = {key: value for key, value in config.items() if key != name}
     try:
-        spec.infer_args(without)
+        backend_flags(name, without)
         for precision in spec.precisions:
             spec.model_steps(precision, without)
         spec.extra_targets(spec.default_precision, without)

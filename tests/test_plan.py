@@ -162,7 +162,7 @@ def test_a_cell_records_only_the_settings_it_depends_on():
     [
         (
             {"matrix": {**MATRIX, "variants": ["onnxruntime-fp64"]}},
-            r"matrix.variants: unknown variant 'onnxruntime-fp64': choose from onnxruntime-fp32, ",
+            r"matrix.variants: unknown variant 'onnxruntime-fp64': choose from ascend-fp16, ascend-fp32, ",
         ),
         (
             {"backend": "pytorch", "precision": "int8"},

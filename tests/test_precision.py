@@ -18,12 +18,12 @@ import torch
 
 from deeplabv3_pipeline import cpu
 from deeplabv3_pipeline.backends import INFERENCE_PRECISIONS, PRECISIONS, check_precision, open_backend
-from deeplabv3_pipeline.backends.onnxruntime_backend import onnxruntime_precision, pinned_providers, quantized_ops
-from deeplabv3_pipeline.backends.openvino_backend import compute_precisions, openvino_precision
+from deeplabv3_pipeline.backends.onnxruntime.runner import onnxruntime_precision, pinned_providers, quantized_ops
+from deeplabv3_pipeline.backends.openvino.runner import compute_precisions, openvino_precision
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
 
-from .conftest import SHAPE
+from .conftest import REPO, SHAPE
 
 # An AVX2 desktop/server CPU of the kind without any AVX-512, and an AVX-512 one with VNNI and BF16.
 AVX2_FLAGS = frozenset(["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"])
@@ -131,12 +131,30 @@ def test_require_bf16_names_the_missing_feature_on_an_avx2_cpu():
 
 
 def test_precision_table():
-    assert set(PRECISIONS) == {"onnxruntime", "openvino", "pytorch", "tensorrt", "ascend"}
+    assert {"onnxruntime", "openvino", "pytorch", "tensorrt", "ascend"} <= set(PRECISIONS)
     assert PRECISIONS["openvino"] == ("fp32", "bf16", "int8") and PRECISIONS["ascend"] == ("fp16", "fp32")
     assert all(set(allowed) <= set(INFERENCE_PRECISIONS) for allowed in PRECISIONS.values())
     for name, allowed in PRECISIONS.items():
         for precision in allowed:
             check_precision(name, precision)
+
+
+def test_the_readme_precision_table_is_the_registry():
+    """One row per registered backend, a "-" exactly where the backend lacks the precision."""
+    readme = (REPO / "README.md").read_text()
+    header = "| backend | `fp32` | `bf16` | `fp16` | `int8` |"
+    lines = readme[readme.index(header) :].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = {
+            precision
+            for precision, cell in zip(("fp32", "bf16", "fp16", "int8"), cells[1:], strict=True)
+            if cell != "-"
+        }
+    assert rows == {name: set(allowed) for name, allowed in PRECISIONS.items()}
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from deeplabv3_pipeline import tensorrt_engine as engines
-from deeplabv3_pipeline.backends.tensorrt_backend import TensorRTBackend, host_view, image_io
-from deeplabv3_pipeline.binio import file_sha256, read_bin
-from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.tensorrt_engine import (
+from deeplabv3_pipeline.backends.tensorrt import engine as engines
+from deeplabv3_pipeline.backends.tensorrt.engine import (
     BuildLog,
     EngineSettings,
     OnnxFacts,
@@ -43,6 +40,9 @@ from deeplabv3_pipeline.tensorrt_engine import (
     severity_name,
     zero_point_problem,
 )
+from deeplabv3_pipeline.backends.tensorrt.runner import TensorRTBackend, host_view, image_io
+from deeplabv3_pipeline.binio import file_sha256, read_bin
+from deeplabv3_pipeline.errors import UserError
 
 from .conftest import run_script
 

@@ -195,7 +195,7 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
 
 
 def tensorrt_problems() -> list[str]:
-    from deeplabv3_pipeline.tensorrt_engine import environment_problems
+    from deeplabv3_pipeline.backends.tensorrt.engine import environment_problems
 
     return environment_problems()
 

@@ -1,9 +1,12 @@
-"""The backends, one module each (``<name>_backend.py``), listed in :data:`REGISTRY`.
+"""The backends, one subpackage each (``backends/<name>/``), found and listed in :data:`REGISTRY`.
 
 Every backend takes a normalised float32 (1,3,H,W) image and returns int64 (1,1,H,W) class ids, the
 layout of the exported ONNX model, and writes ``{stem}_0.bin`` per input (ais_bench's layout) through
 its ``infer_files``. The interface is in :mod:`.base`; the workflow (schema check, rules, tool checks),
-``infer.py`` and the benchmark read this registry, so adding a backend means adding its module here.
+``infer.py`` and the benchmark read this registry, so adding a backend means adding its subpackage:
+every subpackage of this folder that defines ``SPEC`` is one, found when this module loads, and so is
+every subpackage of the folders in ``$DEEPLABV3_BACKEND_PATH`` (``os.pathsep``-separated: backends kept
+outside this tree, imported as ``deeplabv3_pipeline.backends.<name>``).
 
 Precision is asked for explicitly and each backend reports what its runtime says it computes
 (``inference_precision``, with ``precision_evidence``): a runtime's default is not always fp32 (OpenVINO
@@ -13,18 +16,37 @@ of an fp32 model) the reported value differs from the request, and :func:`requir
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import os
+import pkgutil
 from argparse import ArgumentParser, Namespace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from . import ascend_backend, onnxruntime_backend, openvino_backend, pytorch_backend, tensorrt_backend
-from .base import INFERENCE_PRECISIONS, Backend, BackendSpec, static_image_shape
+from .base import INFERENCE_PRECISIONS, Backend, BackendSpec, Config, static_image_shape
+from .options import add_option_arguments, from_config, from_namespace, to_flags
 
-REGISTRY: dict[str, BackendSpec] = {
-    module.SPEC.name: module.SPEC
-    for module in (onnxruntime_backend, openvino_backend, pytorch_backend, tensorrt_backend, ascend_backend)
-}
+PATH_VARIABLE = "DEEPLABV3_BACKEND_PATH"
+__path__ = [*__path__, *filter(None, os.environ.get(PATH_VARIABLE, "").split(os.pathsep))]
+
+
+def discover() -> dict[str, BackendSpec]:
+    """Every backend subpackage's ``SPEC``, by name, in name order."""
+    specs = {}
+    for found in sorted(pkgutil.iter_modules(__path__), key=lambda found: found.name):
+        if not found.ispkg:
+            continue
+        spec = getattr(importlib.import_module(f"{__name__}.{found.name}"), "SPEC", None)
+        if isinstance(spec, BackendSpec):
+            if spec.name in specs:
+                raise UserError(f"two backends are named {spec.name}: rename one (folders {', '.join(__path__)})")
+            specs[spec.name] = spec
+    return specs
+
+
+REGISTRY: dict[str, BackendSpec] = discover()
 BACKENDS = tuple(REGISTRY)
 IN_PROCESS_BACKENDS = tuple(name for name, spec in REGISTRY.items() if spec.in_process)
 PRECISIONS: dict[str, tuple[str, ...]] = {name: spec.precisions for name, spec in REGISTRY.items()}
@@ -42,6 +64,7 @@ __all__ = [
     "Backend",
     "BackendSpec",
     "add_backend_arguments",
+    "backend_flags",
     "check_precision",
     "default_precision",
     "get_spec",
@@ -83,26 +106,39 @@ def require_precision(backend: Backend, wanted: str, model: Path) -> None:
 
 def open_backend(name: str, model: Path, *, precision: str | None = None, threads: int = 0, **options: Any) -> Backend:
     """Load ``model`` for backend ``name`` at ``precision`` (default: the backend's). ``threads`` = 0 lets
-    the runtime choose; ``options`` are the backend's CLI flags by argparse name (``model_config``,
-    ``input_shape``, ``providers``, ``device``, ``ais_bench``). The backend's ``inference_precision``
-    says what actually runs; compare it with ``precision`` (:func:`open_checked` does)."""
+    the runtime choose; ``options`` are fields of the backend's options record (``model_config``,
+    ``input_shape``, ``providers``, ``device``, ``ais_bench``), the others keep their defaults. The
+    backend's ``inference_precision`` says what actually runs; compare it with ``precision``
+    (:func:`open_checked` does)."""
     spec = get_spec(name)
     precision = precision or spec.default_precision
     model = Path(model)
     if not model.is_file():
         raise UserError(f"model file {model} does not exist: run the workflow's model rules first")
     check_precision(name, precision)
-    return spec.open(model, precision, threads, options)
+    known = {field.name for field in dataclasses.fields(spec.options)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        have = ", ".join(sorted(known)) or "none"
+        raise UserError(f"backend {name} has no option {', '.join(unknown)}: it has {have}")
+    return spec.open(model, precision, threads, spec.options(**options))
 
 
-def add_backend_arguments(parser: ArgumentParser, names: tuple[str, ...] = BACKENDS, *, required: bool = False) -> None:
-    """``--backend`` (``required``, or the first of ``names`` by default), ``--precision``, ``--threads``,
-    ``--device`` and every listed backend's own flags."""
+def backend_flags(name: str, config: Config) -> list[str]:
+    """The flags of ``infer.py`` that give backend ``name`` its options from the workflow's config."""
+    return to_flags(from_config(get_spec(name).options, config))
+
+
+def add_backend_arguments(
+    parser: ArgumentParser, names: tuple[str, ...] = BACKENDS, *, default: str | None = None
+) -> None:
+    """``--backend`` (required unless a ``default`` is given), ``--precision``, ``--threads`` and the flags
+    of every listed backend's options record."""
     parser.add_argument(
         "--backend",
         choices=names,
-        required=required,
-        default=None if required else names[0],
+        required=default is None,
+        default=default,
         help="; ".join(f"{name}: {REGISTRY[name].summary}" for name in names),
     )
     parser.add_argument(
@@ -112,20 +148,16 @@ def add_backend_arguments(parser: ArgumentParser, names: tuple[str, ...] = BACKE
         + "; ".join(f"{name}: {', '.join(PRECISIONS[name])}" for name in names),
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0: its default)")
-    parser.add_argument("--device", type=int, default=0, help="accelerator id: the GPU (tensorrt) or NPU (ascend)")
     for name in names:
-        add_arguments = REGISTRY[name].add_arguments
-        if add_arguments is not None:
-            add_arguments(parser)
+        add_option_arguments(parser, REGISTRY[name].options, name)
 
 
 def open_checked(args: Namespace) -> Backend:
     """``open_backend`` with a stage CLI's flags (those of :func:`add_backend_arguments` and ``--model``),
     stopping unless the runtime computes in the precision asked for."""
     args.precision = args.precision or default_precision(args.backend)
-    options = {
-        key: value for key, value in vars(args).items() if key not in ("backend", "model", "precision", "threads")
-    }
+    record = from_namespace(get_spec(args.backend).options, args)
+    options = {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
     backend = open_backend(args.backend, args.model, precision=args.precision, threads=args.threads, **options)
     require_precision(backend, args.precision, args.model)
     return backend

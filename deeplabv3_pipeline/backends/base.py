@@ -1,14 +1,18 @@
-"""The interface every backend module implements (mmdeploy's backend manager + wrapper split).
+"""The interface every backend implements (mmdeploy's backend manager + wrapper split).
 
-A backend module (``<name>_backend.py``) holds, in one place:
+A backend subpackage (``backends/<name>/``) holds, in one place:
 
 - its **wrapper**: the opened model, ``run(image) -> class ids`` for one normalised float32 (1,3,H,W)
   image giving int64 (1,1,H,W), and ``infer_files`` for a pass over ``.bin`` files (in-process
   wrappers inherit :class:`FileRunner`'s; TensorRT and Ascend have their own pipelines);
-- its **spec** (:class:`BackendSpec`, the module's ``SPEC``): its precisions, the workflow steps that
-  make the model it runs, the ``infer.py`` flags it needs from the config, its environment check,
-  and how to open its wrapper. The registry (``backends.REGISTRY``) lists the specs; the workflow's
-  schema, rules and tool checks and the stage CLIs read it, so adding a backend touches one module.
+- its **options** (a typed record, :mod:`.options`): what it reads from the config, which are also
+  the stage CLIs' flags, each field with its one default;
+- its **conversion**, where its model is not the ONNX export itself (int8 quantization, an engine or
+  an ``.om`` build), as modules beside the wrapper;
+- its **spec** (:class:`BackendSpec`, the package's ``SPEC``): its precisions, the workflow steps that
+  make the model it runs, its options record, its environment check, and how to open its wrapper.
+  The registry (``backends.REGISTRY``) finds the specs; the workflow's config check, rules and tool
+  checks and the stage CLIs read it, so adding a backend is adding its subpackage.
 
 Nothing here imports a runtime: the workflow imports every spec at parse time, also where only
 some runtimes are installed. Wrappers import theirs when opened.
@@ -16,7 +20,6 @@ some runtimes are installed. Wrappers import theirs when opened.
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +56,9 @@ class FileRunner:
         return run_files(self, inputs, output, outfmt, warmup)  # type: ignore[arg-type]
 
 
-def no_args(config: Config) -> list[str]:
-    return []
+@dataclass(frozen=True)
+class NoOptions:
+    """The options record of a backend that reads nothing from the config."""
 
 
 def no_problems(config: Config) -> list[str]:
@@ -66,33 +70,46 @@ def no_steps(precision: str, config: Config) -> list[Step]:
 
 
 @dataclass(frozen=True)
+class Quantizer:
+    """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--engine <name>``).
+
+    ``run(source, output, files, input_name, shape, settings)`` writes ``output`` and returns (the nodes
+    left in float, how many quantize ops it inserted, notes); ``versions()``: the tools' versions.
+    """
+
+    run: Callable[..., tuple[list[str], int, list[str]]]
+    versions: Callable[[], dict[str, str]]
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """What the workflow and the CLIs need to know of one backend.
 
     ``precisions``: what it can be asked for, its default first. ``model_steps(precision, config)``: the
     workflow steps that make the model it runs, in order, the last one's output being that model (an
-    empty list: it runs the checkpoint itself). ``open(model, precision, threads, options)``: the wrapper;
-    ``options`` are the CLI flags by their argparse names (``model_config``, ``providers``, ``device`` ...).
-    ``infer_args(config)``: the flags ``infer.py`` needs from the config, which ``add_arguments`` declares.
+    empty list: it runs the checkpoint itself). ``options``: its options record type (:mod:`.options`),
+    read from the config for the workflow's jobs and from the flags of a stage CLI.
+    ``open(model, precision, threads, options)``: the wrapper, ``options`` being such a record.
     ``environment_problems(config)``: what is missing to run it here, one sentence each naming the fix,
     checked before any job runs. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
     machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
-    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it.
+    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``quantizer``: its int8
+    conversion, where it has one of its own.
     """
 
     name: str
     summary: str
     precisions: tuple[str, ...]
-    open: Callable[[Path, str, int, Mapping[str, Any]], Backend]
+    open: Callable[[Path, str, int, Any], Backend]
     model_steps: Callable[[str, Config], list[Step]]
-    infer_args: Callable[[Config], list[str]] = no_args
-    add_arguments: Callable[[ArgumentParser], None] | None = None
+    options: type = NoOptions
     environment_problems: Callable[[Config], list[str]] = no_problems
     extra_targets: Callable[[str, Config], list[Step]] = no_steps
     in_process: bool = True
     cpu: bool = True
     winograd: bool = False
+    quantizer: Quantizer | None = None
 
     @property
     def default_precision(self) -> str:
@@ -110,9 +127,9 @@ def static_image_shape(shape: list, source: Path) -> tuple[int, int]:
     return int(shape[2]), int(shape[3])
 
 
-def require_option(options: Mapping[str, Any], key: str, backend: str, why: str) -> Any:
-    """``options[key]``, or a :class:`UserError` naming the flag ``--key`` the backend needs."""
-    value = options.get(key)
+def require_option(options: Any, key: str, backend: str, why: str) -> Any:
+    """Field ``key`` of an options record, or a :class:`UserError` naming the flag ``--key`` it needs."""
+    value = getattr(options, key)
     if value is None:
         raise UserError(f"the {backend} backend needs --{key.replace('_', '-')} ({why})")
     return value

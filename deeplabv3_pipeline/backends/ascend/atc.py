@@ -1,5 +1,5 @@
 """Ascend's tools: the ATC and ais_bench command lines, their checks, and reading ais_bench's output
-(the backend itself, behind the common interface, is ``backends/ascend_backend.py``).
+(the wrapper behind the common interface is :mod:`.runner`, the registration the package's ``__init__``).
 
 Nothing here needs CANN to be importable: commands are built as lists (unit-tested, and shown
 by ``snakemake -n -p``), and run only where the tools exist.
@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import UserError
+from ...errors import UserError
 
 CANN_HINT = (
     "install the CANN toolkit and run `source /usr/local/Ascend/ascend-toolkit/set_env.sh` (it puts atc on PATH)"

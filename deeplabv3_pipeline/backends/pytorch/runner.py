@@ -7,16 +7,12 @@ fp32 by default; bf16 runs the same model under ``torch.autocast("cpu", dtype=to
 from __future__ import annotations
 
 import contextlib
-from argparse import ArgumentParser
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..artifacts import Step
-from ..cpu import require_bf16
-from .base import BackendSpec, Config, FileRunner, require_option
+from ...cpu import require_bf16
+from ..base import FileRunner
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -40,10 +36,10 @@ class PyTorchBackend(FileRunner):
     ) -> None:
         import torch
 
-        from ..mmseg_model import load_export_model, predict_class_ids
+        from ...mmseg_model import load_export_model, predict_class_ids
 
         if precision == "bf16":
-            require_bf16("precision bf16 (pytorch)", instead=SPEC.other_precisions("bf16"))
+            require_bf16("precision bf16 (pytorch)", instead=tuple(other for other in PRECISIONS if other != "bf16"))
         if threads:
             torch.set_num_threads(threads)
         self.input_shape = tuple(input_shape)
@@ -58,35 +54,3 @@ class PyTorchBackend(FileRunner):
     def run(self, image: np.ndarray) -> np.ndarray:
         with self.bf16_context() if self.autocast else contextlib.nullcontext():
             return self.predict(self.model, image)
-
-
-def model_steps(precision: str, config: Config) -> list[Step]:
-    return []  # the checkpoint itself
-
-
-def infer_args(config: Config) -> list[str]:
-    height, width = config["model"]["input_shape"]
-    return ["--model-config", config["model"]["config"], "--input-shape", str(height), str(width)]
-
-
-def add_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("--model-config", help="mmseg config name or file (pytorch)")
-    parser.add_argument("--input-shape", type=int, nargs=2, metavar=("H", "W"), help="input height and width (pytorch)")
-
-
-def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> PyTorchBackend:
-    why = "the checkpoint holds weights only"
-    model_config = require_option(options, "model_config", "pytorch", why)
-    input_shape = tuple(require_option(options, "input_shape", "pytorch", why))
-    return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision)  # type: ignore[arg-type]
-
-
-SPEC = BackendSpec(
-    name="pytorch",
-    summary="the mmseg model in eager PyTorch on the CPU: the accuracy reference",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    infer_args=infer_args,
-    add_arguments=add_arguments,
-)

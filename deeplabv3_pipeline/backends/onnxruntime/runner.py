@@ -6,19 +6,15 @@ fp32 runs the simplified ONNX model; int8 the static QDQ model of rule quantize_
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .. import artifacts
-from ..artifacts import Step
-from ..binio import read_onnx
-from ..errors import UserError
-from .base import BackendSpec, Config, FileRunner, static_image_shape
+from ...binio import read_onnx
+from ...errors import UserError
+from ..base import FileRunner, static_image_shape
 
 PRECISIONS = ("fp32", "int8")
 
@@ -103,39 +99,3 @@ class OnnxRuntimeBackend(FileRunner):
 
     def run(self, image: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: image})[0].astype(np.int64, copy=False)
-
-
-def model_steps(precision: str, config: Config) -> list[Step]:
-    extra = [artifacts.QUANTIZE_ONNX] if precision == "int8" else []
-    return [*artifacts.ONNX_STEPS, *extra]
-
-
-def infer_args(config: Config) -> list[str]:
-    return ["--providers", *config["onnxruntime"]["providers"]]
-
-
-def add_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument(
-        "--providers",
-        nargs="+",
-        default=["CPUExecutionProvider"],
-        help="onnxruntime execution providers, in order (default: CPUExecutionProvider)",
-    )
-
-
-def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend(
-        model, threads=threads, providers=list(options.get("providers") or ["CPUExecutionProvider"])
-    )
-
-
-SPEC = BackendSpec(
-    name="onnxruntime",
-    summary="ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    infer_args=infer_args,
-    add_arguments=add_arguments,
-    winograd=True,  # runs the rewrite slower than the direct graph: timed on request (variants.py)
-)

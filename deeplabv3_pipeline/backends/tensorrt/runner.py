@@ -26,14 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import artifacts
-from .. import tensorrt_engine as engines
-from ..artifacts import Step
-from ..errors import UserError
-from ..tensorrt_engine import MIB, TensorInfo, cuda_value
-from ..timing import latency_stats
-from .base import BackendSpec, Config
-from .files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
+from ...errors import UserError
+from ...timing import latency_stats
+from ..files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
+from . import engine as engines
+from .engine import MIB, TensorInfo, cuda_value
 
 REBUILD = "rebuild it with scripts/build_engine.py (the workflow's build_engine rule)"
 CLASS_ID_TYPES = ("INT32", "INT64")
@@ -370,37 +367,3 @@ class TensorRTBackend:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-
-# ---------------------------------------------------------------- the workflow's side (backends.base)
-
-
-def model_steps(precision: str, config: Config) -> list[Step]:
-    """An engine per precision (rule build_engine), from the simplified ONNX, its fp16 conversion (rule
-    convert_fp16: TensorRT 11 computes in the model's types) or rule quantize_tensorrt's symmetric Q/DQ model."""
-    source = {"fp16": [artifacts.CONVERT_FP16], "int8": [artifacts.QUANTIZE_TENSORRT]}.get(precision, [])
-    return [*artifacts.ONNX_STEPS, *source, artifacts.BUILD_ENGINE.format(precision=precision)]
-
-
-def infer_args(config: Config) -> list[str]:
-    return ["--device", str(config["tensorrt"]["device"])]
-
-
-def check_environment(config: Config) -> list[str]:
-    return engines.environment_problems()
-
-
-def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> TensorRTBackend:
-    return TensorRTBackend(model, device=int(options.get("device") or 0), precision=precision)
-
-
-SPEC = BackendSpec(
-    name="tensorrt",
-    summary="NVIDIA TensorRT engines (fp32, fp16, int8 from a symmetric Q/DQ model), built per GPU",
-    precisions=engines.PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    infer_args=infer_args,
-    environment_problems=check_environment,
-    cpu=False,
-)

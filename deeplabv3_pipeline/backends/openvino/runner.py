@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .. import artifacts
-from ..artifacts import Step
-from ..cpu import require_bf16
-from .base import BackendSpec, Config, FileRunner, static_image_shape
+from ...cpu import require_bf16
+from ..base import FileRunner, static_image_shape
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -71,7 +68,7 @@ class OpenVinoBackend(FileRunner):
         import openvino as ov
 
         if precision == "bf16":
-            require_bf16("precision bf16 (openvino)", instead=SPEC.other_precisions("bf16"))
+            require_bf16("precision bf16 (openvino)", instead=tuple(other for other in PRECISIONS if other != "bf16"))
         core = ov.Core()
         network = core.read_model(str(model))
         shape = network.input(0).get_partial_shape()
@@ -92,26 +89,3 @@ class OpenVinoBackend(FileRunner):
     def run(self, image: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: image})
         return np.asarray(result[self.compiled.output(0)]).astype(np.int64, copy=False)
-
-
-def model_steps(precision: str, config: Config) -> list[Step]:
-    """int8 runs the NNCF IR; fp32 and bf16 the simplified ONNX (variant openvino-fp32-winograd: the
-    Winograd rewrite of it, deeplabv3_pipeline/variants.py)."""
-    if precision == "int8":
-        return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
-    return list(artifacts.ONNX_STEPS)
-
-
-def open_model(model: Path, precision: str, threads: int, options: Mapping[str, Any]) -> OpenVinoBackend:
-    return OpenVinoBackend(model, threads=threads, precision=precision)
-
-
-SPEC = BackendSpec(
-    name="openvino",
-    summary="OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
-    winograd=True,
-)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .binio import file_sha256, read_onnx, write_atomic
-from .errors import UserError
+from ...binio import file_sha256, read_onnx, write_atomic
+from ...errors import UserError
 
 LOG = logging.getLogger(__name__)
 

@@ -1,0 +1,61 @@
+"""Ascend NPUs: the guide's procedure. ATC compiles the simplified ONNX into one ``.om`` per
+``ascend.soc_versions`` (rule atc; the commands in :mod:`.atc`, no CANN needed to build or show them),
+and ais_bench runs the first one (:mod:`.runner`).
+
+An out-of-process backend: ais_bench runs whole folders, so ``in_process`` is False and the wrapper
+has ``infer_files`` only (no ``run(image)``); the benchmark times in-process backends only.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ... import artifacts
+from ...artifacts import Step
+from ..base import BackendSpec, Config
+from ..options import from_config, option
+from . import atc
+from .runner import PRECISIONS, AscendBackend
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    """The .om of the first soc_version, at the precision (its folder: ATC's fp16 and fp32 differ)."""
+    first_soc = config["ascend"]["soc_versions"][0]
+    return [*artifacts.ONNX_STEPS, artifacts.ATC.format(soc=first_soc, precision=precision)]
+
+
+def extra_targets(precision: str, config: Config) -> list[Step]:
+    """An .om for every soc_version, also those not run here."""
+    return [artifacts.ATC.format(soc=soc, precision=precision) for soc in config["ascend"]["soc_versions"]]
+
+
+@dataclass(frozen=True)
+class AscendOptions:
+    device: int = option(0, "accelerator id: the NPU", config="ascend.device")
+    ais_bench: str = option("python3 -m ais_bench", "how to start ais_bench", config="ascend.ais_bench")
+
+
+def environment_problems(config: Config) -> list[str]:
+    """atc and ais_bench must start here (CANN's tools)."""
+    commands = (["atc"], shlex.split(from_config(AscendOptions, config).ais_bench))
+    return [problem for problem in map(atc.missing_tool, commands) if problem]
+
+
+def open_model(model: Path, precision: str, threads: int, options: AscendOptions) -> AscendBackend:
+    return AscendBackend(model, precision, options.device, options.ais_bench)
+
+
+SPEC = BackendSpec(
+    name="ascend",
+    summary="Ascend NPU: ATC .om per soc_version, run by ais_bench (CANN)",
+    precisions=PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+    options=AscendOptions,
+    environment_problems=environment_problems,
+    extra_targets=extra_targets,
+    in_process=False,
+    cpu=False,
+)

@@ -1,0 +1,37 @@
+"""OpenVINO on the CPU, reading the simplified ONNX model (or an NNCF IR) directly, the precision
+pinned (:mod:`.runner`); int8 is the NNCF IR of rule quantize_openvino (:mod:`.quantize`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ... import artifacts
+from ...artifacts import Step
+from ..base import BackendSpec, Config, NoOptions, Quantizer
+from . import quantize
+from .runner import PRECISIONS, OpenVinoBackend
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    """int8 runs the NNCF IR; fp32 and bf16 the simplified ONNX (variant openvino-fp32-winograd: the
+    Winograd rewrite of it, deeplabv3_pipeline/variants.py)."""
+    if precision == "int8":
+        return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
+    return list(artifacts.ONNX_STEPS)
+
+
+def open_model(model: Path, precision: str, threads: int, options: NoOptions) -> OpenVinoBackend:
+    return OpenVinoBackend(model, threads=threads, precision=precision)
+
+
+SPEC = BackendSpec(
+    name="openvino",
+    summary="OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)",
+    precisions=PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+    # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
+    winograd=True,
+    quantizer=Quantizer(run=quantize.quantize_openvino, versions=quantize.versions),
+)

@@ -1,0 +1,44 @@
+"""The mmseg model itself in eager PyTorch (:mod:`.runner`): the accuracy reference for every other
+backend. It runs the checkpoint: no conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...artifacts import Step
+from ..base import BackendSpec, Config, require_option
+from ..options import option
+from .runner import PRECISIONS, PyTorchBackend
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    return []  # the checkpoint itself
+
+
+@dataclass(frozen=True)
+class PyTorchOptions:
+    """The model's own mmseg config and input size: the checkpoint holds weights only."""
+
+    model_config: str | None = option(None, "mmseg config name or file", config="model.config")
+    input_shape: tuple[int, int] | None = option(
+        None, "input height and width", config="model.input_shape", metavar=("H", "W")
+    )
+
+
+def open_model(model: Path, precision: str, threads: int, options: PyTorchOptions) -> PyTorchBackend:
+    why = "the checkpoint holds weights only"
+    model_config = require_option(options, "model_config", "pytorch", why)
+    input_shape = require_option(options, "input_shape", "pytorch", why)
+    return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision)
+
+
+SPEC = BackendSpec(
+    name="pytorch",
+    summary="the mmseg model in eager PyTorch on the CPU: the accuracy reference",
+    precisions=PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+    options=PyTorchOptions,
+)

@@ -1,0 +1,48 @@
+"""TensorRT: engines built per GPU by rule build_engine (:mod:`.engine`, scripts/build_engine.py) and run
+with the CUDA runtime bindings (:mod:`.runner`). TensorRT and cuda-python are imported when an engine
+is built or opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ... import artifacts
+from ...artifacts import Step
+from ..base import BackendSpec, Config
+from ..options import option
+from . import engine as engines
+from .runner import TensorRTBackend
+
+
+def model_steps(precision: str, config: Config) -> list[Step]:
+    """An engine per precision (rule build_engine), from the simplified ONNX, its fp16 conversion (rule
+    convert_fp16: TensorRT 11 computes in the model's types) or rule quantize_tensorrt's symmetric Q/DQ model."""
+    source = {"fp16": [artifacts.CONVERT_FP16], "int8": [artifacts.QUANTIZE_TENSORRT]}.get(precision, [])
+    return [*artifacts.ONNX_STEPS, *source, artifacts.BUILD_ENGINE.format(precision=precision)]
+
+
+@dataclass(frozen=True)
+class TensorRTOptions:
+    device: int = option(0, "accelerator id: the GPU", config="tensorrt.device")
+
+
+def check_environment(config: Config) -> list[str]:
+    return engines.environment_problems()
+
+
+def open_model(model: Path, precision: str, threads: int, options: TensorRTOptions) -> TensorRTBackend:
+    return TensorRTBackend(model, device=options.device, precision=precision)
+
+
+SPEC = BackendSpec(
+    name="tensorrt",
+    summary="NVIDIA TensorRT engines (fp32, fp16, int8 from a symmetric Q/DQ model), built per GPU",
+    precisions=engines.PRECISIONS,
+    open=open_model,
+    model_steps=model_steps,
+    options=TensorRTOptions,
+    environment_problems=check_environment,
+    cpu=False,
+)
