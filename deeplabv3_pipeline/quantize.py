@@ -30,7 +30,6 @@ import numpy as np
 
 from .binio import file_sha256, list_bins, read_bin, read_onnx
 from .errors import UserError, recompute_hint
-from .metrics import pixel_agreement
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
@@ -250,29 +249,3 @@ def quantize_model(
         versions=quantizer.versions(),
         notes=notes,
     )
-
-
-def agreement_check(
-    reference_model: Path, other_model: Path, engine: str, files: Sequence[Path], shape: tuple[int, int]
-) -> dict[str, Any]:
-    """Pixel agreement of ``other_model`` (int8, Winograd) with ``reference_model`` on ``files``, both run
-    by ``engine``'s runtime, one model loaded at a time (the peak memory is the larger model's, not the sum)."""
-    from .backends import open_backend
-
-    images = read_calibration_images(files, shape)
-    predictions = []
-    for model in (reference_model, other_model):
-        runner = open_backend(engine, model)
-        predictions.append([runner.run(image) for image in images])
-        del runner
-    per_image = {
-        Path(path).name: pixel_agreement(reference, other)
-        for path, reference, other in zip(files, *predictions, strict=True)
-    }
-    values = list(per_image.values())
-    return {
-        "runtime": engine,
-        "per_image": per_image,
-        "mean": float(np.mean(values)) if values else None,
-        "min": float(np.min(values)) if values else None,
-    }

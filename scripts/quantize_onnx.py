@@ -25,13 +25,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabv3_pipeline.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
 from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
     QUANT_TYPES,
     QuantizeSettings,
-    agreement_check,
     calibration_bins,
     held_out_files,
     quantize_engines,
@@ -106,27 +106,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime engine)")
     parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")
     parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")
-    parser.add_argument(
-        "--check-images",
-        type=int,
-        default=1,
-        help="images on which to compare int8 with fp32 pixel by pixel (0: no check; default 1)",
-    )
-    parser.add_argument("--check-data", type=Path, nargs="+", help="bins for the check (default: held-out bins)")
-    parser.add_argument(
-        "--min-agreement",
-        type=float,
-        default=0.0,
-        help="fail (and remove the output) when the mean pixel agreement is below this fraction",
-    )
+    add_agreement_arguments(parser, "the fp32 model", "default: bins held out from calibration")
     parser.add_argument("--settings-json", type=Path, help="settings/report JSON (default: <output stem>.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check_images < 0:
-        raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
+    check_agreement_arguments(args)
     candidates = calibration_bins(args.calibration_data)
     calibration = select_calibration_files(candidates, args.calibration_images)
     report = quantize_model(args.model, args.output, calibration, settings_from_args(args))

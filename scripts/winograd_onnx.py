@@ -25,9 +25,10 @@ from pathlib import Path
 
 import onnx
 
+from deeplabv3_pipeline.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
 from deeplabv3_pipeline.binio import read_onnx, write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.quantize import agreement_check, calibration_bins, model_input, select_calibration_files
+from deeplabv3_pipeline.quantize import calibration_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
 
 LOG = logging.getLogger("winograd_onnx")
@@ -78,16 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--min-channels", type=int, default=256, help="rewrite 3x3 convolutions with at least this many inputs"
     )
-    parser.add_argument("--check-data", type=Path, nargs="+", help="preprocessed .bin files or folders of them")
-    parser.add_argument("--check-images", type=int, default=1, help="images to compare on (0: no check)")
+    add_agreement_arguments(parser, "the direct model", "preprocessed .bin files or folders of them")
     parser.add_argument(
         "--check-backend", choices=("openvino", "onnxruntime"), default="openvino", help="runtime of the check"
-    )
-    parser.add_argument(
-        "--min-agreement",
-        type=float,
-        default=0.0,
-        help="fail (and remove the output) when the mean pixel agreement with the direct model is below this",
     )
     parser.add_argument("--report", type=Path, help="report JSON (default: <output stem>.json)")
     return parser.parse_args(argv)
@@ -95,8 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check_images < 0:
-        raise UserError(f"--check-images must be 0 or more, got {args.check_images}")
+    check_agreement_arguments(args)
     if args.check_images and not args.check_data:
         raise UserError("--check-data is needed for the agreement check (or pass --check-images 0)")
     sites, left_direct = rewrite(args.model, args.output, args.tile, args.min_channels)

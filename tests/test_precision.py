@@ -280,7 +280,7 @@ def test_int8_model_reports_int8(int8_model, images, onnxruntime_fp32):
 
 
 def test_callers_without_a_precision_get_what_the_model_is(int8_model):
-    """quantize.agreement_check opens int8 models with no precision: they run, and say int8."""
+    """agreement.agreement_check opens int8 models with no precision: they run, and say int8."""
     assert open_backend("onnxruntime", int8_model[0]).inference_precision == "int8"
     assert open_backend("openvino", int8_model[0]).inference_precision == "int8"
 

@@ -11,11 +11,11 @@ import onnxruntime as ort
 import pytest
 
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.metrics import pixel_agreement
 from deeplabv3_pipeline.quantize import (
     BinCalibrationReader,
     float_tail_nodes,
     held_out_files,
-    pixel_agreement,
     select_calibration_files,
 )
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deeplabv3_pipeline.quantize import pixel_agreement
+from deeplabv3_pipeline.metrics import pixel_agreement
 from deeplabv3_pipeline.winograd import (
     ALGORITHMS,
     apply_winograd,

@@ -4,7 +4,7 @@ Every backend takes a normalised float32 (1,3,H,W) image and returns int64 (1,1,
 layout of the exported ONNX model, and writes ``{stem}_0.bin`` per input (ais_bench's layout) through
 its ``infer_files``. The interface is in :mod:`.base`; the workflow (schema check, rules, tool checks),
 ``infer.py`` and the benchmark read this registry, so adding a backend means adding its subpackage:
-every subpackage of this folder that defines ``SPEC`` is one, found when this module loads, and so is
+every subpackage of this folder that defines ``open_model`` is one, found when this module loads, and so is
 every subpackage of the folders in ``$DEEPLABV3_BACKEND_PATH`` (``os.pathsep``-separated: backends kept
 outside this tree, imported as ``deeplabv3_pipeline.backends.<name>``).
 
@@ -33,16 +33,16 @@ __path__ = [*__path__, *filter(None, os.environ.get(PATH_VARIABLE, "").split(os.
 
 
 def discover() -> dict[str, BackendSpec]:
-    """Every backend subpackage's ``SPEC``, by name, in name order."""
+    """The spec of every backend subpackage (one that defines ``open_model``), by name, in name order."""
     specs = {}
     for found in sorted(pkgutil.iter_modules(__path__), key=lambda found: found.name):
         if not found.ispkg:
             continue
-        spec = getattr(importlib.import_module(f"{__name__}.{found.name}"), "SPEC", None)
-        if isinstance(spec, BackendSpec):
-            if spec.name in specs:
-                raise UserError(f"two backends are named {spec.name}: rename one (folders {', '.join(__path__)})")
-            specs[spec.name] = spec
+        package = importlib.import_module(f"{__name__}.{found.name}")
+        if hasattr(package, "open_model"):
+            if found.name in specs:
+                raise UserError(f"two backends are named {found.name}: rename one (folders {', '.join(__path__)})")
+            specs[found.name] = BackendSpec.from_package(found.name, package)
     return specs
 
 

@@ -9,10 +9,10 @@ A backend subpackage (``backends/<name>/``) holds, in one place:
   the stage CLIs' flags, each field with its one default;
 - its **conversion**, where its model is not the ONNX export itself (int8 quantization, an engine or
   an ``.om`` build), as modules beside the wrapper;
-- its **spec** (:class:`BackendSpec`, the package's ``SPEC``): its precisions, the workflow steps that
-  make the model it runs, its options record, its environment check, and how to open its wrapper.
-  The registry (``backends.REGISTRY``) finds the specs; the workflow's config check, rules and tool
-  checks and the stage CLIs read it, so adding a backend is adding its subpackage.
+- its **spec** (:class:`BackendSpec`), read from the package's own names (:data:`PACKAGE_NAMES`: its
+  ``SUMMARY``, ``PRECISIONS``, ``open_model``, ``model_steps``, its ``Options`` record, ...), the folder
+  being its name. The registry (``backends.REGISTRY``) finds the packages; the workflow's config
+  check, rules and tool checks and the stage CLIs read it, so adding a backend is adding its subpackage.
 
 Nothing here imports a runtime: the workflow imports every spec at parse time, also where only
 some runtimes are installed. Wrappers import theirs when opened.
@@ -20,6 +20,7 @@ some runtimes are installed. Wrappers import theirs when opened.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,24 @@ class BackendSpec:
     winograd: bool = False
     quantizer: Quantizer | None = None
 
+    @classmethod
+    def from_package(cls, name: str, package: object) -> BackendSpec:
+        """The spec of backend subpackage ``name``: each field from the package's name for it
+        (:data:`PACKAGE_NAMES`); the ones without a default must be there."""
+        values: dict[str, Any] = {"name": name}
+        missing = []
+        for spec_field in dataclasses.fields(cls):
+            if spec_field.name == "name":
+                continue
+            attribute = PACKAGE_NAMES[spec_field.name]
+            if hasattr(package, attribute):
+                values[spec_field.name] = getattr(package, attribute)
+            elif spec_field.default is dataclasses.MISSING:
+                missing.append(attribute)
+        if missing:
+            raise UserError(f"backend package {name} ({getattr(package, '__file__', '?')}) lacks {', '.join(missing)}")
+        return cls(**values)
+
     @property
     def default_precision(self) -> str:
         return self.precisions[0]
@@ -118,6 +137,22 @@ class BackendSpec:
     def other_precisions(self, precision: str) -> tuple[str, ...]:
         """Its precisions besides ``precision``: what to suggest when that one cannot run."""
         return tuple(other for other in self.precisions if other != precision)
+
+
+# BackendSpec field -> the name a backend subpackage gives it
+PACKAGE_NAMES = {
+    "summary": "SUMMARY",
+    "precisions": "PRECISIONS",
+    "open": "open_model",
+    "model_steps": "model_steps",
+    "options": "Options",
+    "environment_problems": "environment_problems",
+    "extra_targets": "extra_targets",
+    "in_process": "IN_PROCESS",
+    "cpu": "RUNS_ON_CPU",
+    "winograd": "WINOGRAD",
+    "quantizer": "QUANTIZER",
+}
 
 
 def static_image_shape(shape: list, source: Path) -> tuple[int, int]:

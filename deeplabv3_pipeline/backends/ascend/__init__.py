@@ -14,10 +14,15 @@ from pathlib import Path
 
 from ... import artifacts
 from ...artifacts import Step
-from ..base import BackendSpec, Config
+from ..base import Config
 from ..options import from_config, option
 from . import atc
-from .runner import PRECISIONS, AscendBackend
+from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
+from .runner import AscendBackend
+
+SUMMARY = "Ascend NPU: ATC .om per soc_version, run by ais_bench (CANN)"
+IN_PROCESS = False
+RUNS_ON_CPU = False
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -32,30 +37,16 @@ def extra_targets(precision: str, config: Config) -> list[Step]:
 
 
 @dataclass(frozen=True)
-class AscendOptions:
+class Options:
     device: int = option(0, "accelerator id: the NPU", config="ascend.device")
     ais_bench: str = option("python3 -m ais_bench", "how to start ais_bench", config="ascend.ais_bench")
 
 
 def environment_problems(config: Config) -> list[str]:
     """atc and ais_bench must start here (CANN's tools)."""
-    commands = (["atc"], shlex.split(from_config(AscendOptions, config).ais_bench))
+    commands = (["atc"], shlex.split(from_config(Options, config).ais_bench))
     return [problem for problem in map(atc.missing_tool, commands) if problem]
 
 
-def open_model(model: Path, precision: str, threads: int, options: AscendOptions) -> AscendBackend:
+def open_model(model: Path, precision: str, threads: int, options: Options) -> AscendBackend:
     return AscendBackend(model, precision, options.device, options.ais_bench)
-
-
-SPEC = BackendSpec(
-    name="ascend",
-    summary="Ascend NPU: ATC .om per soc_version, run by ais_bench (CANN)",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    options=AscendOptions,
-    environment_problems=environment_problems,
-    extra_targets=extra_targets,
-    in_process=False,
-    cpu=False,
-)

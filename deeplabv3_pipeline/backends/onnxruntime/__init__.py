@@ -12,10 +12,11 @@ from pathlib import Path
 
 from ... import artifacts
 from ...artifacts import Step
-from ..base import BackendSpec, Config, Quantizer
+from ..base import Config, Quantizer
 from ..options import option
 from . import quantize
-from .runner import PRECISIONS, OnnxRuntimeBackend
+from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
+from .runner import OnnxRuntimeBackend
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -23,24 +24,17 @@ def model_steps(precision: str, config: Config) -> list[Step]:
     return [*artifacts.ONNX_STEPS, *extra]
 
 
+SUMMARY = "ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)"
+WINOGRAD = True  # runs the rewrite slower than the direct graph: timed on request (variants.py)
+QUANTIZER = Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions)
+
+
 @dataclass(frozen=True)
-class OnnxRuntimeOptions:
+class Options:
     providers: tuple[str, ...] = option(
         ("CPUExecutionProvider",), "execution providers, in order", config="onnxruntime.providers"
     )
 
 
-def open_model(model: Path, precision: str, threads: int, options: OnnxRuntimeOptions) -> OnnxRuntimeBackend:
+def open_model(model: Path, precision: str, threads: int, options: Options) -> OnnxRuntimeBackend:
     return OnnxRuntimeBackend(model, threads=threads, providers=list(options.providers))
-
-
-SPEC = BackendSpec(
-    name="onnxruntime",
-    summary="ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    options=OnnxRuntimeOptions,
-    winograd=True,  # runs the rewrite slower than the direct graph: timed on request (variants.py)
-    quantizer=Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions),
-)

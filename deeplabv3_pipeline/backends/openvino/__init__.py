@@ -8,9 +8,15 @@ from pathlib import Path
 
 from ... import artifacts
 from ...artifacts import Step
-from ..base import BackendSpec, Config, NoOptions, Quantizer
+from ..base import Config, NoOptions, Quantizer
 from . import quantize
-from .runner import PRECISIONS, OpenVinoBackend
+from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
+from .runner import OpenVinoBackend
+
+SUMMARY = "OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)"
+# OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
+WINOGRAD = True
+QUANTIZER = Quantizer(run=quantize.quantize_openvino, versions=quantize.versions)
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -23,15 +29,3 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 def open_model(model: Path, precision: str, threads: int, options: NoOptions) -> OpenVinoBackend:
     return OpenVinoBackend(model, threads=threads, precision=precision)
-
-
-SPEC = BackendSpec(
-    name="openvino",
-    summary="OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
-    winograd=True,
-    quantizer=Quantizer(run=quantize.quantize_openvino, versions=quantize.versions),
-)

@@ -8,17 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...artifacts import Step
-from ..base import BackendSpec, Config, require_option
+from ..base import Config, require_option
 from ..options import option
-from .runner import PRECISIONS, PyTorchBackend
+from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
+from .runner import PyTorchBackend
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
     return []  # the checkpoint itself
 
 
+SUMMARY = "the mmseg model in eager PyTorch on the CPU: the accuracy reference"
+
+
 @dataclass(frozen=True)
-class PyTorchOptions:
+class Options:
     """The model's own mmseg config and input size: the checkpoint holds weights only."""
 
     model_config: str | None = option(None, "mmseg config name or file", config="model.config")
@@ -27,18 +31,8 @@ class PyTorchOptions:
     )
 
 
-def open_model(model: Path, precision: str, threads: int, options: PyTorchOptions) -> PyTorchBackend:
+def open_model(model: Path, precision: str, threads: int, options: Options) -> PyTorchBackend:
     why = "the checkpoint holds weights only"
     model_config = require_option(options, "model_config", "pytorch", why)
     input_shape = require_option(options, "input_shape", "pytorch", why)
     return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision)
-
-
-SPEC = BackendSpec(
-    name="pytorch",
-    summary="the mmseg model in eager PyTorch on the CPU: the accuracy reference",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    options=PyTorchOptions,
-)

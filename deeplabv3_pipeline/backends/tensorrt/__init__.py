@@ -10,10 +10,14 @@ from pathlib import Path
 
 from ... import artifacts
 from ...artifacts import Step
-from ..base import BackendSpec, Config
+from ..base import Config
 from ..options import option
 from . import engine as engines
 from .runner import TensorRTBackend
+
+SUMMARY = "NVIDIA TensorRT engines (fp32, fp16, int8 from a symmetric Q/DQ model), built per GPU"
+PRECISIONS = engines.PRECISIONS
+RUNS_ON_CPU = False
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -24,25 +28,13 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 
 @dataclass(frozen=True)
-class TensorRTOptions:
+class Options:
     device: int = option(0, "accelerator id: the GPU", config="tensorrt.device")
 
 
-def check_environment(config: Config) -> list[str]:
+def environment_problems(config: Config) -> list[str]:
     return engines.environment_problems()
 
 
-def open_model(model: Path, precision: str, threads: int, options: TensorRTOptions) -> TensorRTBackend:
+def open_model(model: Path, precision: str, threads: int, options: Options) -> TensorRTBackend:
     return TensorRTBackend(model, device=options.device, precision=precision)
-
-
-SPEC = BackendSpec(
-    name="tensorrt",
-    summary="NVIDIA TensorRT engines (fp32, fp16, int8 from a symmetric Q/DQ model), built per GPU",
-    precisions=engines.PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    options=TensorRTOptions,
-    environment_problems=check_environment,
-    cpu=False,
-)

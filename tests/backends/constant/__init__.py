@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplabv3_pipeline.backends.base import BackendSpec, Config, FileRunner, require_option
+from deeplabv3_pipeline.backends.base import Config, FileRunner, require_option
 from deeplabv3_pipeline.backends.options import option
 
+SUMMARY = "test-only: class 0 everywhere"
 PRECISIONS = ("fp32",)
 
 
@@ -33,7 +34,7 @@ class ConstantBackend(FileRunner):
 
 
 @dataclass(frozen=True)
-class ConstantOptions:
+class Options:
     input_shape: tuple[int, int] | None = option(
         None, "input height and width", config="model.input_shape", metavar=("H", "W")
     )
@@ -43,15 +44,5 @@ def model_steps(precision: str, config: Config) -> list:
     return []  # "runs" the checkpoint
 
 
-def open_model(model: Path, precision: str, threads: int, options: ConstantOptions) -> ConstantBackend:
+def open_model(model: Path, precision: str, threads: int, options: Options) -> ConstantBackend:
     return ConstantBackend(require_option(options, "input_shape", "constant", "it reads no model"))
-
-
-SPEC = BackendSpec(
-    name="constant",
-    summary="test-only: class 0 everywhere",
-    precisions=PRECISIONS,
-    open=open_model,
-    model_steps=model_steps,
-    options=ConstantOptions,
-)
