@@ -3,8 +3,10 @@
 #
 #   snakemake --cores 2 results/result.json
 #
-# Data flow: images -> prep .bin -> (checkpoint -> ONNX -> sim ONNX [-> .om per soc])
-#            -> inference per backend -> mIoU in results/{backend}/result.json.
+# Data flow: images -> prep .bin -> (checkpoint -> ONNX -> sim ONNX [-> int8, engine, .om per soc])
+#            -> inference per cell (model x variant) -> mIoU in results/cells/{data}/{model}/{variant}/
+#            result.json; the configured cell's is results/result.json, every matrix cell's in
+#            results/matrix.json.
 
 
 configfile: "config.yaml"
@@ -22,6 +24,7 @@ include: "rules/planning.smk"
 
 
 onstart:
+    warn_synthetic()
     check_backend_tools()
 
 
@@ -33,4 +36,4 @@ rule all:
     default_target: True
     input:
         get_final_targets(),
-        get_report_targets(),
+        get_report_figures(),

@@ -133,15 +133,19 @@ CHECKPOINT_URLS = list(
     dict.fromkeys(model.checkpoint for model in PLAN.models if is_url(model.checkpoint))
 )
 
-if DEMO_DATA or DEMO_MODELS:
-    synthetic = (["dataset"] if DEMO_DATA else []) + (
-        ["checkpoint"] if DEMO_MODELS else []
-    )
-    print(
-        f"*** DEMO: SYNTHETIC {' AND '.join(synthetic).upper()} (set dataset.root / model.checkpoint for "
-        "the real Cityscapes run). The mIoU of this run is meaningless. ***",
-        file=sys.stderr,
-    )
+
+def warn_synthetic():
+    """When the run starts (onstart; not at every parse, so not in each cluster job's log): say loudly
+    which inputs are synthetic."""
+    if DEMO_DATA or DEMO_MODELS:
+        synthetic = (["dataset"] if DEMO_DATA else []) + (
+            ["checkpoint"] if DEMO_MODELS else []
+        )
+        print(
+            f"*** DEMO: SYNTHETIC {' AND '.join(synthetic).upper()} (set dataset.root / model.checkpoint for "
+            "the real Cityscapes run). The mIoU of this run is meaningless. ***",
+            file=sys.stderr,
+        )
 
 
 def script(name):
@@ -544,18 +548,6 @@ def get_report_figures():
         "summary.md",
     ]
     return [f"results/report/{name}" for name in names]
-
-
-def get_report_targets():
-    """The files of results/report/, and the matrix and the benchmark (with their figures) once
-    made: `snakemake --report` then finds every figure of the run, and they are kept current.
-    """
-    targets = get_report_figures()
-    if Path(artifacts.MATRIX.output).exists():
-        targets += [artifacts.MATRIX.output, "results/report/matrix.png"]
-    if Path(artifacts.BENCHMARK.output).exists():
-        targets += [artifacts.BENCHMARK.output, "results/report/benchmark.html"]
-    return targets
 
 
 def get_report_folder(wildcards, output):

@@ -183,7 +183,7 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
     assert by_cell["pspnet", "openvino-fp32"]["result"].endswith("pspnet/openvino-fp32/result.json")
     # the documented flow: the report holds the matrix
     workdir = copy_run(matrix_run, matrix_run.parent / "report")
-    snakemake(workdir, "--report", "results/report.html")
+    snakemake(workdir, "--report", "results/report.html", "all", "results/matrix.json")
     assert "results/report/matrix.png" in (workdir / "results" / "report.html").read_text()
 
 
