@@ -43,10 +43,11 @@ def mmseg_config_dir() -> Path:
 @cache
 def shipped_configs() -> dict[str, Path]:
     """Config name -> file, for every config mmseg ships (not the ``_base_`` fragments)."""
+    root = mmseg_config_dir()
     return {
         path.stem: path
-        for path in sorted(mmseg_config_dir().rglob("*.py"))
-        if not any(part.startswith("_") for part in path.relative_to(mmseg_config_dir()).parts[:-1])
+        for path in sorted(root.rglob("*.py"))
+        if not any(part.startswith("_") for part in path.relative_to(root).parts[:-1])
     }
 
 
