@@ -11,7 +11,8 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +21,45 @@ import numpy as np
 from .errors import UserError, recompute_hint
 
 
-def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
-    """Write ``data`` (an array's raw bytes, or bytes such as an encoded JSON) to ``path`` via a
-    temporary file and a rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a writer (this process, or a tool such as torch.onnx.export)
+    to fill; renamed to ``path`` when the block ends without error, removed otherwise. Every file this
+    project writes goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed writer
         stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        with open(temporary, "wb") as handle:
-            payload = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
-            handle.write(payload)
+        yield temporary
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(
-                f"no space left to write {path} ({len(payload):,} bytes): free space on {path.parent} "
+                f"no space left to write {path}: free space on {path.parent} "
                 "or point results at a larger disk; finished files are kept"
             ) from error
         raise UserError(f"cannot write {path}: {error}") from error
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
+    """Write ``data`` (an array's raw bytes, or bytes such as an encoded JSON) to ``path`` atomically."""
+    payload = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(payload)
+
+
+def save_onnx(model: Any, path: Path) -> None:
+    """``onnx.save`` of ``model`` to ``path``, atomically."""
+    import onnx
+
+    with atomic_path(path) as temporary:
+        onnx.save(model, str(temporary))
 
 
 def write_text(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .binio import atomic_path, save_onnx
 from .errors import UserError
 from .mmseg_model import SegmentationExport
 from .pooling import make_adaptive_pooling_exportable
@@ -23,12 +24,10 @@ def export_onnx(model: SegmentationExport, output: Path, opset: int) -> None:
 
     What ONNX cannot express as PyTorch writes it is rewritten exactly first, on a copy (``model`` itself
     stays the reference the check compares with): adaptive average pooling (pooling.py)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial")
     exportable = copy.deepcopy(model)
     make_adaptive_pooling_exportable(exportable)
     example = torch.zeros(1, 3, *model.input_shape)
-    with torch.inference_mode():
+    with torch.inference_mode(), atomic_path(output) as temporary:
         torch.onnx.export(
             exportable,
             (example,),
@@ -39,7 +38,23 @@ def export_onnx(model: SegmentationExport, output: Path, opset: int) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
-    temporary.replace(output)
+
+
+def simplify_onnx(source: Path, destination: Path, input_shape: list[int]) -> int:
+    """onnxsim over ``source`` with the input fixed to ``input_shape`` (the guide's ``python3 -m onnxsim``
+    step), written atomically to ``destination``; the simplified graph's node count."""
+    import onnx
+    from onnxsim import simplify
+
+    if not source.is_file():
+        raise UserError(f"ONNX model {source} does not exist: run export_onnx first")
+    model = onnx.load(str(source))
+    input_name = model.graph.input[0].name
+    simplified, valid = simplify(model, overwrite_input_shapes={input_name: input_shape})
+    if not valid:
+        raise UserError(f"onnxsim could not validate the simplified {source}: keep the unsimplified model")
+    save_onnx(simplified, destination)
+    return len(simplified.graph.node)
 
 
 # Pixels whose two best classes' logits are closer than this share of the largest logit are near-ties:

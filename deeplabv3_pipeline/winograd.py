@@ -27,12 +27,17 @@ callers measure as pixel agreement against the direct model.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from .binio import read_onnx, save_onnx
+from .errors import UserError
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Algorithm:
     def taps(self) -> int:
         return self.outputs + 2
 
+
+LOG = logging.getLogger(__name__)
 
 ALGORITHMS = {
     2: Algorithm(
@@ -342,3 +349,39 @@ def apply_winograd(
     rewritten.graph.initializer.extend(kept)
     del rewritten.graph.value_info[:]
     return rewritten, sites, unprofitable
+
+
+def site_summary(sites: list, tile: int) -> list[dict]:
+    """What was rewritten, with each site's multiplications relative to the direct convolution."""
+    return [
+        {
+            "node": site.node.name,
+            "channels_in": site.channels_in,
+            "channels_out": site.channels_out,
+            "height": site.height,
+            "width": site.width,
+            "dilation": site.dilation,
+            "multiply_ratio": round(site_ratio(site, tile), 4),
+        }
+        for site in sites
+    ]
+
+
+def rewrite_file(source: Path, destination: Path, tile: int, min_channels: int) -> tuple[list[dict], list[dict]]:
+    """:func:`apply_winograd` from file to file (atomically): the sites rewritten and those left direct
+    (too much padding), as :func:`site_summary` records."""
+    if not source.is_file():
+        raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
+    model = read_onnx(source)
+    rewritten, sites, unprofitable = apply_winograd(model, outputs=tile, min_channels=min_channels)
+    for site in unprofitable:
+        LOG.info(
+            "%s stays direct: its tiles would do %.2fx the direct multiplications (limit %.2f)",
+            site.node.name,
+            site_ratio(site, tile),
+            MAX_MULTIPLY_RATIO,
+        )
+    if not sites:
+        LOG.warning("no 3x3 convolution with >= %d input channels in %s: the model is unchanged", min_channels, source)
+    save_onnx(rewritten, destination)
+    return site_summary(sites, tile), site_summary(unprofitable, tile)

@@ -10,7 +10,11 @@ reads an image), then times (median of ``--repeats``):
   so a replaced image is preprocessed again whatever its mtime), and over the N labels;
 - ``kept result check``: provenance.kept_result_problem over a result listing N predictions and N
   labels (the check that stops "Nothing to be done" while a listed file is missing);
-- ``dry run``: ``snakemake -n results/result.json`` on that tree, whole (parsing, frames, DAG).
+- ``dry run``: ``snakemake -n results/result.json`` on that tree, whole (parsing, frames, DAG);
+- ``Snakemake alone``: a dry run of a Snakefile of a few lines (FLOOR) that declares the same files per
+  frame as that plan (preprocess, labels and inference in and out, evaluation and figures in; 250
+  frames a shard, the producers found by one set lookup as the workflow's are) and does nothing else:
+  Snakemake's own cost of those files, which no workflow declaring them can go below.
 Prints a Markdown table; the check's share of the dry run is the figure that matters. Then, for each
 ``--matrix-frames`` N, a dry run of ``results/matrix.json`` over N frames in 8 shards with 4 models x 6
 variants (MATRIX), beside the dry run of one cell on the same tree.
@@ -80,6 +84,60 @@ def kept_result(workdir: Path, images: list[Path], labels: list[Path]) -> tuple[
     return "results/x/result.json", [*relative, *map(str, labels)]
 
 
+# The per-frame files of one cell's plan, declared as the workflow declares them, and nothing else.
+FLOOR = """
+import json
+frames = json.load(open("frames.json"))
+shards = [frames[i : i + 250] for i in range(0, len(frames), 250)]
+rule all:
+    input: "results/result.json"
+for k, shard in enumerate(shards):
+    rule:
+        name: f"preprocess_{k}"
+        input: [image for image, label, stem in shard]
+        output: [f"results/prep/{stem}.bin" for image, label, stem in shard]
+        shell: "touch {output:q}"
+    rule:
+        name: f"labels_{k}"
+        input: [label for image, label, stem in shard]
+        output: [f"results/labels/{stem}.png" for image, label, stem in shard]
+        shell: "touch {output:q}"
+    rule:
+        name: f"infer_{k}"
+        input: [f"results/prep/{stem}.bin" for image, label, stem in shard]
+        output: [f"results/infer/{stem}_0.bin" for image, label, stem in shard]
+        shell: "touch {output:q}"
+rule evaluate:
+    input:
+        predictions=[f"results/infer/{stem}_0.bin" for image, label, stem in frames],
+        labels=[f"results/labels/{stem}.png" for image, label, stem in frames],
+    output: "results/cell.json"
+    shell: "touch {output:q}"
+rule report_figures:
+    input:
+        images=[image for image, label, stem in frames],
+        predictions=[f"results/infer/{stem}_0.bin" for image, label, stem in frames],
+        labels=[f"results/labels/{stem}.png" for image, label, stem in frames],
+        result="results/cell.json",
+    output: "results/figures.png"
+    shell: "touch {output:q}"
+rule result:
+    input: "results/cell.json", "results/figures.png"
+    output: "results/result.json"
+    shell: "touch {output:q}"
+for each in workflow.rules:  # as rules/planning.smk: a wildcard-free rule answers by one set lookup
+    each.is_producer = frozenset(map(str, each.products())).__contains__
+"""
+
+
+def floor_dry_run(workdir: Path, images: list[Path], labels: list[Path]) -> None:
+    frames = [[str(image), str(label), image.stem] for image, label in zip(images, labels, strict=True)]
+    (workdir / "frames.json").write_text(json.dumps(frames))
+    (workdir / "Snakefile").write_text(FLOOR)
+    command = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--cores", "1", "-n"]
+    subprocess.run(command, cwd=workdir, check=True, capture_output=True)
+
+
 # 4 models x 6 variants: the matrix issue's planning bound (under 10 s over 500 frames in 8 shards)
 MATRIX = {
     "models": [
@@ -131,12 +189,16 @@ def measure(count: int, repeats: int) -> list[object]:
         finally:
             os.chdir(here)
         dry_s = median_seconds(lambda: dry_run(workdir, root), repeats)
+        floor = Path(scratch) / "floor"
+        floor.mkdir()
+        floor_s = median_seconds(lambda: floor_dry_run(floor, images, labels), repeats)
     return [
         str(count),
         f"{fingerprint_s * 1000:.1f}",
         f"{check_s * 1000:.1f}",
         f"{dry_s:.2f}",
         f"{(fingerprint_s + check_s) / dry_s:.1%}",
+        f"{floor_s:.2f}",
     ]
 
 
@@ -151,7 +213,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rows = [measure(count, args.repeats) for count in args.frames]
-    header = ["frames", "fingerprint ms (images + labels)", "kept result check ms", "dry run s", "checks' share"]
+    header = [
+        "frames",
+        "fingerprint ms (images + labels)",
+        "kept result check ms",
+        "dry run s",
+        "checks' share",
+        "Snakemake alone s (the same files)",
+    ]
     print("\n".join(markdown_table(header, rows)))
     if args.matrix_frames:
         rows = [measure_matrix(count, args.repeats) for count in args.matrix_frames]

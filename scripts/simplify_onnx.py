@@ -15,9 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import onnx
-
-from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.errors import run_cli
+from deeplabv3_pipeline.export import simplify_onnx
 
 LOG = logging.getLogger("simplify_onnx")
 
@@ -33,21 +32,6 @@ def parse_shape(text: str) -> list[int]:
     return shape
 
 
-def simplify(source: Path, destination: Path, input_shape: list[int]) -> None:
-    from onnxsim import simplify as onnxsim_simplify
-
-    if not source.is_file():
-        raise UserError(f"ONNX model {source} does not exist: run export_onnx first")
-    model = onnx.load(str(source))
-    input_name = model.graph.input[0].name
-    simplified, valid = onnxsim_simplify(model, overwrite_input_shapes={input_name: input_shape})
-    if not valid:
-        raise UserError(f"onnxsim could not validate the simplified {source}: keep the unsimplified model")
-    temporary = destination.with_name(f".{destination.name}.partial")
-    onnx.save(simplified, str(temporary))
-    temporary.replace(destination)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input_model", type=Path)
@@ -58,8 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    simplify(args.input_model, args.output_model, args.input_shape)
-    nodes = len(onnx.load(str(args.output_model)).graph.node)
+    nodes = simplify_onnx(args.input_model, args.output_model, args.input_shape)
     LOG.info("simplified %s -> %s (%d nodes)", args.input_model, args.output_model, nodes)
     return 0
 

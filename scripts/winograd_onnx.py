@@ -23,52 +23,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import onnx
-
 from deeplabv3_pipeline.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
-from deeplabv3_pipeline.binio import read_onnx, write_json
+from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.quantize import calibration_bins, model_input, select_calibration_files
-from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, apply_winograd, site_ratio
+from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, rewrite_file
 
 LOG = logging.getLogger("winograd_onnx")
-
-
-def site_summary(sites: list, tile: int) -> list[dict]:
-    """What was rewritten, with each site's multiplications relative to the direct convolution."""
-    return [
-        {
-            "node": site.node.name,
-            "channels_in": site.channels_in,
-            "channels_out": site.channels_out,
-            "height": site.height,
-            "width": site.width,
-            "dilation": site.dilation,
-            "multiply_ratio": round(site_ratio(site, tile), 4),
-        }
-        for site in sites
-    ]
-
-
-def rewrite(source: Path, destination: Path, tile: int, min_channels: int) -> tuple[list[dict], list[dict]]:
-    """Write the rewritten model; the sites rewritten and those left direct (too much padding)."""
-    if not source.is_file():
-        raise UserError(f"ONNX model {source} does not exist: run simplify_onnx first")
-    model = read_onnx(source)
-    rewritten, sites, unprofitable = apply_winograd(model, outputs=tile, min_channels=min_channels)
-    for site in unprofitable:
-        LOG.info(
-            "%s stays direct: its tiles would do %.2fx the direct multiplications (limit %.2f)",
-            site.node.name,
-            site_ratio(site, tile),
-            MAX_MULTIPLY_RATIO,
-        )
-    if not sites:
-        LOG.warning("no 3x3 convolution with >= %d input channels in %s: the model is unchanged", min_channels, source)
-    temporary = destination.with_name(f".{destination.name}.partial")
-    onnx.save(rewritten, str(temporary))
-    temporary.replace(destination)
-    return site_summary(sites, tile), site_summary(unprofitable, tile)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -92,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_agreement_arguments(args)
     if args.check_images and not args.check_data:
         raise UserError("--check-data is needed for the agreement check (or pass --check-images 0)")
-    sites, left_direct = rewrite(args.model, args.output, args.tile, args.min_channels)
+    sites, left_direct = rewrite_file(args.model, args.output, args.tile, args.min_channels)
     LOG.info("wrote %s: %d convolutions in Winograd F(%d, 3) form", args.output, len(sites), args.tile)
     report: dict = {
         "source": str(args.model),

@@ -237,7 +237,10 @@ def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run,
             {"matrix": {"models": [{**PSPNET, "checkpoint": str(fcn)}]}},
             f"error: model pspnet: checkpoint {fcn} does not fit the model config {PSPNET['config']}: ",
         ),
-        ({"matrix": {"variants": ["onnxruntime-fp64"]}}, "matrix.variants: unknown variant 'onnxruntime-fp64': choose from "),
+        (
+            {"matrix": {"variants": ["onnxruntime-fp64"]}},
+            "matrix.variants: unknown variant 'onnxruntime-fp64': choose from ",
+        ),
         (
             {"matrix": {"models": [{**PSPNET, "name": "deeplabv3"}]}},
             "matrix.models[0]: a second model named 'deeplabv3'",
