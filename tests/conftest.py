@@ -114,3 +114,25 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     run = snakemake(workdir, "results/matrix.json")
     assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
     return workdir
+
+
+# ---------------------------------------------------------------- the SLURM run, in the background
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the SLURM test is among the tests to run and a cluster answers: move it last and start its
+    run now, so that its queueing and start-up waits overlap the other tests (tests/test_slurm.py)."""
+    from . import test_slurm
+
+    slurm_items = [item for item in session.items if item.module is test_slurm]
+    if not slurm_items or test_slurm.cluster_problem() is not None:
+        return
+    session.items[:] = [item for item in session.items if item.module is not test_slurm] + slurm_items
+    workdir = session.config._tmp_path_factory.mktemp("slurm_background") / "slurm"
+    test_slurm.BACKGROUND["run"] = test_slurm.start_background_run(workdir)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from . import test_slurm
+
+    test_slurm.stop_background_run()
