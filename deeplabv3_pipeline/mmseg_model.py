@@ -171,6 +171,48 @@ class SegmentationExport(nn.Module):
         return self.logits(image).argmax(dim=1, keepdim=True)
 
 
+# A model runs here when it builds and its export graph runs on a zero image of this size (small: the
+# check is seconds, once per config; large enough for every stride-32 backbone and pyramid).
+PROBE_SHAPE = (128, 256)
+
+
+def run_problem(config: str | Path) -> str | None:
+    """Why the model of ``config`` cannot run in this environment, in one clause, or None.
+
+    It is built and its export graph (:class:`SegmentationExport`) run once on a zero image of
+    ``PROBE_SHAPE``, random weights: a model that calls one of mmcv-full's compiled kernels (PSANet's
+    PSAMask, ...) reaches the mmcv._ext stand-in there, a model of another OpenMMLab package (mmdet's
+    Mask2Former heads) fails to build."""
+    try:
+        model = SegmentationExport(build_model(config), PROBE_SHAPE)
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, *PROBE_SHAPE))
+    except UserError:
+        raise
+    except RuntimeError as error:
+        kernel = str(error).split(" is a compiled mmcv-full kernel")[0]
+        if kernel != str(error):
+            return f"it calls {kernel}, a compiled kernel of mmcv-full, which this environment (mmcv-lite) lacks"
+        return f"its graph fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} image ({str(error).splitlines()[0][:200]})"
+    except ImportError as error:
+        return f"it needs the {error.name or 'missing'} package ({error})"
+    except (KeyError, TypeError, AttributeError, ValueError, NotImplementedError) as error:
+        return (
+            f"it does not build here ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+        )
+    return None
+
+
+def check_model_runs(config: str | Path) -> None:
+    """A :class:`UserError` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
+    problem = run_problem(config)
+    if problem:
+        raise UserError(
+            f"model config {config} cannot run in this workflow here: {problem}. Choose another model "
+            "(`python scripts/zoo.py list` lists the zoo's), or install what it needs"
+        )
+
+
 def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:
     """Make an untrained model predict many classes, in patches, instead of one class everywhere.
 

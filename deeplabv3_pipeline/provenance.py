@@ -192,3 +192,26 @@ def cached_check(cache: Path, key: str, check: Callable[[], None]) -> None:
 
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_json(cache, [*passed, key][-100:])  # the newest 100: old checkpoints drop out
+
+
+# The packages a model's build and graph depend on (the check of rules/common.smk check_models_run_here)
+MODEL_PACKAGES = ("torch", "mmsegmentation", "mmengine", "mmcv", "mmcv-lite")
+
+
+def environment_versions(packages: tuple[str, ...] = MODEL_PACKAGES) -> str:
+    """``name=version`` of each installed package among ``packages`` (from their metadata: no import)."""
+    from importlib import metadata
+
+    versions = []
+    for name in packages:
+        try:
+            versions.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return " ".join(versions)
+
+
+def user_cache_dir() -> Path:
+    """This project's folder in the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deeplabv3_pipeline"

@@ -35,10 +35,13 @@ from deeplabv3_pipeline.errors import (
     recompute_hint,
 )  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
+from deeplabv3_pipeline.zoo import resolve_config  # noqa: E402
 from deeplabv3_pipeline.provenance import (
     cached_check,
+    environment_versions,
     fingerprint,
     kept_result_problem,
+    user_cache_dir,
 )  # noqa: E402
 from deeplabv3_pipeline.backends.ascend.atc import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
@@ -121,6 +124,32 @@ def check_checkpoints_fit():
 
 
 check_checkpoints_fit()
+
+# Model configs whose model built and ran in this environment: a fact of the config file and the
+# installed packages (the key holds both), not of this folder, so kept per user (seconds each, once).
+RUNS_CACHE = user_cache_dir() / "models_that_run.json"
+
+
+def check_models_run_here():
+    """Before any job: every model builds and its export graph runs here (a model that calls one of
+    mmcv-full's compiled kernels, as PSANet does, is refused with the reason, not left to fail in a job).
+    """
+    for model in PLAN.models:
+
+        def check(model=model):
+            from deeplabv3_pipeline.mmseg_model import check_model_runs
+
+            check_model_runs(model.config)
+
+        config_file = str(resolve_config(model.config))
+        key = f"{fingerprint([config_file])} {config_file} {environment_versions()}"
+        try:
+            cached_check(RUNS_CACHE, key, check)
+        except UserError as error:
+            raise WorkflowError(f"error: model {model.name}: {error}") from None
+
+
+check_models_run_here()
 CELL = PLAN.cell  # the configured cell: results/result.json
 BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo

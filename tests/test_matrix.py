@@ -283,3 +283,15 @@ def test_a_zoo_model_by_name_plans_the_zoos_checkpoint_and_gate(tmp_path):
         merged(TINY, {"model": {"config": "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"}, "expect": {"miou": "zoo"}}),
     )
     assert "--expect-miou 72.25" in snakemake(tmp_path, "-n", "-p", "results/result.json").stdout
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_run_here_is_refused_at_start(tmp_path):
+    """PSANet in the matrix: the dry run stops at start with the reason (its compiled PSAMask kernel)."""
+    psanet = {"name": "psanet", "config": "psanet_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
+    write_config(tmp_path, merged(TINY, {"matrix": {"models": [psanet]}}))
+    failed = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
+    assert failed.returncode != 0
+    assert "error: model psanet: model config psanet_r50-d8_4xb2-40k_cityscapes-512x1024 cannot run" in failed.stdout
+    assert "it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in failed.stdout
+    assert not (tmp_path / "results").exists()

@@ -83,3 +83,19 @@ def test_checkpoint_needing_unsafe_unpickling_is_refused(tmp_path):
     torch.save({"state_dict": {}, "meta": Unsafe()}, path)
     with pytest.raises(UserError, match="weights_only=True"):
         load_checkpoint(build_model(DEFAULT_CONFIG), path)
+
+
+PSANET = "psanet_r50-d8_4xb2-40k_cityscapes-512x1024"
+
+
+def test_a_model_that_calls_a_compiled_mmcv_kernel_is_found_before_any_job():
+    """PSANet's PSAMask is one of mmcv-full's compiled kernels (mmcv-lite here): the probe names it;
+    DeepLabV3 and CCNet (whose criss-cross attention mmcv 2 writes in plain PyTorch) run."""
+    problem = mmseg_model.run_problem(PSANET)
+    assert problem == (
+        "it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full, which this environment (mmcv-lite) lacks"
+    )
+    with pytest.raises(UserError, match=f"model config {PSANET} cannot run in this workflow here: it calls "):
+        mmseg_model.check_model_runs(PSANET)
+    assert mmseg_model.run_problem(DEFAULT_CONFIG) is None
+    assert mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024") is None
