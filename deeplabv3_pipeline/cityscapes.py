@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 
-from .binio import expand_inputs
+from .binio import expand_inputs, write_png
 from .errors import UserError, check_no_wildcard_braces
 
 IGNORE_INDEX = 255
@@ -166,3 +166,32 @@ def index_by_frame(paths: Iterable[Path], what: str) -> dict[str, Path]:
 def frame_files(paths: Sequence[Path], suffix: str, what: str) -> dict[str, Path]:
     """Frame id -> file, for the files given and every ``*{suffix}`` below the folders given."""
     return index_by_frame(expand_inputs(paths, f"*{suffix}", what, recursive=True), what)
+
+
+def missing_train_ids(gt_path: Path) -> list[Path]:
+    """labelIds PNGs under ``gt_path/<city>/`` whose trainIds sibling does not exist, sorted."""
+    return sorted(
+        path
+        for path in gt_path.glob(f"*/*{LABEL_IDS_SUFFIX}")
+        if not path.with_name(path.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)).exists()
+    )
+
+
+def train_ids_path(label_ids: Path, output: Path) -> Path:
+    """Where the trainIds PNG of ``label_ids`` goes under ``output`` (``<city>/<frame>_gtFine_labelTrainIds.png``)."""
+    return output / label_ids.parent.name / label_ids.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)
+
+
+def convert_label_file(label_ids: Path, destination: Path, shape: tuple[int, int] | None = None) -> None:
+    """One labelIds PNG -> its trainIds PNG (atomically); with ``shape``, the label must be of the images' size."""
+    import cv2  # here: planning imports this module and never reads an image
+
+    label = cv2.imread(str(label_ids), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise UserError(f"label image {label_ids} is corrupt or not a single-channel labelIds PNG")
+    if shape is not None and label.shape != tuple(shape):
+        raise UserError(
+            f"label image {label_ids} is {label.shape[0]}x{label.shape[1]} (HxW) but the images are "
+            f"{shape[0]}x{shape[1]} (model.input_shape): it is not this frame's label; replace it with the frame's own"
+        )
+    write_png(destination, label_ids_to_train_ids(label, source=str(label_ids)))

@@ -16,39 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-
-from deeplabv3_pipeline.binio import write_png
-from deeplabv3_pipeline.cityscapes import LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX, label_ids_to_train_ids
+from deeplabv3_pipeline.cityscapes import convert_label_file, missing_train_ids, train_ids_path
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 LOG = logging.getLogger("make_labels")
-
-
-def missing_train_ids(gt_path: Path) -> list[Path]:
-    """labelIds PNGs under ``gt_path/<city>/`` whose trainIds sibling does not exist, sorted."""
-    return sorted(
-        path
-        for path in gt_path.glob(f"*/*{LABEL_IDS_SUFFIX}")
-        if not path.with_name(path.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)).exists()
-    )
-
-
-def train_ids_path(label_ids: Path, output: Path) -> Path:
-    return output / label_ids.parent.name / label_ids.name.replace(LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)
-
-
-def convert(label_ids: Path, destination: Path, shape: tuple[int, int] | None = None) -> None:
-    """One labelIds PNG -> its trainIds PNG (atomically); with ``shape``, the label must be of the images' size."""
-    label = cv2.imread(str(label_ids), cv2.IMREAD_UNCHANGED)
-    if label is None or label.ndim != 2:
-        raise UserError(f"label image {label_ids} is corrupt or not a single-channel labelIds PNG")
-    if shape is not None and label.shape != tuple(shape):
-        raise UserError(
-            f"label image {label_ids} is {label.shape[0]}x{label.shape[1]} (HxW) but the images are "
-            f"{shape[0]}x{shape[1]} (model.input_shape): it is not this frame's label; replace it with the frame's own"
-        )
-    write_png(destination, label_ids_to_train_ids(label, source=str(label_ids)))
 
 
 def label_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -81,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     pairs = label_pairs(args)
     for source, destination in pairs:
-        convert(source, destination, tuple(args.shape) if args.shape else None)
+        convert_label_file(source, destination, tuple(args.shape) if args.shape else None)
     LOG.info("made %d trainIds labels", len(pairs))
     return 0
 
