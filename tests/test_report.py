@@ -329,7 +329,7 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
 
 @pytest.mark.slow
 def test_html_report_holds_the_table_figures_and_captions(report_run):
-    snakemake(report_run, "--report", "results/report.html")
+    snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
     html = (report_run / "results" / "report.html").read_text()
     results = report_variable(html, "results")
     names = {f"results/report/{name}" for name in (*FIGURES, "matrix.png", "summary.html")}
