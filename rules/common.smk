@@ -35,14 +35,11 @@ from deeplabv3_pipeline.errors import (
     recompute_hint,
 )  # noqa: E402
 from deeplabv3_pipeline.headline import headline  # noqa: E402
-from deeplabv3_pipeline.zoo import resolve_config  # noqa: E402
-from deeplabv3_pipeline.provenance import (
-    cached_check,
-    environment_versions,
-    fingerprint,
-    kept_result_problem,
-    user_cache_dir,
+from deeplabv3_pipeline.model_checks import (
+    check_checkpoints_fit,
+    check_models_run,
 )  # noqa: E402
+from deeplabv3_pipeline.provenance import fingerprint, kept_result_problem  # noqa: E402
 from deeplabv3_pipeline.backends.ascend.atc import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.quantize import (
@@ -98,58 +95,11 @@ except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 note_clamped_shards(PLAN, config["shards"])
 
-# Checkpoints that fitted their config, by fingerprint: the check loads the model (seconds), once.
-FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
-
-
-def check_checkpoints_fit():
-    """Before any job: each model's checkpoint, where it is the user's own file, fits the model's config
-    (an FCN checkpoint given for PSPNet is an error naming both and the mismatched keys). At parse time,
-    not in an input function: Snakemake drops a job whose input function fails when its output exists.
-    """
-    for model in PLAN.models:
-        path = PLAN.user_checkpoint(model.name)
-        if not path or not Path(path).is_file():
-            continue
-
-        def check(model=model, path=path):
-            from deeplabv3_pipeline.mmseg_model import check_checkpoint_fits
-
-            check_checkpoint_fits(model.config, path)
-
-        try:
-            cached_check(FIT_CACHE, f"{fingerprint([path])} {model.config}", check)
-        except UserError as error:
-            raise WorkflowError(f"error: model {model.name}: {error}") from None
-
-
-check_checkpoints_fit()
-
-# Model configs whose model built and ran in this environment: a fact of the config file and the
-# installed packages (the key holds both), not of this folder, so kept per user (seconds each, once).
-RUNS_CACHE = user_cache_dir() / "models_that_run.json"
-
-
-def check_models_run_here():
-    """Before any job: every model builds and its export graph runs here (a model that calls one of
-    mmcv-full's compiled kernels, as PSANet does, is refused with the reason, not left to fail in a job).
-    """
-    for model in PLAN.models:
-
-        def check(model=model):
-            from deeplabv3_pipeline.mmseg_model import check_model_runs
-
-            check_model_runs(model.config)
-
-        config_file = str(resolve_config(model.config))
-        key = f"{fingerprint([config_file])} {config_file} {environment_versions()}"
-        try:
-            cached_check(RUNS_CACHE, key, check)
-        except UserError as error:
-            raise WorkflowError(f"error: model {model.name}: {error}") from None
-
-
-check_models_run_here()
+try:
+    check_checkpoints_fit(PLAN)
+    check_models_run(PLAN)
+except UserError as error:
+    raise WorkflowError(f"error: {error}") from None
 CELL = PLAN.cell  # the configured cell: results/result.json
 BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,24 @@ def test_the_zoo_lists_its_cityscapes_entries(tmp_path):
     run_script("zoo.py", "list", "--output", tmp_path / "zoo.md")
     rows = (tmp_path / "zoo.md").read_text().splitlines()[2:]
     assert len(rows) == 269  # every Cityscapes entry mmseg 1.2.2 ships
+
+
+def test_the_start_checks_refuse_a_model_that_cannot_run_and_keep_their_passes(tmp_path, monkeypatch):
+    """model_checks.check_models_run: PSANet (a compiled mmcv-full kernel) is refused naming the model;
+    a pass is kept under its config file and package versions, so the next parse runs nothing."""
+    from deeplabv3_pipeline import mmseg_model, model_checks
+
+    psanet = {"name": "psanet", "config": "psanet_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
+    cache = tmp_path / "models_that_run.json"
+    with pytest.raises(
+        UserError, match=r"^model psanet: model config psanet_r50-d8_4xb2-40k_cityscapes-512x1024 cannot"
+    ):
+        model_checks.check_models_run(plan(matrix={**MATRIX, "models": [psanet]}), cache)
+    (kept,) = json.loads(cache.read_text())  # deeplabv3 (the configured model, checked first) passed
+    assert "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py torch=" in kept
+
+    def never(config):
+        raise AssertionError(f"{config} was checked again")
+
+    monkeypatch.setattr(mmseg_model, "check_model_runs", never)
+    model_checks.check_models_run(plan(), cache)  # the kept pass

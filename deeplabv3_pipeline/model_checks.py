@@ -1,0 +1,54 @@
+"""What is checked of a plan's models before any job (at parse time, not in an input function:
+Snakemake drops a job whose input function fails when its output exists). Each check loads or runs a
+model (seconds), so its passes are kept (provenance.cached_check) under a key of what it depends on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from .errors import UserError
+from .plan import Plan
+from .provenance import cached_check, environment_versions, fingerprint, user_cache_dir
+from .zoo import resolve_config
+
+# Checkpoints that fitted their config, by the file's fingerprint: a fact of this folder's inputs.
+FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
+
+
+def runs_cache() -> Path:
+    """Configs whose model ran here, by the config file and the installed packages (the key holds both):
+    a fact of the environment, not of this folder, so kept per user."""
+    return user_cache_dir() / "models_that_run.json"
+
+
+def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
+    """Each model's checkpoint, where it is the user's own file, fits the model's config (an FCN checkpoint
+    given for PSPNet is an error naming both and the mismatched keys)."""
+    from .mmseg_model import check_checkpoint_fits
+
+    for model in plan.models:
+        path = plan.user_checkpoint(model.name)
+        if not path or not Path(path).is_file():
+            continue
+        try:
+            cached_check(
+                cache, f"{fingerprint([path])} {model.config}", partial(check_checkpoint_fits, model.config, path)
+            )
+        except UserError as error:
+            raise UserError(f"model {model.name}: {error}") from None
+
+
+def check_models_run(plan: Plan, cache: Path | None = None) -> None:
+    """Every model builds and its export graph runs here (mmseg_model.run_problem): a model that calls one
+    of mmcv-full's compiled kernels, as PSANet does, is refused with the reason, not left to fail in a job."""
+    from .mmseg_model import check_model_runs
+
+    for model in plan.models:
+        config_file = str(resolve_config(model.config))
+        key = f"{fingerprint([config_file])} {config_file} {environment_versions()}"
+        try:
+            cached_check(cache or runs_cache(), key, partial(check_model_runs, model.config))
+        except UserError as error:
+            raise UserError(f"model {model.name}: {error}") from None
