@@ -17,6 +17,14 @@ from .zoo import resolve_config
 FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
 
 
+def _mmseg_check(name: str, *args: object) -> None:
+    """mmseg_model's check ``name``, imported when a check runs: importing it imports torch (seconds),
+    which a parse whose checks all passed before never needs."""
+    from . import mmseg_model
+
+    getattr(mmseg_model, name)(*args)
+
+
 def runs_cache() -> Path:
     """Configs whose model ran here, by the config file and the installed packages (the key holds both):
     a fact of the environment, not of this folder, so kept per user."""
@@ -26,16 +34,13 @@ def runs_cache() -> Path:
 def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
     """Each model's checkpoint, where it is the user's own file, fits the model's config (an FCN checkpoint
     given for PSPNet is an error naming both and the mismatched keys)."""
-    from .mmseg_model import check_checkpoint_fits
-
     for model in plan.models:
         path = plan.user_checkpoint(model.name)
         if not path or not Path(path).is_file():
             continue
         try:
-            cached_check(
-                cache, f"{fingerprint([path])} {model.config}", partial(check_checkpoint_fits, model.config, path)
-            )
+            check = partial(_mmseg_check, "check_checkpoint_fits", model.config, path)
+            cached_check(cache, f"{fingerprint([path])} {model.config}", check)
         except UserError as error:
             raise UserError(f"model {model.name}: {error}") from None
 
@@ -43,12 +48,10 @@ def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
 def check_models_run(plan: Plan, cache: Path | None = None) -> None:
     """Every model builds and its export graph runs here (mmseg_model.run_problem): a model that calls one
     of mmcv-full's compiled kernels, as PSANet does, is refused with the reason, not left to fail in a job."""
-    from .mmseg_model import check_model_runs
-
     for model in plan.models:
         config_file = str(resolve_config(model.config))
         key = f"{fingerprint([config_file])} {config_file} {environment_versions()}"
         try:
-            cached_check(cache or runs_cache(), key, partial(check_model_runs, model.config))
+            cached_check(cache or runs_cache(), key, partial(_mmseg_check, "check_model_runs", model.config))
         except UserError as error:
             raise UserError(f"model {model.name}: {error}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,16 @@ import time
 import pytest
 
 from .conftest import REPO
-from .workflow import TINY, merged, snakemake, write_config
+from .workflow import TINY, copy_run, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
 
-def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tmp_path):
+def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tiny_run, tmp_path):
+    # From the tiny run: its model files (which do not depend on the frames) are reused; its predictions
+    # are not (the shards below must be this run's own).
+    tmp_path = copy_run(tiny_run, tmp_path / "run")
+    shutil.rmtree(tmp_path / "results" / "infer")
     config = merged(TINY, {"demo": {"images": 9}, "shards": 3, "warmup": 0})
     write_config(tmp_path, config)
     # Everything before inference first, so that the run below reaches the infer jobs at once.
