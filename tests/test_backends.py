@@ -190,3 +190,17 @@ def test_a_test_only_backend_runs_as_a_cell_of_the_workflow(tiny_run, tmp_path):
     assert result["inference_precision"] == "fp32"
     predicted = np.asarray(result["confusion_matrix"]["counts"]).sum(axis=0)  # columns: predicted trainIds
     assert predicted[0] > 0 and predicted[1:].sum() == 0
+
+
+def test_a_backend_folder_named_like_another_is_refused(tmp_path):
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("def open_model(*args): ...\n")
+    env = dict(os.environ, **{PATH_VARIABLE: str(tmp_path)})
+    completed = subprocess.run(
+        [sys.executable, "-c", "import deeplabv3_pipeline.backends"], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert completed.returncode != 0
+    assert (
+        f"two backend folders are named onnxruntime, in {REPO / 'deeplabv3_pipeline' / 'backends'} and {tmp_path}"
+        in (completed.stderr)
+    )

@@ -4,9 +4,10 @@ Every backend takes a normalised float32 (1,3,H,W) image and returns int64 (1,1,
 layout of the exported ONNX model, and writes ``{stem}_0.bin`` per input (ais_bench's layout) through
 its ``infer_files``. The interface is in :mod:`.base`; the workflow (schema check, rules, tool checks),
 ``infer.py`` and the benchmark read this registry, so adding a backend means adding its subpackage:
-every subpackage of this folder that defines ``open_model`` is one, found when this module loads, and so is
-every subpackage of the folders in ``$DEEPLABV3_BACKEND_PATH`` (``os.pathsep``-separated: backends kept
-outside this tree, imported as ``deeplabv3_pipeline.backends.<name>``).
+every subpackage of this folder that defines ``open_model`` is one, found when this module loads, and
+so is every subpackage of the folders in ``$DEEPLABV3_BACKEND_PATH`` (``os.pathsep``-separated:
+backends kept outside this tree, imported as ``deeplabv3_pipeline.backends.<name>``; a name taken
+twice is an error).
 
 Precision is asked for explicitly and each backend reports what its runtime says it computes
 (``inference_precision``, with ``precision_evidence``): a runtime's default is not always fp32 (OpenVINO
@@ -34,15 +35,22 @@ __path__ = [*__path__, *filter(None, os.environ.get(PATH_VARIABLE, "").split(os.
 
 def discover() -> dict[str, BackendSpec]:
     """The spec of every backend subpackage (one that defines ``open_model``), by name, in name order."""
+    folders: dict[str, str] = {}  # subpackage name -> the folder holding it
+    for folder in __path__:
+        for found in pkgutil.iter_modules([folder]):
+            if not found.ispkg:
+                continue
+            if found.name in folders:  # the import would silently take the first one
+                raise UserError(
+                    f"two backend folders are named {found.name}, in {folders[found.name]} and {folder} "
+                    f"(${PATH_VARIABLE}): rename one"
+                )
+            folders[found.name] = folder
     specs = {}
-    for found in sorted(pkgutil.iter_modules(__path__), key=lambda found: found.name):
-        if not found.ispkg:
-            continue
-        package = importlib.import_module(f"{__name__}.{found.name}")
+    for name in sorted(folders):
+        package = importlib.import_module(f"{__name__}.{name}")
         if hasattr(package, "open_model"):
-            if found.name in specs:
-                raise UserError(f"two backends are named {found.name}: rename one (folders {', '.join(__path__)})")
-            specs[found.name] = BackendSpec.from_package(found.name, package)
+            specs[name] = BackendSpec.from_package(name, package)
     return specs
 
 
