@@ -156,7 +156,8 @@ def peak_rows(summary: Mapping) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def headline(summary: Mapping) -> str:
+def benchmark_setting(summary: Mapping) -> str:
+    """One sentence over the benchmark table: the machine, the shape, the reference and the fastest variant."""
     machine = summary["machine"]
     shape = "x".join(map(str, summary["input_shape"]))
     cpu = machine.get("cpu", "this CPU")
@@ -169,13 +170,13 @@ def headline(summary: Mapping) -> str:
 
 
 def to_markdown(summary: Mapping) -> str:
-    lines = ["# Benchmark", "", headline(summary), "", *markdown_table(*table_rows(summary)), ""]
+    lines = ["# Benchmark", "", benchmark_setting(summary), "", *markdown_table(*table_rows(summary)), ""]
     lines += ["## Peak per precision", "", *markdown_table(*peak_rows(summary)), ""]
     return "\n".join(lines)
 
 
 def to_html_body(summary: Mapping) -> str:
     return (
-        f"<p>{html.escape(headline(summary))}</p>{html_table(*table_rows(summary))}"
+        f"<p>{html.escape(benchmark_setting(summary))}</p>{html_table(*table_rows(summary))}"
         f"<h2>Peak per precision</h2>{html_table(*peak_rows(summary))}"
     )
