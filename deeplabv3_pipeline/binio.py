@@ -50,8 +50,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_atomic(path: Path, data: np.ndarray | bytes) -> None:
     """Write ``data`` (an array's raw bytes, or bytes such as an encoded JSON) to ``path`` atomically."""
     payload = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
-    with atomic_path(path) as temporary:
-        temporary.write_bytes(payload)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(payload)
 
 
 def save_onnx(model: Any, path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .binio import atomic_path, save_onnx
+from .binio import atomic_path
 from .errors import UserError
 from .mmseg_model import SegmentationExport
 from .pooling import make_adaptive_pooling_exportable
@@ -38,23 +38,6 @@ def export_onnx(model: SegmentationExport, output: Path, opset: int) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
-
-
-def simplify_onnx(source: Path, destination: Path, input_shape: list[int]) -> int:
-    """onnxsim over ``source`` with the input fixed to ``input_shape`` (the guide's ``python3 -m onnxsim``
-    step), written atomically to ``destination``; the simplified graph's node count."""
-    import onnx
-    from onnxsim import simplify
-
-    if not source.is_file():
-        raise UserError(f"ONNX model {source} does not exist: run export_onnx first")
-    model = onnx.load(str(source))
-    input_name = model.graph.input[0].name
-    simplified, valid = simplify(model, overwrite_input_shapes={input_name: input_shape})
-    if not valid:
-        raise UserError(f"onnxsim could not validate the simplified {source}: keep the unsimplified model")
-    save_onnx(simplified, destination)
-    return len(simplified.graph.node)
 
 
 # Pixels whose two best classes' logits are closer than this share of the largest logit are near-ties:
