@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend
+from .backends.base import ImageBackend
 from .backends.files import check_prediction
 from .binio import read_bin
 from .opcount import count_operations
@@ -44,7 +44,7 @@ def is_winograd(model: Path) -> bool:
 
 
 def time_calls(
-    backend: Backend, images: Sequence[np.ndarray], warmup: int, repeats: int
+    backend: ImageBackend, images: Sequence[np.ndarray], warmup: int, repeats: int
 ) -> tuple[list[float], list[np.ndarray]]:
     """``warmup`` untimed calls on the first image, then ``repeats`` timed passes over all images.
 
@@ -81,7 +81,13 @@ def executed_operations(model: Path, count_model: Path, reference_total: int) ->
 
 
 def time_variant(
-    backend: Backend, load_s: float, bins: Sequence[Path], model: Path, count_model: Path, warmup: int, repeats: int
+    backend: ImageBackend,
+    load_s: float,
+    bins: Sequence[Path],
+    model: Path,
+    count_model: Path,
+    warmup: int,
+    repeats: int,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Time an opened ``backend`` (loaded in ``load_s``) over ``bins``: the record of
     results/benchmark/<model>/<variant>.json (without the run's own settings) and the first pass's

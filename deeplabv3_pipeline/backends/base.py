@@ -38,16 +38,23 @@ INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 class Backend(Protocol):
-    """An opened model."""
+    """An opened model: what every backend's wrapper is. An out-of-process backend (Ascend: ais_bench runs
+    whole folders, ``IN_PROCESS = False``) is only this."""
 
     name: str
-    input_shape: tuple[int, int]
     inference_precision: str  # one of INFERENCE_PRECISIONS: what the runtime reports it computes
     precision_evidence: str  # one line: where inference_precision came from
 
-    def run(self, image: np.ndarray) -> np.ndarray: ...
-
     def infer_files(self, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun: ...
+
+
+class ImageBackend(Backend, Protocol):
+    """An in-process backend's wrapper: it also runs one image of its fixed input size (the benchmark,
+    the agreement checks and :class:`FileRunner` use these)."""
+
+    input_shape: tuple[int, int]
+
+    def run(self, image: np.ndarray) -> np.ndarray: ...
 
 
 class FileRunner:

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..progress import progress
 
 if TYPE_CHECKING:
-    from .base import Backend
+    from .base import ImageBackend
 
 
 @dataclass
@@ -68,7 +68,7 @@ def check_prediction(prediction: np.ndarray, shape: tuple[int, int], source: str
         )
 
 
-def warm_up(backend: Backend, first: Path, shape: tuple[int, ...], count: int) -> None:
+def warm_up(backend: ImageBackend, first: Path, shape: tuple[int, ...], count: int) -> None:
     """``count`` untimed runs on the first input (lazy initialisation, caches), before any clock starts."""
     if count:
         image = read_bin(first, np.float32, shape)
@@ -99,7 +99,7 @@ def background_writer() -> Iterator[Callable[[np.ndarray, Path], None]]:
             write.result()
 
 
-def run_files(backend: Backend, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
+def run_files(backend: ImageBackend, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
     """Compute every input with ``backend.run``; ``warmup`` untimed calls on the first one first."""
     height, width = backend.input_shape
     shape = (1, 3, height, width)

@@ -11,8 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import UserError
 from ..files import FileRun
 from . import atc
@@ -34,10 +32,6 @@ class AscendBackend:
         record = atc.precision_record(precision)
         self.inference_precision = record["inference_precision"]
         self.precision_evidence = record["precision_evidence"]
-        self.input_shape = (0, 0)  # ais_bench reads it from the .om
-
-    def run(self, image: np.ndarray) -> np.ndarray:
-        raise UserError("the ascend backend runs whole folders through ais_bench (infer.py), not single images")
 
     def infer_files(self, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:
         """ais_bench over ``inputs``, staged as links (a job's files are a subset of the folder)."""
