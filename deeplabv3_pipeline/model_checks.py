@@ -48,10 +48,12 @@ def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
 def check_models_run(plan: Plan, cache: Path | None = None) -> None:
     """Every model builds and its export graph runs here (mmseg_model.run_problem): a model that calls one
     of mmcv-full's compiled kernels, as PSANet does, is refused with the reason, not left to fail in a job."""
+    cache = cache or runs_cache()
+    versions = environment_versions()  # the same for every model: read once
     for model in plan.models:
         config_file = str(resolve_config(model.config))
-        key = f"{fingerprint([config_file])} {config_file} {environment_versions()}"
+        key = f"{fingerprint([config_file])} {config_file} {versions}"
         try:
-            cached_check(cache or runs_cache(), key, partial(_mmseg_check, "check_model_runs", model.config))
+            cached_check(cache, key, partial(_mmseg_check, "check_model_runs", model.config))
         except UserError as error:
             raise UserError(f"model {model.name}: {error}") from None

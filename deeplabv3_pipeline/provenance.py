@@ -191,10 +191,10 @@ def cached_check(cache: Path, key: str, check: Callable[[], None]) -> None:
     from .binio import write_json
 
     cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, [*passed, key][-100:])  # the newest 100: old checkpoints drop out
+    write_json(cache, [*passed, key][-100:])  # the newest 100: old keys drop out
 
 
-# The packages a model's build and graph depend on (the check of rules/common.smk check_models_run_here)
+# The packages a model's build and graph depend on (the key of model_checks.check_models_run)
 MODEL_PACKAGES = ("torch", "mmsegmentation", "mmengine", "mmcv", "mmcv-lite")
 
 

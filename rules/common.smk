@@ -2,7 +2,7 @@
 # and the functions the rules call (input functions named get_*), one section per rule file
 # (Snakemake's lint keeps functions out of rule files). What is not about this workflow's config
 # lives in the package: the paths of artifacts, logs and benchmark files in
-# deeplabv3_pipeline/artifacts.py, what a backend needs in its module (backends/<name>/),
+# deeplabv3_pipeline/artifacts.py, what a backend needs in its subpackage (backends/<name>/),
 # the variants (backend-precision[-winograd]) in deeplabv3_pipeline/variants.py.
 import functools
 import json

@@ -164,8 +164,7 @@ def open_checked(args: Namespace) -> Backend:
     """``open_backend`` with a stage CLI's flags (those of :func:`add_backend_arguments` and ``--model``),
     stopping unless the runtime computes in the precision asked for."""
     args.precision = args.precision or default_precision(args.backend)
-    record = from_namespace(get_spec(args.backend).options, args)
-    options = {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
+    options = dataclasses.asdict(from_namespace(get_spec(args.backend).options, args))
     backend = open_backend(args.backend, args.model, precision=args.precision, threads=args.threads, **options)
     require_precision(backend, args.precision, args.model)
     return backend
