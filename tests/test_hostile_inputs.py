@@ -24,6 +24,7 @@ from .workflow import (
     TINY,
     cell_result,
     copy_run,
+    replace_file,
     figures,
     infer_dir,
     merged,
@@ -143,9 +144,9 @@ def test_a_damaged_model_and_a_truncated_prep_bin_are_recomputed_by_the_advised_
     commands, one after the other, gives the clean figures back."""
     workdir = copy_run(tiny_run, tmp_path / "copy")
     model = workdir / SIM_MODEL_PATH
-    model.write_bytes(model.read_bytes()[:5000])
+    replace_file(model, model.read_bytes()[:5000])
     damaged = workdir / "results" / "prep_dataset" / DEMO_DATA / f"{demo_frames(3)[0].stem}.bin"
-    damaged.write_bytes(damaged.read_bytes()[:1000])
+    replace_file(damaged, damaged.read_bytes()[:1000])
     failed = snakemake(workdir, "results/result.json", check=False)
     assert failed.returncode != 0 and f"error: {SIM_MODEL_PATH} is not a readable ONNX model" in failed.stdout
     failed = snakemake(workdir, *advised_command(failed.stdout), check=False)  # the model is remade...

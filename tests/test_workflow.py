@@ -108,8 +108,7 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
+    workdir = copy_run(tiny_run, tmp_path / "copy")
     bins = sorted((workdir / "results" / "prep_dataset" / DEMO_DATA).glob("*.bin"))
     before = {path: path.stat().st_mtime_ns for path in bins}
     model_before = (workdir / EXPORT_PATH).stat().st_mtime_ns
@@ -123,8 +122,7 @@ def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_p
 
 
 def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
+    workdir = copy_run(tiny_run, tmp_path / "copy")
     sim_before = (workdir / SIM_MODEL_PATH).stat().st_mtime_ns
     write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True}}))
     ran = rules_in(snakemake(workdir, "results/result.json").stdout)
@@ -181,8 +179,7 @@ def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
 
 def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     """The Ascend rules wired together, with tests/fake_cann for atc and ais_bench (ONNX Runtime inside)."""
-    workdir = tmp_path / "copy"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
+    workdir = copy_run(tiny_run, tmp_path / "copy")
     write_config(workdir, merged(TINY, {"backend": "ascend", "ascend": {"ais_bench": "python -m ais_bench"}}))
     fake = REPO / "tests" / "fake_cann"
     env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", PYTHONPATH=str(fake))

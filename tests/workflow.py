@@ -4,6 +4,7 @@ reading results. The tiny run itself is a fixture in conftest.py (one for the wh
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -111,6 +112,28 @@ def planned_rules(workdir: Path, target: str = "results/result.json") -> set[str
     return rules_in(snakemake(workdir, "-n", target).stdout)
 
 
+# A tiny run holds ~800 MB of models and checkpoint (DeepLabV3's real R50 layers); twenty tests copy it.
+# Copying them would write ~16 GB per suite (a CI machine with less free disk failed on it), so copies
+# share the large files as hard links. Snakemake deletes a job's outputs before running it and the
+# workflow writes through rename, so a run never writes into a shared file; a test that damages one
+# must replace it (``replace_file``), never write into it.
+LINKED_FROM_BYTES = 1 << 20
+
+
+def _link_large_files(source: str, destination: str) -> None:
+    if Path(source).stat().st_size >= LINKED_FROM_BYTES:
+        os.link(source, destination)
+    else:
+        shutil.copy2(source, destination)
+
+
 def copy_run(run: Path, workdir: Path) -> Path:
-    shutil.copytree(run, workdir, symlinks=True)
+    """A run's folder copied to ``workdir`` (its large files hard-linked: see LINKED_FROM_BYTES)."""
+    shutil.copytree(run, workdir, symlinks=True, copy_function=_link_large_files)
     return workdir
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` as a new file at ``path``: a hard-linked file of another run stays as it was."""
+    path.unlink()
+    path.write_bytes(data)
