@@ -53,6 +53,7 @@ GPU = pytest.mark.skipif(
 H, W = 4, 6
 ENGINE = b"fake serialized engine"
 MIB = 1 << 20
+ENGINE_WEIGHTS = 5 * MIB // 2  # what a fake engine holds on the device
 
 
 # --- fake TensorRT and CUDA runtime --------------------------------------------------------------------
@@ -208,6 +209,11 @@ class FakeEngine:
         self.output_dtype = output_dtype
         self.num_io_tensors = 2
         self.device_memory_size_v2 = 3 * MIB
+        # a deserialized engine holds its weights on the device until it is destroyed, as TensorRT's does
+        self.weights = trt.cudart.cudaMalloc(ENGINE_WEIGHTS)[1]
+
+    def __del__(self) -> None:
+        self.trt.cudart.cudaFree(self.weights)
 
     def get_tensor_name(self, index: int) -> str:
         return ("input", "output")[index]
@@ -630,7 +636,9 @@ def test_pipeline_gives_each_image_its_own_prediction(fakes, tmp_path, output_dt
     assert single.dtype == np.int64
     assert run.compute_ms == {path.name: 1.25 for path in bins} and run.wall_s > 0
     assert run.extra["gpu"]["name"] == "Fake GPU" and run.extra["gpu"]["engine_device_memory_mb"] == 3.0
-    assert run.extra["gpu"]["memory_used_mb"] >= 0 and run.extra["h2d_ms"]["mean"] == 1.25
+    # what opening took on the device: the engine's weights (its I/O buffers are a few hundred bytes)
+    assert run.extra["gpu"]["memory_used_mb"] == ENGINE_WEIGHTS / MIB
+    assert run.extra["h2d_ms"]["mean"] == 1.25
     assert run.extra["d2h_ms"]["percentile(99%)"] == 1.25
     # Everything allocated was freed, every stream and event destroyed.
     assert not fakes.cudart.device and not fakes.cudart.host
