@@ -2,7 +2,7 @@
 # the workflow's own models and prep bins, one job after another (each takes every core), then
 # gathered into results/benchmark.md/.json.
 
-# The variants (backend-precision[-winograd]) are deeplabv3_pipeline/variants.py's; the model is the
+# The variants (backend-precision[-winograd]) are deeplabv3_pipeline/planning/variants.py's; the model is the
 # configured one (model.name), so its files are results/benchmark/<model>/<variant>.json.
 
 

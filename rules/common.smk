@@ -1,9 +1,9 @@
-# The config's check, its plan (frames, shards, models, cells and every path: deeplabv3_pipeline/plan.py)
+# The config's check, its plan (frames, shards, models, cells and every path: deeplabv3_pipeline/planning/plan.py)
 # and the functions the rules call (input functions named get_*), one section per rule file
 # (Snakemake's lint keeps functions out of rule files). What is not about this workflow's config
 # lives in the package: the paths of artifacts, logs and benchmark files in
-# deeplabv3_pipeline/artifacts.py, what a backend needs in its subpackage (backends/<name>/),
-# the variants (backend-precision[-winograd]) in deeplabv3_pipeline/variants.py.
+# deeplabv3_pipeline/planning/artifacts.py, what a backend needs in its subpackage (backends/<name>/),
+# the variants (backend-precision[-winograd]) in deeplabv3_pipeline/planning/variants.py.
 import functools
 import json
 import os
@@ -20,10 +20,10 @@ min_version("9.0")
 # The shared package, importable also without `pip install -e .`.
 sys.path.insert(0, workflow.basedir)
 
-from deeplabv3_pipeline import artifacts  # noqa: E402
+from deeplabv3_pipeline.planning import artifacts  # noqa: E402
 from deeplabv3_pipeline.backends import REGISTRY, backend_flags  # noqa: E402
-from deeplabv3_pipeline.checkpoint import is_url  # noqa: E402
-from deeplabv3_pipeline.plan import (
+from deeplabv3_pipeline.model.checkpoint import is_url  # noqa: E402
+from deeplabv3_pipeline.planning.plan import (
     Cell,
     Plan,
     note_clamped_shards,
@@ -34,19 +34,19 @@ from deeplabv3_pipeline.errors import (
     check_no_wildcard_braces,
     recompute_hint,
 )  # noqa: E402
-from deeplabv3_pipeline.headline import headline  # noqa: E402
-from deeplabv3_pipeline.model_checks import (
+from deeplabv3_pipeline.report.headline import headline  # noqa: E402
+from deeplabv3_pipeline.model.model_checks import (
     check_checkpoints_fit,
     check_models_run,
 )  # noqa: E402
-from deeplabv3_pipeline.provenance import fingerprint, kept_result_problem  # noqa: E402
+from deeplabv3_pipeline.evaluation.provenance import fingerprint, kept_result_problem  # noqa: E402
 from deeplabv3_pipeline.backends.ascend.atc import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
-from deeplabv3_pipeline.quantize import (
+from deeplabv3_pipeline.optimize.quantize import (
     held_out_files,
     select_calibration_files,
 )  # noqa: E402
-from deeplabv3_pipeline.variants import (
+from deeplabv3_pipeline.planning.variants import (
     CPU_VARIANTS,
     VARIANTS,
     benchmark_variants,
@@ -79,7 +79,7 @@ os.environ.update(
 
 INPUT_SHAPE = tuple(config["model"]["input_shape"])
 
-# The frames, their shards, the models, the cells and every path (deeplabv3_pipeline/plan.py).
+# The frames, their shards, the models, the cells and every path (deeplabv3_pipeline/planning/plan.py).
 try:
     check_no_wildcard_braces(config["dataset"]["root"], "dataset.root")
     check_no_wildcard_braces(config["model"]["cache_dir"], "model.cache_dir")

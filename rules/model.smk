@@ -2,7 +2,7 @@
 # (verified against PyTorch) -> onnxsim, and what variants make of it: the Winograd rewrite
 # (-fp32-winograd), an ATC .om per precision and soc_version (ascend), a TensorRT engine per precision
 # (tensorrt; fp16 from rule convert_fp16's model, int8 from rule quantize_tensorrt's). Which of them a
-# variant runs: deeplabv3_pipeline/variants.py and its backend's module (backends/).
+# variant runs: deeplabv3_pipeline/planning/variants.py and its backend's module (backends/).
 # (The int8 models are in rules/quantize.smk.)
 
 if config["winograd"]["enabled"] and not CELL.variant.winograd:

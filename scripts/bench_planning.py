@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.provenance import file_sizes, fingerprint, kept_result_problem
-from deeplabv3_pipeline.tables import markdown_table
+from deeplabv3_pipeline.evaluation.provenance import file_sizes, fingerprint, kept_result_problem
+from deeplabv3_pipeline.report.tables import markdown_table
 
 REPO = Path(__file__).resolve().parent.parent
 CITIES = ("frankfurt", "lindau", "munster")

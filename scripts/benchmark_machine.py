@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.cpu import (
     clock_mhz,
     cpu_flags,
@@ -31,6 +30,7 @@ from deeplabv3_pipeline.cpu import (
     usable_cores,
 )
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.io.binio import write_json
 
 LOG = logging.getLogger("benchmark_machine")
 LIBRARIES = ("numpy", "torch", "onnxruntime", "openvino")

@@ -9,7 +9,7 @@ Reads the variant files of scripts/benchmark_variant.py and the predictions each
 writes the table (median s/image, images/s, speed-up over the reference, pixel agreement with it,
 the precision the runtime computed in, executed operations per second and their share of this
 CPU's peak, peak memory, the projected compute time of ``--frames`` images) and names the fastest
-variant whose agreement is at least ``--min-agreement`` (see deeplabv3_pipeline/speed.py).
+variant whose agreement is at least ``--min-agreement`` (see deeplabv3_pipeline/benchmark/speed.py).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplabv3_pipeline.binio import write_json, write_text
+from deeplabv3_pipeline.benchmark.speed import summarise, to_html_body, to_markdown
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.speed import summarise, to_html_body, to_markdown
-from deeplabv3_pipeline.tables import html_page
+from deeplabv3_pipeline.io.binio import write_json, write_text
+from deeplabv3_pipeline.report.tables import html_page
 
 
 def read_json(path: Path, what: str) -> dict:

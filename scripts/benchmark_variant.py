@@ -14,7 +14,7 @@ gathering step's agreement figures; the JSON holds the times, the median, the pe
 and the operation counts: ``operations_per_image`` of ``--count-model`` (the reference fp32 graph: the
 same work for every variant, so rates compare) and ``executed_operations_per_image``, the variant's own
 graph where it is an ONNX file (a Winograd model does fewer). No figure is judged here. The timing is
-deeplabv3_pipeline/variant_timing.py's.
+deeplabv3_pipeline/benchmark/variant_timing.py's.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from deeplabv3_pipeline.backends import (
     default_precision,
     open_checked,
 )
-from deeplabv3_pipeline.binio import list_bins, write_json, write_npy
+from deeplabv3_pipeline.benchmark.variant_timing import time_variant
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.variant_timing import time_variant
+from deeplabv3_pipeline.io.binio import list_bins, write_json, write_npy
 
 LOG = logging.getLogger("benchmark_variant")
 

@@ -28,8 +28,8 @@ from deeplabv3_pipeline.backends.tensorrt.engine import (
     engine_report_path,
     environment_problems,
 )
-from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.io.binio import write_json
 
 LOG = logging.getLogger("build_engine")
 

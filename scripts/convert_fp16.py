@@ -16,10 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.artifacts import report_path
-from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import run_cli
-from deeplabv3_pipeline.fp16 import convert_to_fp16
+from deeplabv3_pipeline.io.binio import write_json
+from deeplabv3_pipeline.optimize.fp16 import convert_to_fp16
+from deeplabv3_pipeline.planning.artifacts import report_path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

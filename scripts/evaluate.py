@@ -22,11 +22,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_json, write_text
-from deeplabv3_pipeline.cityscapes import TRAIN_IDS_SUFFIX, frame_files
+from deeplabv3_pipeline.data.cityscapes import TRAIN_IDS_SUFFIX, frame_files
 from deeplabv3_pipeline.errors import run_cli
-from deeplabv3_pipeline.evaluation import pair_predictions_with_labels, result_paths, result_record
-from deeplabv3_pipeline.headline import headline
+from deeplabv3_pipeline.evaluation.evaluate import pair_predictions_with_labels, result_paths, result_record
+from deeplabv3_pipeline.io.binio import write_json, write_text
+from deeplabv3_pipeline.report.headline import headline
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

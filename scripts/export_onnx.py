@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.export import check_agreement, disagreement, export_onnx
-from deeplabv3_pipeline.mmseg_model import load_export_model
+from deeplabv3_pipeline.model.export import check_agreement, disagreement, export_onnx
+from deeplabv3_pipeline.model.mmseg_model import load_export_model
 
 LOG = logging.getLogger("export_onnx")
 

@@ -21,9 +21,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_atomic
-from deeplabv3_pipeline.checkpoint import fetch
 from deeplabv3_pipeline.errors import run_cli
+from deeplabv3_pipeline.io.binio import write_atomic
+from deeplabv3_pipeline.model.checkpoint import fetch
 
 LOG = logging.getLogger("fetch_checkpoint")
 

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_json
+from deeplabv3_pipeline.benchmark.timing import merge_summaries
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.timing import merge_summaries
+from deeplabv3_pipeline.io.binio import write_json
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.backends import add_backend_arguments, open_checked
-from deeplabv3_pipeline.binio import list_bins, write_json
+from deeplabv3_pipeline.benchmark.timing import inference_summary
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.timing import inference_summary
+from deeplabv3_pipeline.io.binio import list_bins, write_json
 
 LOG = logging.getLogger("infer")
 

@@ -40,12 +40,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.what == "dataset":
-        from deeplabv3_pipeline.demo import make_demo_dataset
+        from deeplabv3_pipeline.data.demo import make_demo_dataset
 
         frames = make_demo_dataset(args.root, args.split, args.count, tuple(args.shape), args.seed)
         LOG.warning("wrote %d SYNTHETIC demo frames (not Cityscapes) under %s", len(frames), args.root)
     else:
-        from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+        from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
         make_random_checkpoint(args.model_config, args.output, args.seed)
         LOG.warning("wrote a RANDOMLY INITIALISED (untrained) checkpoint to %s", args.output)

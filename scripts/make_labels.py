@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.cityscapes import convert_label_file, missing_train_ids, train_ids_path
+from deeplabv3_pipeline.data.cityscapes import convert_label_file, missing_train_ids, train_ids_path
 from deeplabv3_pipeline.errors import UserError, run_cli
 
 LOG = logging.getLogger("make_labels")

@@ -19,10 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_json, write_text
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.matrix import csv_text, markdown, matrix_rows, synthetic_note
-from deeplabv3_pipeline.zoo import published_miou
+from deeplabv3_pipeline.io.binio import write_json, write_text
+from deeplabv3_pipeline.model.zoo import published_miou
+from deeplabv3_pipeline.report.matrix import csv_text, markdown, matrix_rows, synthetic_note
 
 
 def load_result(path: Path) -> dict:

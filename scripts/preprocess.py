@@ -20,11 +20,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_atomic
-from deeplabv3_pipeline.cityscapes import IMAGE_SUFFIX, frame_id, image_stem
+from deeplabv3_pipeline.data.cityscapes import IMAGE_SUFFIX, frame_id, image_stem
+from deeplabv3_pipeline.data.transform import preprocess_image
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.progress import progress
-from deeplabv3_pipeline.transform import preprocess_image
+from deeplabv3_pipeline.io.binio import write_atomic
+from deeplabv3_pipeline.io.progress import progress
 
 LOG = logging.getLogger("preprocess")
 

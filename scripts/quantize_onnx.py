@@ -25,10 +25,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
-from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.quantize import (
+from deeplabv3_pipeline.evaluation.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
+from deeplabv3_pipeline.io.binio import write_atomic
+from deeplabv3_pipeline.optimize.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
     QUANT_TYPES,
     QuantizeSettings,

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_atomic
 from deeplabv3_pipeline.errors import UserError, run_cli
+from deeplabv3_pipeline.io.binio import write_atomic
 
 
 def check_expectation(miou: float | None, expected: float, tolerance: float, source: Path) -> None:

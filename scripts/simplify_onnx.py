@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.errors import run_cli
-from deeplabv3_pipeline.simplify import simplify_onnx
+from deeplabv3_pipeline.model.simplify import simplify_onnx
 
 LOG = logging.getLogger("simplify_onnx")
 

@@ -7,7 +7,7 @@
 
 Runs ONNX Runtime and PyTorch on one random input and fails if more than ``--tolerance`` of the
 pixels get another class where PyTorch's two best logits are not a near-tie (float rounding may flip
-those: deeplabv3_pipeline/export.py, NEAR_TIE_MARGIN). Writes the report (the fraction, the tolerance, what
+those: deeplabv3_pipeline/model/export.py, NEAR_TIE_MARGIN). Writes the report (the fraction, the tolerance, what
 was compared) only when the check passes.
 """
 
@@ -19,10 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import file_sha256, write_json
 from deeplabv3_pipeline.errors import run_cli
-from deeplabv3_pipeline.export import check_agreement, disagreement
-from deeplabv3_pipeline.mmseg_model import load_export_model
+from deeplabv3_pipeline.io.binio import file_sha256, write_json
+from deeplabv3_pipeline.model.export import check_agreement, disagreement
+from deeplabv3_pipeline.model.mmseg_model import load_export_model
 
 LOG = logging.getLogger("verify_onnx")
 SEED = 0

@@ -6,7 +6,7 @@
 
 Every 3x3 stride-1 convolution with at least ``--min-channels`` input channels (dilated ones
 included: the ASPP branches and the dilated backbone stages) is replaced by Winograd
-F(tile x tile, 3 x 3) written in plain ONNX operators (see deeplabv3_pipeline/winograd.py):
+F(tile x tile, 3 x 3) written in plain ONNX operators (see deeplabv3_pipeline/optimize/winograd.py):
 (tile + 2)^2 / (9 tile^2) of the multiplications, 0.25x for tile 4 and 0.44x for tile 2 before
 padding. The model keeps its interface (``input`` float32 1x3xHxW -> ``output`` int64 1x1xHxW).
 
@@ -23,11 +23,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
-from deeplabv3_pipeline.binio import write_json
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.quantize import calibration_bins, model_input, select_calibration_files
-from deeplabv3_pipeline.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, rewrite_file
+from deeplabv3_pipeline.evaluation.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
+from deeplabv3_pipeline.io.binio import write_json
+from deeplabv3_pipeline.optimize.quantize import calibration_bins, model_input, select_calibration_files
+from deeplabv3_pipeline.optimize.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, rewrite_file
 
 LOG = logging.getLogger("winograd_onnx")
 

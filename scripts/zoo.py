@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.binio import write_text
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.tables import markdown_table
-from deeplabv3_pipeline.zoo import cityscapes_entries
+from deeplabv3_pipeline.io.binio import write_text
+from deeplabv3_pipeline.model.zoo import cityscapes_entries
+from deeplabv3_pipeline.report.tables import markdown_table
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -32,7 +32,7 @@ def run_infer(backend: str, model: Path, inputs: Path | list[Path], output: Path
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deeplabv3_pipeline.demo import make_demo_dataset
+    from deeplabv3_pipeline.data.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("cityscapes")
     make_demo_dataset(root, "val", 4, SHAPE, seed=1)
@@ -41,8 +41,8 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
-    from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
+    from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
+    from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
     return make_random_checkpoint(DEFAULT_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
 

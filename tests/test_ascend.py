@@ -9,8 +9,8 @@ import pytest
 
 from deeplabv3_pipeline.backends.ascend import atc as ascend
 from deeplabv3_pipeline.backends.ascend.runner import file_run
+from deeplabv3_pipeline.benchmark.timing import inference_summary
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.timing import inference_summary
 
 from .conftest import REPO, SHAPE, run_infer
 

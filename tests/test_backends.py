@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import yaml
 
-from deeplabv3_pipeline import artifacts
 from deeplabv3_pipeline.backends import (
     PATH_VARIABLE,
     REGISTRY,
@@ -25,6 +24,7 @@ from deeplabv3_pipeline.backends import (
     options,
 )
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.planning import artifacts
 
 from .conftest import REPO
 from .workflow import TINY, copy_run, merged, snakemake, write_config
@@ -90,7 +90,7 @@ def test_the_registry_loads_without_any_runtime():
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"
         "from deeplabv3_pipeline.backends import BACKENDS, PRECISIONS\n"
-        "import deeplabv3_pipeline.plan\n"
+        "import deeplabv3_pipeline.planning.plan\n"
         "print(' '.join(BACKENDS), PRECISIONS['tensorrt'])\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -152,7 +152,7 @@ def test_a_backend_subpackage_registers_itself_everywhere():
     code = (
         "import argparse\n"
         "from deeplabv3_pipeline.backends import BACKENDS, add_backend_arguments\n"
-        "from deeplabv3_pipeline.variants import VARIANTS, CPU_VARIANTS\n"
+        "from deeplabv3_pipeline.planning.variants import VARIANTS, CPU_VARIANTS\n"
         "parser = argparse.ArgumentParser(); add_backend_arguments(parser)\n"
         "args = parser.parse_args(['--backend', 'constant', '--input-shape', '8', '16'])\n"
         "print(' '.join(BACKENDS)); print('constant-fp32' in VARIANTS, 'constant-fp32' in CPU_VARIANTS)\n"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from deeplabv3_pipeline import cpu
-from deeplabv3_pipeline import variant_timing as benchmark_variant
 from deeplabv3_pipeline.backends import open_backend
-from deeplabv3_pipeline.binio import read_bin
+from deeplabv3_pipeline.benchmark import variant_timing as benchmark_variant
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.opcount import count_operations
-from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
+from deeplabv3_pipeline.io.binio import read_bin
+from deeplabv3_pipeline.model.opcount import count_operations
+from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
 from .conftest import SHAPE, run_script
 from .test_opcount import tiny_model

@@ -4,9 +4,9 @@ import errno
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline.binio import read_bin, write_atomic
+from deeplabv3_pipeline.benchmark.timing import inference_summary, latency_stats, merge_summaries
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.timing import inference_summary, latency_stats, merge_summaries
+from deeplabv3_pipeline.io.binio import read_bin, write_atomic
 
 
 def test_bin_round_trip_is_raw_c_order(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from deeplabv3_pipeline.checkpoint import (
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.model.checkpoint import (
     HASH_REGEX,
     cached_path,
     download,
@@ -26,7 +27,6 @@ from deeplabv3_pipeline.checkpoint import (
     part_path,
     verify_checkpoint,
 )
-from deeplabv3_pipeline.errors import UserError
 from tests.conftest import run_script
 
 GUIDE_NAME = "deeplabv3_r50-d8_512x1024_40k_cityscapes_20200605_022449-acadc2f8.pth"
@@ -128,7 +128,7 @@ def test_urls_and_cache_paths(tmp_path):
 def test_download_gives_the_file_and_its_sha256(server, tmp_path, caplog):
     base, served = server
     destination = cached_path(f"{base}/{GOOD}", tmp_path / "cache")
-    with caplog.at_level(logging.INFO, logger="deeplabv3_pipeline.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="deeplabv3_pipeline.model.checkpoint"):
         assert download(f"{base}/{GOOD}", destination, chunk=CHUNK) == destination
     assert destination.read_bytes() == PAYLOAD
     assert not part_path(destination).exists()
@@ -254,7 +254,7 @@ def test_file_urls_are_downloaded_too(tmp_path):
 
 
 def test_loading_a_checkpoint_whose_name_lies_is_refused_before_torch_reads_it(tmp_path):
-    from deeplabv3_pipeline.mmseg_model import load_state_dict_file
+    from deeplabv3_pipeline.model.mmseg_model import load_state_dict_file
 
     liar = tmp_path / BAD
     damaged = b"PK\x03\x04" + PAYLOAD  # starts as torch.save's zip does; torch.load would call it 'truncated'

@@ -1,14 +1,8 @@
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline.cityscapes import (
-    CLASS_NAMES,
-    PALETTE,
-    discover_frames,
-    label_ids_to_train_ids,
-    shard,
-)
-from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
+from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES, PALETTE, discover_frames, label_ids_to_train_ids, shard
+from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 from deeplabv3_pipeline.errors import UserError
 
 

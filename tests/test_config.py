@@ -108,11 +108,11 @@ def test_backend_options_are_config_keys_with_one_default():
 
 
 def test_the_variant_table_is_every_registered_backend_at_every_precision():
-    """deeplabv3_pipeline.variants' names: every registered backend at every precision it runs (and
+    """deeplabv3_pipeline.planning.variants' names: every registered backend at every precision it runs (and
     -winograd where it runs the ONNX graph), the benchmark's those of the backends on this CPU; the schema
     lists none of them (a backend's subpackage brings its own)."""
     from deeplabv3_pipeline.backends import REGISTRY
-    from deeplabv3_pipeline.variants import CPU_VARIANTS, ON_REQUEST, VARIANTS
+    from deeplabv3_pipeline.planning.variants import CPU_VARIANTS, ON_REQUEST, VARIANTS
 
     matrix = SCHEMA["properties"]["matrix"]["properties"]
     benchmark = SCHEMA["properties"]["benchmark"]["properties"]
@@ -143,7 +143,7 @@ def test_the_variant_table_is_every_registered_backend_at_every_precision():
 )
 def test_unregistered_names_are_refused_naming_the_valid_ones(settings, message):
     from deeplabv3_pipeline.errors import UserError
-    from deeplabv3_pipeline.variants import check_config_names
+    from deeplabv3_pipeline.planning.variants import check_config_names
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     for key, value in settings.items():

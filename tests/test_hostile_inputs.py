@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
+from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 
 from .workflow import (
     DEMO_CHECKPOINT_PATH,

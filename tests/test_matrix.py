@@ -1,4 +1,4 @@
-"""The validation matrix (scripts/matrix.py, deeplabv3_pipeline/matrix.py) on small hand-made results,
+"""The validation matrix (scripts/matrix.py, deeplabv3_pipeline/report/matrix.py) on small hand-made results,
 select_result.py's gate, and (slow) the 2-model x 3-variant matrix of the workflow on the tiny demo."""
 
 import csv
@@ -227,7 +227,7 @@ def test_any_cell_of_the_matrix_is_a_result_json_without_inference(matrix_run, t
 
 @pytest.mark.slow
 def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run, tmp_path):
-    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+    from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
     workdir = copy_run(matrix_run, tmp_path / "copy")
     before = {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file()}
@@ -263,7 +263,7 @@ def test_bad_matrix_input_stops_at_start_naming_it_and_loses_nothing(matrix_run,
     psp = make_random_checkpoint(PSPNET["config"], tmp_path / "psp.pth", seed=1)
     write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"models": [{**PSPNET, "checkpoint": str(psp)}]}}))
     assert "export_onnx" in planned_rules(workdir, "results/matrix.json")
-    from deeplabv3_pipeline.provenance import fingerprint
+    from deeplabv3_pipeline.evaluation.provenance import fingerprint
 
     fitted = json.loads((workdir / ".snakemake" / "deeplabv3" / "checkpoints_that_fit.json").read_text())
     assert fitted == [f"{fingerprint([str(psp)])} {PSPNET['config']}"]  # by size and mtime: a new file is checked

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.metrics import confusion_matrix, summarize
+from deeplabv3_pipeline.evaluation.metrics import confusion_matrix, summarize
 
 NAMES = ("a", "b", "c")
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from deeplabv3_pipeline import mmseg_model
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
-from deeplabv3_pipeline.zoo import DEFAULT_CONFIG, published_miou, resolve_config
+from deeplabv3_pipeline.model import mmseg_model
+from deeplabv3_pipeline.model.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
+from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG, published_miou, resolve_config
 
 from .conftest import SHAPE
 

@@ -1,4 +1,4 @@
-"""deeplabv3_pipeline.opcount: the ONNX operation count the benchmark divides by time."""
+"""deeplabv3_pipeline.model.opcount: the ONNX operation count the benchmark divides by time."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch.utils.flop_counter import FlopCounterMode
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.mmseg_model import load_export_model
-from deeplabv3_pipeline.opcount import COUNTING_RULES, count_operations
-from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
+from deeplabv3_pipeline.model.mmseg_model import load_export_model
+from deeplabv3_pipeline.model.opcount import COUNTING_RULES, count_operations
+from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
 from .conftest import SHAPE
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deeplabv3_pipeline.cityscapes import TRAIN_IDS_SUFFIX, dataset_id
-from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
+from deeplabv3_pipeline.data.cityscapes import TRAIN_IDS_SUFFIX, dataset_id
+from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.plan import Cell, Plan, rule_name
-from deeplabv3_pipeline.variants import VARIANTS
+from deeplabv3_pipeline.planning.plan import Cell, Plan, rule_name
+from deeplabv3_pipeline.planning.variants import VARIANTS
 
 from .conftest import REPO
 from .workflow import merged
@@ -51,7 +51,7 @@ def test_shards_are_balanced_contiguous_and_never_empty(frames, shards, sizes):
 
 
 def test_no_shard_holds_more_than_250_frames_so_that_planning_stays_fast():
-    from deeplabv3_pipeline.plan import MAX_FRAMES_PER_SHARD, shard_count
+    from deeplabv3_pipeline.planning.plan import MAX_FRAMES_PER_SHARD, shard_count
 
     assert MAX_FRAMES_PER_SHARD == 250
     assert [shard_count(1, frames) for frames in (3, 250, 251, 500, 3000)] == [1, 1, 2, 2, 12]
@@ -190,7 +190,7 @@ def test_bad_models_and_variants_are_user_errors_naming_the_key_and_the_valid_ch
 
 
 def test_what_a_run_waits_for_and_records_is_planned_per_cell():
-    from deeplabv3_pipeline import artifacts
+    from deeplabv3_pipeline.planning import artifacts
 
     planned = plan(matrix=MATRIX, shards=2)
     pspnet_ort = Cell("pspnet", VARIANTS["onnxruntime-fp32"])
@@ -222,7 +222,7 @@ def test_what_a_run_waits_for_and_records_is_planned_per_cell():
 
 
 def test_the_benchmark_times_every_cpu_variant_or_the_chosen_ones_reference_first():
-    from deeplabv3_pipeline.variants import benchmark_variants
+    from deeplabv3_pipeline.planning.variants import benchmark_variants
 
     default = benchmark_variants([], "pytorch-fp32", bf16=False)
     assert default[0] == "pytorch-fp32" and "onnxruntime-fp32-winograd" not in default
@@ -235,7 +235,7 @@ def test_the_benchmark_times_every_cpu_variant_or_the_chosen_ones_reference_firs
 
 
 def test_checkpoint_zoo_is_the_model_zoos_url_and_expect_miou_zoo_its_published_figure(tmp_path):
-    from deeplabv3_pipeline.checkpoint import cached_path
+    from deeplabv3_pipeline.model.checkpoint import cached_path
 
     planned = plan(model={"checkpoint": "zoo"}, matrix={**MATRIX, "models": [{**PSPNET, "checkpoint": "zoo"}]})
     guide = "deeplabv3_r50-d8_512x1024_40k_cityscapes_20200605_022449-acadc2f8.pth"  # the guide's download
@@ -264,7 +264,7 @@ def test_the_zoo_lists_its_cityscapes_entries(tmp_path):
 def test_the_start_checks_refuse_a_model_that_cannot_run_and_keep_their_passes(tmp_path, monkeypatch):
     """model_checks.check_models_run: PSANet (a compiled mmcv-full kernel) is refused naming the model;
     a pass is kept under its config file and package versions, so the next parse runs nothing."""
-    from deeplabv3_pipeline import mmseg_model, model_checks
+    from deeplabv3_pipeline.model import mmseg_model, model_checks
 
     psanet = {"name": "psanet", "config": "psanet_r50-d8_4xb2-40k_cityscapes-512x1024", "checkpoint": ""}
     cache = tmp_path / "models_that_run.json"

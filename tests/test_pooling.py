@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeplabv3_pipeline.export import export_onnx
-from deeplabv3_pipeline.mmseg_model import SegmentationExport
-from deeplabv3_pipeline.pooling import ExactAdaptiveAvgPool2d, averaging_matrix, make_adaptive_pooling_exportable
+from deeplabv3_pipeline.model.export import export_onnx
+from deeplabv3_pipeline.model.mmseg_model import SegmentationExport
+from deeplabv3_pipeline.model.pooling import ExactAdaptiveAvgPool2d, averaging_matrix, make_adaptive_pooling_exportable
 
 # (map H, W, bins): PSPNet's pyramid on a 64x128 input's 1/8 map (8x16), odd sizes, one axis kept.
 CASES = [(8, 16, 3), (8, 16, 6), (13, 17, (6, 4)), (16, 32, 6), (7, 9, (None, 2)), (8, 16, 2)]
@@ -71,7 +71,7 @@ class Logits(SegmentationExport):
 def test_pspnet_exports_and_its_logits_equal_pytorchs(tmp_path):
     """PSPNet R50-D8 (pyramid bins 1, 2, 3, 6 on an 8x16 map) at 64x128, a random checkpoint in the real
     format: the export runs, and its logits are PyTorch's up to float rounding."""
-    from deeplabv3_pipeline.mmseg_model import load_export_model, make_random_checkpoint
+    from deeplabv3_pipeline.model.mmseg_model import load_export_model, make_random_checkpoint
 
     config = "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024"
     checkpoint = make_random_checkpoint(config, tmp_path / "pspnet.pth", seed=2)

@@ -21,7 +21,7 @@ from deeplabv3_pipeline.backends import INFERENCE_PRECISIONS, PRECISIONS, check_
 from deeplabv3_pipeline.backends.onnxruntime.runner import onnxruntime_precision, pinned_providers, quantized_ops
 from deeplabv3_pipeline.backends.openvino.runner import compute_precisions, openvino_precision
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
+from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
 from .conftest import REPO, SHAPE
 

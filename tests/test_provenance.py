@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from deeplabv3_pipeline.errors import UserError, check_no_wildcard_braces, recompute_hint
-from deeplabv3_pipeline.mmseg_model import load_state_dict_file
-from deeplabv3_pipeline.provenance import (
+from deeplabv3_pipeline.evaluation.provenance import (
     code_version,
     file_sizes,
     fingerprint,
     kept_result_problem,
     stale_files,
 )
+from deeplabv3_pipeline.model.mmseg_model import load_state_dict_file
 
 from .conftest import REPO
 

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.metrics import pixel_agreement
-from deeplabv3_pipeline.quantize import (
+from deeplabv3_pipeline.evaluation.metrics import pixel_agreement
+from deeplabv3_pipeline.optimize.quantize import (
     BinCalibrationReader,
     float_tail_nodes,
     held_out_files,

@@ -1,4 +1,4 @@
-"""The report: deeplabv3_pipeline/figures.py, the scripts/report.py CLI, and the report rules with
+"""The report: deeplabv3_pipeline/report/figures.py, the scripts/report.py CLI, and the report rules with
 `snakemake --report` (slow)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline import figures as report
-from deeplabv3_pipeline.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, label_ids_to_train_ids
+from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, label_ids_to_train_ids
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.report import figures as report
 
 from .conftest import SHAPE, run_script
 from .workflow import TINY, merged, snakemake, write_config

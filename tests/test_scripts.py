@@ -10,10 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from deeplabv3_pipeline.backends import open_backend
-from deeplabv3_pipeline.cityscapes import discover_frames
-from deeplabv3_pipeline.mmseg_model import load_export_model, predict_class_ids
-from deeplabv3_pipeline.transform import preprocess_image
-from deeplabv3_pipeline.zoo import DEFAULT_CONFIG
+from deeplabv3_pipeline.data.cityscapes import discover_frames
+from deeplabv3_pipeline.data.transform import preprocess_image
+from deeplabv3_pipeline.model.mmseg_model import load_export_model, predict_class_ids
+from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
 from .conftest import SHAPE, run_infer, run_script
 
@@ -179,8 +179,8 @@ def test_evaluate_on_an_ais_bench_output_folder(predictions, demo_root, tmp_path
     assert result["num_images"] == 4 and len(result["per_class"]) == 19
     assert 0 <= result["mIoU"] <= 100
     # recompute from the files, independently of the script
-    from deeplabv3_pipeline.cityscapes import CLASS_NAMES
-    from deeplabv3_pipeline.metrics import confusion_matrix, summarize
+    from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
+    from deeplabv3_pipeline.evaluation.metrics import confusion_matrix, summarize
 
     total = 0
     for label_path in labels.rglob("*.png"):
@@ -294,7 +294,7 @@ def test_verify_onnx_writes_its_report_and_refuses_another_models_onnx(onnx_mode
     assert verified["differing_decisive_pixels"] <= verified["tolerance"] == 1e-4
     assert len(verified["model_sha256"]) == 64
     # the same ONNX against another checkpoint (other weights): most pixels differ, no report
-    from deeplabv3_pipeline.mmseg_model import make_random_checkpoint
+    from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
     other = make_random_checkpoint(DEFAULT_CONFIG, tmp_path / "other.pth", seed=11)
     report.unlink()

@@ -1,11 +1,12 @@
-"""deeplabv3_pipeline/speed.py and scripts/benchmark_report.py on hand-made variant timings (no timing is run)."""
+"""deeplabv3_pipeline/benchmark/speed.py and scripts/benchmark_report.py on hand-made variant timings (no timing
+is run)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline.speed import peaks, summarise, to_markdown
+from deeplabv3_pipeline.benchmark.speed import peaks, summarise, to_markdown
 
 from .conftest import run_script
 

@@ -41,8 +41,8 @@ from deeplabv3_pipeline.backends.tensorrt.engine import (
     zero_point_problem,
 )
 from deeplabv3_pipeline.backends.tensorrt.runner import TensorRTBackend, host_view, image_io
-from deeplabv3_pipeline.binio import file_sha256, read_bin
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.io.binio import file_sha256, read_bin
 
 from .conftest import run_script
 

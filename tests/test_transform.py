@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
+from deeplabv3_pipeline.data.transform import MEAN, STD, normalize, preprocess_image, read_image
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.transform import MEAN, STD, normalize, preprocess_image, read_image
 
 
 def test_normalize_matches_hand_computation():

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deeplabv3_pipeline.metrics import pixel_agreement
-from deeplabv3_pipeline.winograd import (
+from deeplabv3_pipeline.evaluation.metrics import pixel_agreement
+from deeplabv3_pipeline.optimize.winograd import (
     ALGORITHMS,
     apply_winograd,
     eligible,

@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 import pytest
 
-from deeplabv3_pipeline.cityscapes import dataset_id
 from deeplabv3_pipeline.cpu import has_bf16
-from deeplabv3_pipeline.demo import demo_frames, make_demo_dataset
+from deeplabv3_pipeline.data.cityscapes import dataset_id
+from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 
 from .conftest import REPO
 from .workflow import (
@@ -383,7 +383,7 @@ def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run
 @pytest.fixture
 def checkpoint_server(tiny_run, tmp_path):
     """The demo checkpoint under an OpenMMLab-style name (sha256 prefix), served on 127.0.0.1."""
-    from deeplabv3_pipeline.binio import file_sha256
+    from deeplabv3_pipeline.io.binio import file_sha256
 
     served = tmp_path / "served"
     served.mkdir()

@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..artifacts import Step
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..errors import UserError
 from .files import FileRun, run_files
 

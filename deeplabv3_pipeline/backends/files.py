@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..binio import read_bin, write_atomic, write_npy
-from ..cityscapes import NUM_CLASSES
+from deeplabv3_pipeline.data.cityscapes import NUM_CLASSES
+from deeplabv3_pipeline.io.binio import read_bin, write_atomic, write_npy
+from deeplabv3_pipeline.io.progress import progress
+
 from ..errors import UserError
-from ..progress import progress
 
 if TYPE_CHECKING:
     from .base import ImageBackend

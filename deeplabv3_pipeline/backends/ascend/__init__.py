@@ -12,8 +12,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import artifacts
-from ...artifacts import Step
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..base import Config
 from ..options import from_config, option
 from . import atc

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import artifacts
-from ...artifacts import Step
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..base import Config, Quantizer
 from ..options import option
 from . import quantize
@@ -25,7 +26,7 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 
 SUMMARY = "ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)"
-WINOGRAD = True  # runs the rewrite slower than the direct graph: timed on request (variants.py)
+WINOGRAD = True  # runs the rewrite slower than the direct graph: timed on request (planning/variants.py)
 QUANTIZER = Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions)
 
 

@@ -2,7 +2,7 @@
 with symmetric activations and float biases, rule quantize_tensorrt's model for TensorRT).
 
 Weights are int8 per output channel, activations 8-bit per tensor with ranges measured (min/max) on the
-calibration images (deeplabv3_pipeline/quantize.py: settings, images, the float tail).
+calibration images (deeplabv3_pipeline/optimize/quantize.py: settings, images, the float tail).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from deeplabv3_pipeline.optimize.quantize import BinCalibrationReader, QuantizeSettings, float_tail_nodes
+
 from ...errors import UserError
-from ...quantize import BinCalibrationReader, QuantizeSettings, float_tail_nodes
 
 MIN_QDQ_OPSET = 13
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...binio import read_onnx
+from deeplabv3_pipeline.io.binio import read_onnx
+
 from ...errors import UserError
 from ..base import FileRunner, static_image_shape
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ... import artifacts
-from ...artifacts import Step
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..base import Config, NoOptions, Quantizer
 from . import quantize
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
@@ -21,7 +22,7 @@ QUANTIZER = Quantizer(run=quantize.quantize_openvino, versions=quantize.versions
 
 def model_steps(precision: str, config: Config) -> list[Step]:
     """int8 runs the NNCF IR; fp32 and bf16 the simplified ONNX (variant openvino-fp32-winograd: the
-    Winograd rewrite of it, deeplabv3_pipeline/variants.py)."""
+    Winograd rewrite of it, deeplabv3_pipeline/planning/variants.py)."""
     if precision == "int8":
         return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
     return list(artifacts.ONNX_STEPS)

@@ -1,5 +1,5 @@
 """OpenVINO's int8 conversion: NNCF post-training quantization of the fp32 ONNX model to OpenVINO IR
-(rule quantize_openvino), on the same calibration images as ONNX Runtime's (deeplabv3_pipeline/quantize.py).
+(rule quantize_openvino), on the same calibration images as ONNX Runtime's (deeplabv3_pipeline/optimize/quantize.py).
 """
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabv3_pipeline.optimize.quantize import QuantizeSettings, read_calibration_images
+
 from ...errors import UserError
-from ...quantize import QuantizeSettings, read_calibration_images
 
 
 def quantize_openvino(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...artifacts import Step
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..base import Config, require_option
 from ..options import option
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here

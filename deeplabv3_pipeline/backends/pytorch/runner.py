@@ -36,7 +36,7 @@ class PyTorchBackend(FileRunner):
     ) -> None:
         import torch
 
-        from ...mmseg_model import load_export_model, predict_class_ids
+        from deeplabv3_pipeline.model.mmseg_model import load_export_model, predict_class_ids
 
         if precision == "bf16":
             require_bf16("precision bf16 (pytorch)", instead=tuple(other for other in PRECISIONS if other != "bf16"))

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import artifacts
-from ...artifacts import Step
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+
 from ..base import Config
 from ..options import option
 from . import engine as engines

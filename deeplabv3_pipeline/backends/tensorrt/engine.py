@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ...binio import file_sha256, read_onnx, write_atomic
+from deeplabv3_pipeline.io.binio import file_sha256, read_onnx, write_atomic
+
 from ...errors import UserError
 
 LOG = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from deeplabv3_pipeline.benchmark.timing import latency_stats
+
 from ...errors import UserError
-from ...timing import latency_stats
 from ..files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
 from . import engine as engines
 from .engine import MIB, TensorInfo, cuda_value

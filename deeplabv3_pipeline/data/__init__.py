@@ -1,0 +1,1 @@
+"""The data: Cityscapes conventions and discovery, the synthetic demo dataset, the guide's preprocessing."""

@@ -1,0 +1,279 @@
+"""The DeepLabV3 model from mmsegmentation 1.2.2: config lookup, build, checkpoint loading, export wrapper.
+
+Why the stand-in for ``mmcv._ext``: mmsegmentation 1.2.2 imports ``mmcv.ops`` at import time,
+and every op module there asks ``mmcv._ext`` (the compiled extension of mmcv-full) for its
+kernels. mmcv-lite ships no such extension. DeepLabV3-R50 calls none of those kernels, so a
+module that *names* them (and raises if one is ever called) lets mmseg import. It is put in
+``sys.modules`` only when a real ``mmcv._ext`` cannot be imported, so a full mmcv wins.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.model.checkpoint import not_a_checkpoint_reason, verify_checkpoint
+from deeplabv3_pipeline.model.zoo import resolve_config
+
+
+def _missing_kernel(name: str) -> types.FunctionType:
+    if name.startswith("__"):  # __file__, __path__, ...: tools like inspect probe these
+        raise AttributeError(name)
+
+    def kernel(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(
+            f"mmcv._ext.{name} is a compiled mmcv-full kernel; this environment has mmcv-lite. "
+            "DeepLabV3 does not need it: install mmcv-full only for models that do."
+        )
+
+    return kernel
+
+
+def install_mmcv_ext_stand_in() -> bool:
+    """Register a stand-in ``mmcv._ext`` when the compiled one is absent. Returns True if installed."""
+    if "mmcv._ext" in sys.modules:
+        return False
+    try:
+        if importlib.util.find_spec("mmcv._ext") is not None:
+            return False
+    except ModuleNotFoundError:  # no mmcv at all: importing mmseg will say so itself
+        return False
+    stand_in = types.ModuleType("mmcv._ext", "Stand-in for mmcv-full's compiled ops (see mmseg_model.py).")
+    stand_in.__getattr__ = _missing_kernel  # type: ignore[method-assign]  # module-level __getattr__ (PEP 562)
+    sys.modules["mmcv._ext"] = stand_in
+    return True
+
+
+def _plain_batch_norm(node: Any) -> Any:
+    """SyncBN needs a process group; for export and CPU inference it is plain BN with the same weights."""
+    if isinstance(node, dict):
+        return {
+            key: ("BN" if key == "type" and value == "SyncBN" else _plain_batch_norm(value))
+            for key, value in node.items()
+        }
+    if isinstance(node, list | tuple):
+        return type(node)(_plain_batch_norm(item) for item in node)
+    return node
+
+
+def build_model(config: str | Path) -> nn.Module:
+    """Build the segmentor of an mmseg config, with BN for SyncBN and no pretrained download, in eval mode."""
+    install_mmcv_ext_stand_in()
+    from mmengine.config import Config, ConfigDict
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(resolve_config(config)))
+    model_cfg = _plain_batch_norm(cfg.model.to_dict())
+    model_cfg["pretrained"] = None  # the checkpoint holds every weight; never reach for the ImageNet one
+    model_cfg.get("backbone", {}).pop("init_cfg", None)
+    model = MODELS.build(ConfigDict(model_cfg))
+    return model.eval()
+
+
+def load_state_dict_file(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint, read with ``weights_only=True`` (tensors and plain data only)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise UserError(
+            f"checkpoint {path} does not exist: download it (README, 'Real data') "
+            "or set model.checkpoint in config.yaml"
+        )
+    # What the file is, first (an empty file, a web page, text), then the sha256 its name promises
+    # (...-acadc2f8.pth): a wrong file is refused before torch.load reads it.
+    reason = not_a_checkpoint_reason(path)
+    if reason:
+        raise UserError(f"checkpoint {path} {reason}")
+    verify_checkpoint(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported operand" in str(error):  # bytes that are no pickle program: damage, not a refusal
+            raise UserError(f"checkpoint {path} is a damaged pickle: download it again") from error
+        raise UserError(
+            f"checkpoint {path} holds objects that only unsafe unpickling can load; refusing "
+            "(torch.load weights_only=True). Re-save just its state dict: "
+            "torch.save({'state_dict': model.state_dict()}, path)."
+        ) from error
+    except Exception as error:  # zipfile, pickle and storage errors of a damaged file: torch raises many kinds
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {error}): is it truncated? Download it again."
+        ) from error
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {path} holds no state dict (a dict of tensors, or one under 'state_dict')")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def state_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """How a state dict misses the model's keys: counts and first names of missing, unexpected and
+    wrongly shaped keys (None: it fits)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        if keys:
+            parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:4])})")
+    return "; ".join(parts) or None
+
+
+def load_checkpoint(model: nn.Module, checkpoint: str | Path, config: str | Path = "model.config") -> nn.Module:
+    """Load a checkpoint into ``model``; every key and shape must fit, or the error lists the first mismatches."""
+    state = load_state_dict_file(checkpoint)
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise UserError(
+            f"checkpoint {checkpoint} does not fit the model config {config}: {mismatch}. "
+            "Is it the checkpoint of another model? Give each model the config it was trained with."
+        )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def check_checkpoint_fits(config: str | Path, checkpoint: str | Path) -> None:
+    """A :class:`UserError` naming both and the mismatched keys unless ``checkpoint`` fits ``config``."""
+    load_checkpoint(build_model(config), checkpoint, config)
+
+
+class SegmentationExport(nn.Module):
+    """The segmentor as one graph: logits at 1/8, bilinear resize to the input size, argmax.
+
+    This is mmseg's 'whole' inference mode with the resize and argmax inside the graph, so the
+    exported model maps a normalised (1,3,H,W) float32 image to (1,1,H,W) int64 class ids, as
+    mmseg's pytorch2onnx did.
+    """
+
+    def __init__(self, segmentor: nn.Module, input_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self.segmentor = segmentor
+        self.input_shape = tuple(input_shape)
+        self.align_corners = bool(segmentor.decode_head.align_corners)
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.segmentor.extract_feat(image)
+        logits = self.segmentor.decode_head(features)
+        return nn.functional.interpolate(
+            logits, size=self.input_shape, mode="bilinear", align_corners=self.align_corners
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits(image).argmax(dim=1, keepdim=True)
+
+
+# A model runs here when it builds and its export graph runs on a zero image of this size (small: the
+# check is seconds, once per config; large enough for every stride-32 backbone and pyramid).
+PROBE_SHAPE = (128, 256)
+
+
+def run_problem(config: str | Path) -> str | None:
+    """Why the model of ``config`` cannot run in this environment, in one clause, or None.
+
+    It is built and its export graph (:class:`SegmentationExport`) run once on a zero image of
+    ``PROBE_SHAPE``, random weights: a model that calls one of mmcv-full's compiled kernels (PSANet's
+    PSAMask, ...) reaches the mmcv._ext stand-in there, a model of another OpenMMLab package (mmdet's
+    Mask2Former heads) fails to build."""
+    try:
+        model = SegmentationExport(build_model(config), PROBE_SHAPE)
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, *PROBE_SHAPE))
+    except UserError:
+        raise
+    except RuntimeError as error:
+        kernel = str(error).split(" is a compiled mmcv-full kernel")[0]
+        if kernel != str(error):
+            return f"it calls {kernel}, a compiled kernel of mmcv-full, which this environment (mmcv-lite) lacks"
+        return f"its graph fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} image ({str(error).splitlines()[0][:200]})"
+    except ImportError as error:
+        return f"it needs the {error.name or 'missing'} package ({error})"
+    except (KeyError, TypeError, AttributeError, ValueError, NotImplementedError) as error:
+        return (
+            f"it does not build here ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+        )
+    return None
+
+
+def check_model_runs(config: str | Path) -> None:
+    """A :class:`UserError` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
+    problem = run_problem(config)
+    if problem:
+        raise UserError(
+            f"model config {config} cannot run in this workflow here: {problem}. Choose another model "
+            "(`python scripts/zoo.py list` lists the zoo's), or install what it needs"
+        )
+
+
+def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:
+    """Make an untrained model predict many classes, in patches, instead of one class everywhere.
+
+    A freshly initialised network predicts nearly one class everywhere, and then a test that
+    compares two backends passes whatever they do. So: random BN statistics and affine
+    weights, a classifier with unit-variance weights, and a classifier bias that cancels the
+    mean feature (measured on a random input), so that no class wins by its offset alone.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            count = module.num_features
+            module.running_mean.copy_(torch.randn(count, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
+            module.weight.data.copy_(torch.rand(count, generator=generator) * 0.5 + 0.75)
+            module.bias.data.copy_(torch.randn(count, generator=generator) * 0.1)
+    head = model.decode_head
+    classifier = head.conv_seg
+    classifier.weight.data.copy_(torch.randn(classifier.weight.shape, generator=generator))
+    classifier.weight.data /= classifier.weight.shape[1] ** 0.5
+    # the classifier's own input, whatever the head computes before it (ASPP, PSP, DeepLabV3+'s fusion)
+    seen: list[torch.Tensor] = []
+    hook = classifier.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    try:
+        with torch.inference_mode():
+            head(model.extract_feat(torch.randn(1, 3, 64, 128, generator=generator)))
+    finally:
+        hook.remove()
+    with torch.inference_mode():
+        classifier.bias.data.copy_(-(classifier.weight[:, :, 0, 0] @ seen[0].mean(dim=(0, 2, 3))))
+
+
+def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) -> Path:
+    """Save a randomly initialised model in the mmseg 0.x checkpoint format (``meta`` + ``state_dict``).
+
+    Used for the demo and the tests: the real checkpoint cannot be downloaded everywhere.
+    The meta, like a real 0.x checkpoint's, has no ``PALETTE``.
+    """
+    torch.manual_seed(seed)
+    model = build_model(config)
+    randomize_for_varied_predictions(model, seed)
+    from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
+
+    meta = {
+        "mmseg_version": "0.15.0+fa1554f",
+        "CLASSES": list(CLASS_NAMES),
+        "synthetic": "randomly initialised DeepLabV3-R50-D8 for the demo and the tests: NOT trained",
+        "seed": seed,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"meta": meta, "state_dict": model.state_dict()}, path)
+    return path
+
+
+def load_export_model(config: str | Path, checkpoint: str | Path, input_shape: tuple[int, int]) -> SegmentationExport:
+    """Config + checkpoint -> the export wrapper, in eval mode, on the CPU."""
+    return SegmentationExport(load_checkpoint(build_model(config), checkpoint, config), input_shape).eval()
+
+
+def predict_class_ids(model: SegmentationExport, image: np.ndarray) -> np.ndarray:
+    """Run the wrapper in PyTorch on one (1,3,H,W) float32 array; (1,1,H,W) int64 class ids."""
+    with torch.inference_mode():
+        return model(torch.from_numpy(np.ascontiguousarray(image))).numpy()

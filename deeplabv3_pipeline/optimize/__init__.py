@@ -1,0 +1,1 @@
+"""Graph optimizations of the exported ONNX model: the Winograd rewrite, fp16 weights, int8 quantization."""

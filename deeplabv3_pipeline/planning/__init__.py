@@ -1,0 +1,1 @@
+"""Planning: which files a run makes (frames, shards, models, cells), the variants, where each job writes."""

@@ -1,0 +1,109 @@
+"""Where every kind of job writes: its main artifact, its log and its Snakemake benchmark file.
+
+Written once, here, and read by the rules (``output:``, ``log:``, ``benchmark:``), by the backend
+modules (which steps make the model a backend runs) and by the report (which benchmark files a run
+has). Paths may hold ``{wildcards}``; :meth:`Step.format` fills some and leaves the others for Snakemake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+class _KeepMissing(dict):
+    """``str.format_map`` mapping that leaves unknown ``{fields}`` as they are (Snakemake's wildcards)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(pattern: str, **wildcards: object) -> str:
+    """``pattern`` with the given wildcards filled in and the others kept."""
+    return pattern.format_map(_KeepMissing(wildcards))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of job. ``rule``: its rule's name; ``key``: its place under results/logs and
+    results/benchmarks; ``output``: its main artifact ("" where the rule's outputs are many);
+    ``report``: for a model-making step that writes a JSON beside its model (:func:`report_path`),
+    the key under which result.json records it."""
+
+    rule: str
+    key: str
+    output: str = ""
+    report: str = ""
+
+    @property
+    def log(self) -> str:
+        return f"results/logs/{self.key}.log"
+
+    @property
+    def benchmark(self) -> str:
+        return f"results/benchmarks/{self.key}.tsv"
+
+    def format(self, **wildcards: object) -> Step:
+        return replace(self, key=fill(self.key, **wildcards), output=fill(self.output, **wildcards))
+
+
+MODELS = "results/models/{model}"  # one folder per model name: no two models share a file
+
+# Inputs
+DEMO_DATASET = Step("demo_dataset", "demo_dataset")
+# a random checkpoint in the real format, per model (its own config's architecture)
+DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint/{model}", "results/demo/checkpoints/{model}.pth")
+FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint/{name}")
+LABELS = Step("labels", "labels/shard{shard}")
+PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
+
+# Models: the guide's names ({model}.onnx, {model}_sim_bs1.onnx, {model}_bs1_{soc}.om) per model.
+EXPORT_ONNX = Step("export_onnx", "export_onnx/{model}", f"{MODELS}/{{model}}.onnx")
+VERIFY_ONNX = Step("verify_onnx", "verify_onnx/{model}", f"{MODELS}/{{model}}_verify.json")
+SIMPLIFY_ONNX = Step("simplify_onnx", "simplify_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1.onnx")
+# The fp32 ONNX every ONNX-based backend starts from.
+ONNX_STEPS = (EXPORT_ONNX, SIMPLIFY_ONNX)
+WINOGRAD_ONNX = Step("winograd_onnx", "winograd_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1_winograd.onnx", "winograd")
+# int8: ONNX Runtime's QDQ model (uint8 activations), OpenVINO's NNCF IR, and TensorRT's QDQ model
+# (symmetric int8 everywhere: zero points 0, the only kind TensorRT takes).
+QUANTIZE_ONNX = Step("quantize_onnx", "quantize_onnx/{model}", f"{MODELS}/{{model}}_sim_bs1_int8.onnx", "quantization")
+QUANTIZE_OPENVINO = Step(
+    "quantize_openvino", "quantize_openvino/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_ov.xml", "quantization"
+)
+QUANTIZE_TENSORRT = Step(
+    "quantize_tensorrt", "quantize_tensorrt/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_sym.onnx", "quantization"
+)
+# fp16: the fp32 model with float16 weights and activations (TensorRT 11 computes in the model's types).
+CONVERT_FP16 = Step("convert_fp16", "convert_fp16/{model}", f"{MODELS}/{{model}}_sim_bs1_fp16.onnx", "fp16")
+# the guide's file name, in a folder per precision (ATC's fp16 default and fp32 are two models)
+ATC = Step("atc", "atc/{model}/{precision}/{soc}", f"{MODELS}/{{precision}}/{{model}}_bs1_{{soc}}.om")
+BUILD_ENGINE = Step(
+    "build_engine", "build_engine/{model}/{precision}", f"{MODELS}/{{model}}_bs1_{{precision}}.engine", "engine"
+)
+
+# A cell's inference and its result: keyed by data x model x variant (deeplabv3_pipeline/planning/plan.py)
+INFER = Step("infer", "infer/{data}/{model}/{variant}/shard{shard}")
+GATHER_SUMMARIES = Step("gather_summaries", "infer/{data}/{model}/{variant}/gather_summaries")
+EVALUATE = Step("evaluate", "evaluate/{data}/{model}/{variant}")
+RESULT = Step("result", "result")
+MATRIX = Step("matrix", "matrix", "results/matrix.json")
+REPORT_FIGURES = Step("report_figures", "report_figures")
+
+# The speed benchmark (rules/benchmark.smk): the configured model's variants on this CPU
+BENCHMARK_MACHINE = Step("benchmark_machine", "benchmark/machine", "results/benchmark/machine.json")
+BENCHMARK_VARIANT = Step("benchmark_variant", "benchmark/{model}/{variant}", "results/benchmark/{model}/{variant}.json")
+BENCHMARK = Step("benchmark", "benchmark/gather", "results/benchmark.json")
+
+
+def report_path(model: str) -> str:
+    """The JSON a model-making step writes beside its model (settings, checks, build log)."""
+    return model.rsplit(".", 1)[0] + ".json"
+
+
+def companion_files(step: Step) -> list[str]:
+    """What a runtime reads beside the step's model, so that rules declare it too: an OpenVINO IR's
+    weights (``.bin``), a TensorRT engine's build report (its precision and the GPU it was built for)."""
+    if step.output.endswith(".xml"):
+        return [step.output.removesuffix(".xml") + ".bin"]
+    if step.rule == BUILD_ENGINE.rule:
+        return [report_path(step.output)]
+    return []

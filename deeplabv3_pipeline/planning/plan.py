@@ -1,0 +1,392 @@
+"""Which files a run makes: the frames of the config, their shards, the models, the cells (model x
+variant) and the path of every per-frame, per-model and per-cell file, each spelled once.
+
+``rules/common.smk`` builds one :class:`Plan` from the config and its ``get_*`` functions read it; the
+plan is plain data with no Snakemake in it, so it is unit-tested without a dry run (tests/test_plan.py).
+
+Every path is keyed by exactly what it depends on: a model's files by its name (and precision or soc
+where they apply), predictions and results by data x model x variant. No two cells share a file, so
+switching between cells (another backend, precision, model or dataset) finds the earlier one's files.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from deeplabv3_pipeline.backends import REGISTRY
+from deeplabv3_pipeline.data.cityscapes import Frame, dataset_id, discover_frames, shard
+from deeplabv3_pipeline.data.demo import demo_frames
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.model.checkpoint import cached_path, is_url
+from deeplabv3_pipeline.model.zoo import ZOO, published_miou, resolve_config, zoo_checkpoint
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+from deeplabv3_pipeline.planning.variants import Variant, check_config_names, configured_variant, get_variant
+
+DEMO_ROOT = Path("results/demo/cityscapes")
+# Keys that never change a cell's result.json: the cell itself says backend and precision; the others
+# are the gate, the matrix, the benchmark, job sizes and what is kept on disk. Leaving them out of
+# evaluate's params keeps a change to them from re-evaluating every cell.
+NOT_IN_RESULT = ("backend", "precision", "benchmark", "expect", "matrix", "resources", "storage")
+# model keys of the ONNX check only (model.verify): it is its own step (rule verify_onnx)
+NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
+# a variant's own sections, recorded only in the results of the cells they shape
+VARIANT_SECTIONS = {"winograd": lambda variant: variant.winograd, "int8": lambda variant: variant.precision == "int8"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the run: ``model`` of the config, or an entry of ``matrix.models``."""
+
+    name: str  # names its files: results/models/<name>/<name>.onnx, ...
+    config: str  # an mmseg config name or file
+    checkpoint: str  # as given: "" (a random one in the real format: the demo), a URL or a file
+
+    @property
+    def demo(self) -> bool:
+        return not self.checkpoint
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure of the matrix: a model run by a variant (backend-precision[-winograd])."""
+
+    model: str
+    variant: Variant
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.variant.name}"
+
+    @property
+    def backend(self) -> str:
+        return self.variant.backend
+
+    @property
+    def precision(self) -> str:
+        return self.variant.precision
+
+
+def models_of(config: Mapping) -> tuple[Model, ...]:
+    """``model`` then ``matrix.models``; two with one name, or an unknown config, are a UserError."""
+    entries = [("model", config["model"])] + [
+        (f"matrix.models[{index}]", entry) for index, entry in enumerate(config["matrix"]["models"])
+    ]
+    models: dict[str, Model] = {}
+    for where, entry in entries:
+        checkpoint = entry.get("checkpoint", "")
+        if checkpoint == ZOO:  # the URL of the model zoo's entry for this config (fetched, sha256-checked)
+            checkpoint = zoo_checkpoint(entry["config"], f"{where}.checkpoint")
+        model = Model(entry["name"], entry["config"], checkpoint)
+        if model.name in models:
+            raise UserError(
+                f"{where}: a second model named {model.name!r}: every model's files are named after it, "
+                "so give each model its own name"
+            )
+        twin = next((name for name in models if rule_safe(name) == rule_safe(model.name)), None)
+        if twin:
+            raise UserError(
+                f"{where}: model names {twin!r} and {model.name!r} differ only in - and _, which the per-cell "
+                "rule names cannot tell apart (infer_<model>_<variant>): rename one"
+            )
+        try:
+            resolve_config(model.config)
+        except UserError as error:
+            raise UserError(f"{where}.config: {error}") from None
+        models[model.name] = model
+    return tuple(models.values())
+
+
+def matrix_variants(config: Mapping) -> tuple[Variant, ...]:
+    """``matrix.reference`` first, then ``matrix.variants``, each checked (an unknown one names the valid ones)."""
+    matrix = config["matrix"]
+    names = dict.fromkeys([matrix["reference"], *matrix["variants"]])
+    return tuple(get_variant(name, "matrix.variants") for name in names)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The frames of one config and where everything derived from them goes.
+
+    What derives from the frames lives under ``data`` (``<dataset id>/<split>``): another root or split
+    never reads or overwrites it, and switching back finds it again.
+    """
+
+    root: Path
+    split: str
+    dataset: str  # "demo", or <root folder name>-<8 hex of its absolute path>
+    frames: tuple[Frame, ...]
+    shard_count: int
+    frames_without_train_ids: tuple[Frame, ...]  # the `labels` rule makes theirs under results/
+    models: tuple[Model, ...] = ()  # the configured model first
+    cell: Cell | None = None  # the configured one: results/result.json
+    matrix_cells: tuple[Cell, ...] = ()  # models x matrix variants, the reference variant first
+    cache_dir: Path = Path("checkpoints")
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Plan:
+        """The plan of a validated config: discovers the frames (UserError for a bad dataset root)."""
+        check_config_names(config)
+        split = config["dataset"]["split"]
+        demo = not config["dataset"]["root"]
+        root = DEMO_ROOT if demo else Path(config["dataset"]["root"])
+        frames = tuple(demo_frames(config["demo"]["images"]) if demo else discover_frames(root, split))
+        without = tuple(frame for frame in frames if demo or not frame.train_ids(root, split).exists())
+        models = models_of(config)
+        variant = configured_variant(config["backend"], config["precision"], config["winograd"]["enabled"])
+        return cls(
+            root=root,
+            split=split,
+            dataset="demo" if demo else dataset_id(root),
+            frames=frames,
+            shard_count=shard_count(config["shards"], len(frames)),
+            frames_without_train_ids=without,
+            models=models,
+            cell=Cell(models[0].name, variant),
+            matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix_variants(config)),
+            cache_dir=Path(config["model"]["cache_dir"]),
+            config=config,
+        )
+
+    @property
+    def demo(self) -> bool:
+        return self.dataset == "demo"
+
+    @property
+    def data(self) -> str:
+        return f"{self.dataset}/{self.split}"
+
+    @property
+    def shards(self) -> list[int]:
+        return list(range(self.shard_count))
+
+    def shard_frames(self, index: int) -> list[Frame]:
+        return shard(list(self.frames), index, self.shard_count)
+
+    # ------------------------------------------------------------------ inputs
+
+    def image(self, frame: Frame) -> str:
+        return str(frame.image(self.root, self.split))
+
+    def label_ids(self, frame: Frame) -> str:
+        return str(frame.label_ids(self.root, self.split))
+
+    def made_train_ids(self, frame: Frame) -> str:
+        """Where the `labels` rule writes a frame's trainIds (the dataset folder is never written to)."""
+        return f"results/labels/{self.data}/{frame.city}/{frame.frame}_gtFine_labelTrainIds.png"
+
+    @cached_property
+    def _made_labels(self) -> frozenset[Frame]:
+        return frozenset(self.frames_without_train_ids)
+
+    def frames_to_label(self, shard_index: int | None = None) -> list[Frame]:
+        """The frames whose trainIds the `labels` rule makes: all of them, or the shard's."""
+        if shard_index is None:
+            return list(self.frames_without_train_ids)
+        return [frame for frame in self.shard_frames(shard_index) if frame in self._made_labels]
+
+    def train_ids(self, frame: Frame) -> str:
+        """The trainIds label evaluation reads: the made one, or the dataset's own."""
+        if frame in self._made_labels:
+            return self.made_train_ids(frame)
+        return str(frame.train_ids(self.root, self.split))
+
+    def prep_bin(self, frame: Frame) -> str:
+        return f"results/prep_dataset/{self.data}/{frame.stem}.bin"
+
+    # ------------------------------------------------------------------ models
+
+    def model(self, name: str) -> Model:
+        return self._models[name]
+
+    @cached_property
+    def _models(self) -> dict[str, Model]:
+        return {model.name: model for model in self.models}
+
+    def checkpoint(self, name: str) -> str:
+        """The checkpoint file a model is made from: the demo's random one, a URL's download (cached
+        under model.cache_dir, sha256-checked), or the user's file."""
+        model = self.model(name)
+        if model.demo:
+            return artifacts.DEMO_CHECKPOINT.format(model=name).output
+        if is_url(model.checkpoint):
+            return str(cached_path(model.checkpoint, self.cache_dir))
+        return model.checkpoint
+
+    def user_checkpoint(self, name: str) -> str | None:
+        """The model's checkpoint where it is a local file of the user's, or None (a URL's download is
+        sha256-checked, the demo's is made by a rule): the one the workflow fingerprints and checks."""
+        model = self.model(name)
+        return None if model.demo or is_url(model.checkpoint) else model.checkpoint
+
+    def model_settings(self, name: str) -> dict[str, Any]:
+        """The config as one model sees it: ``model`` is that model's entry over the shared model keys
+        (input_shape, opset, verify apply to every model)."""
+        model = self.model(name)
+        entry = {"name": model.name, "config": model.config, "checkpoint": model.checkpoint}
+        return {**self.config, "model": {**self.config["model"], **entry}}
+
+    def model_steps(self, cell: Cell) -> list[Step]:
+        """The steps that make the model ``cell`` runs, with its model's name filled in."""
+        return [step.format(model=cell.model) for step in cell.variant.model_steps(self.config)]
+
+    def model_file(self, cell: Cell) -> str:
+        """The model ``cell`` runs: its last model step's output, or the checkpoint (pytorch)."""
+        steps = self.model_steps(cell)
+        return steps[-1].output if steps else self.checkpoint(cell.model)
+
+    def model_companions(self, cell: Cell) -> list[str]:
+        """Files the runtime reads beside that model (artifacts.companion_files)."""
+        steps = self.model_steps(cell)
+        return artifacts.companion_files(steps[-1]) if steps else []
+
+    def model_reports(self, cell: Cell) -> list[tuple[str, str]]:
+        """(result.json key, JSON) of every model step that writes one beside its model."""
+        return [(step.report, artifacts.report_path(step.output)) for step in self.model_steps(cell) if step.report]
+
+    def sim_model(self, name: str) -> str:
+        return artifacts.SIMPLIFY_ONNX.format(model=name).output
+
+    # ------------------------------------------------------------------ cells
+
+    @cached_property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell the workflow can make: the configured one, then the matrix's."""
+        return tuple(dict.fromkeys([self.cell, *self.matrix_cells]))  # type: ignore[list-item]
+
+    def cell_folder(self, cell: Cell) -> str:
+        return f"{self.data}/{cell.model}/{cell.variant.name}"
+
+    def prediction(self, cell: Cell, frame: Frame) -> str:
+        """ais_bench's naming: ``{stem}_0.bin``, one folder per data x model x variant."""
+        return f"results/infer/{self.cell_folder(cell)}/{frame.stem}_0.bin"
+
+    def predictions(self, cell: Cell) -> list[str]:
+        return [self.prediction(cell, frame) for frame in self.frames]
+
+    def shard_predictions(self, cell: Cell, index: int) -> list[str]:
+        return [self.prediction(cell, frame) for frame in self.shard_frames(index)]
+
+    def shard_summary(self, cell: Cell, index: int) -> str:
+        return f"results/infer/{self.cell_folder(cell)}/shards/{index}.json"
+
+    def summary(self, cell: Cell) -> str:
+        return f"results/infer/{self.cell_folder(cell)}/summary.json"
+
+    def result(self, cell: Cell) -> str:
+        """A cell's result.json (its result.txt beside it)."""
+        return f"results/cells/{self.cell_folder(cell)}/result.json"
+
+    def result_text(self, cell: Cell) -> str:
+        """The guide's ``aAcc: x`` / ``mIoU: y`` beside :meth:`result`."""
+        return f"results/cells/{self.cell_folder(cell)}/result.txt"
+
+    def step(self, step: Step, cell: Cell, **wildcards: object) -> Step:
+        """A per-cell step (INFER, GATHER_SUMMARIES, EVALUATE) with the cell's keys filled in."""
+        return step.format(data=self.data, model=cell.model, variant=cell.variant.name, **wildcards)
+
+    def run_config(self, cell: Cell) -> dict[str, Any]:
+        """The config recorded in ``cell``'s result.json (and a param of its evaluate: a change reruns
+        it): the model's settings without NOT_IN_RESULT, the other backends' sections and the sections
+        of variants it is not (winograd, int8), and with the cell's variant and precision."""
+        settings = self.model_settings(cell.model)
+        others = set(REGISTRY) - {cell.backend}
+        used = {
+            key: value
+            for key, value in settings.items()
+            if key not in NOT_IN_RESULT
+            and key not in others
+            and (key not in VARIANT_SECTIONS or VARIANT_SECTIONS[key](cell.variant))
+        }
+        used["model"] = {key: value for key, value in settings["model"].items() if key not in NOT_IN_RESULT_MODEL}
+        return used | {"variant": cell.variant.name, "precision": cell.precision}
+
+    # ------------------------------------------------------------------ what a run waits for and records
+
+    def expected_miou(self, expected: float | str) -> float:
+        """The gate's mIoU: a number as given, or (``zoo``) what mmseg publishes for the configured model."""
+        if expected != ZOO:
+            return float(expected)
+        assert self.cell is not None
+        config = self.model(self.cell.model).config
+        miou = published_miou(config)
+        if miou is None:
+            raise UserError(
+                f"expect.miou: zoo, but model.config {config!r} is not an mmseg model-zoo entry with a "
+                "published Cityscapes mIoU: give the expected mIoU as a number"
+            )
+        return miou
+
+    def verification(self, cells: Iterable[Cell]) -> list[str]:
+        """The ONNX checks against PyTorch (model.verify) of every model of ``cells`` whose variant runs
+        a model made from the ONNX export (none with model.verify off)."""
+        if not self.config["model"]["verify"]:
+            return []
+        exported = [
+            cell.model for cell in cells if artifacts.EXPORT_ONNX.format(model=cell.model) in self.model_steps(cell)
+        ]
+        return [artifacts.VERIFY_ONNX.format(model=name).output for name in dict.fromkeys(exported)]
+
+    def synthetic(self, cell: Cell) -> str:
+        """What of the cell's inputs is synthetic: "dataset", "checkpoint", both, or "" (a real run)."""
+        parts = [what for what, flag in (("dataset", self.demo), ("checkpoint", self.model(cell.model).demo)) if flag]
+        return " and ".join(parts)
+
+    def run_steps(self, extra: Iterable[Step] = ()) -> list[Step]:
+        """The steps of a run of the configured cell (results/result.json), in pipeline order: the
+        inputs, the steps that make its model (and ``extra``, e.g. every soc's .om), inference and
+        evaluation. Their benchmark files are the report's runtimes."""
+        cell = self.cell
+        assert cell is not None
+        steps = [artifacts.DEMO_CHECKPOINT.format(model=cell.model)] if self.model(cell.model).demo else []
+        steps += [artifacts.LABELS.format(shard=index) for index in self.shards if self.frames_to_label(index)]
+        steps += [artifacts.PREPROCESS.format(shard=index) for index in self.shards]
+        steps += list(dict.fromkeys([*self.model_steps(cell), *extra]))
+        steps += [self.step(artifacts.INFER, cell, shard=index) for index in self.shards]
+        return [*steps, self.step(artifacts.EVALUATE, cell)]
+
+
+def rule_safe(text: str) -> str:
+    """``text`` in identifier characters (what a rule name may hold): - and . become _."""
+    return re.sub(r"\W", "_", text)
+
+
+def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:
+    """A per-cell rule's name: ``infer_<model>_<variant>[_shard<i>]`` (identifier characters only)."""
+    name = rule_safe(f"{stage}_{cell.model}_{cell.variant.name}")
+    return name if shard is None else f"{name}_shard{shard}"
+
+
+# The most frames one preprocess or infer job takes. Snakemake finds a file's producer by scanning the
+# producing job's file lists, so planning grows with frames x frames-per-job: 3000 frames in one job
+# take 29 s to plan, in jobs of 250 a few seconds (docs/performance.md, "Planning"). A job loads its
+# model once; at 1024x2048 a model load is under 1 % of 250 images' inference.
+MAX_FRAMES_PER_SHARD = 250
+
+
+def shard_count(asked: int, frames: int) -> int:
+    """``asked`` shards, more where a shard would hold over MAX_FRAMES_PER_SHARD frames, and never
+    more than there are frames (an empty shard would be an empty job)."""
+    return min(max(asked, -(-frames // MAX_FRAMES_PER_SHARD)), frames)
+
+
+def note_clamped_shards(plan: Plan, asked: int) -> None:
+    """Say it when the plan runs another number of shards than the config asks for."""
+    if plan.shard_count < asked:
+        print(
+            f"note: shards: {asked} but only {len(plan.frames)} frames: running {plan.shard_count} shards",
+            file=sys.stderr,
+        )
+    elif plan.shard_count > asked:
+        print(
+            f"note: shards: {asked}, but {len(plan.frames)} frames make {plan.shard_count} shards of at most "
+            f"{MAX_FRAMES_PER_SHARD} frames each (they plan in seconds, and the result is the same)",
+            file=sys.stderr,
+        )

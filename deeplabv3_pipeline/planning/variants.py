@@ -1,0 +1,104 @@
+"""Variants: backend x precision [x the Winograd graph], named ``backend-precision[-winograd]`` (the
+matrix's and the benchmark's vocabulary). Made from the backend registry: a backend's subpackage adds
+its variants. The schema lists no backend or variant names; :func:`check_config_names` checks the
+config's against the registry, naming the valid ones.
+
+Which model a variant runs is its backend's (``model_steps``), or, for ``-winograd``, rule
+winograd_onnx's rewrite of the simplified ONNX. The steps' paths keep ``{model}``: the plan fills in
+the model's name (deeplabv3_pipeline/planning/plan.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deeplabv3_pipeline.backends import REGISTRY
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import Step
+
+
+@dataclass(frozen=True)
+class Variant:
+    backend: str
+    precision: str
+    winograd: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.precision}" + ("-winograd" if self.winograd else "")
+
+    def model_steps(self, config: Mapping[str, Any]) -> list[Step]:
+        """The steps that make the model this variant runs, in order (none: it runs the checkpoint)."""
+        if self.winograd:
+            return [*artifacts.ONNX_STEPS, artifacts.WINOGRAD_ONNX]
+        return REGISTRY[self.backend].model_steps(self.precision, config)
+
+
+def _all_variants() -> dict[str, Variant]:
+    variants = {}
+    for backend, spec in REGISTRY.items():
+        for precision in spec.precisions:
+            variants[Variant(backend, precision).name] = Variant(backend, precision)
+        if spec.winograd:
+            variants[Variant(backend, "fp32", True).name] = Variant(backend, "fp32", True)
+    return variants
+
+
+VARIANTS: dict[str, Variant] = _all_variants()
+# What the CPU benchmark times (rules/benchmark.smk): the variants of the backends that run on this CPU.
+CPU_VARIANTS: tuple[str, ...] = tuple(name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].cpu)
+# Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
+ON_REQUEST = ("onnxruntime-fp32-winograd",)
+
+
+def get_variant(name: str, where: str = "variant") -> Variant:
+    """The variant called ``name``, or a :class:`UserError` naming ``where`` it was asked and the valid ones."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise UserError(f"{where}: unknown variant {name!r}: choose from {', '.join(VARIANTS)}") from None
+
+
+def check_config_names(config: Mapping[str, Any]) -> None:
+    """``backend``, ``matrix.reference`` and the benchmark's variants are registered names (the matrix's
+    variants are checked as the plan reads them); a :class:`UserError` names the key and the valid names."""
+    if config["backend"] not in REGISTRY:
+        raise UserError(f"backend: unknown backend {config['backend']!r}: choose one of {', '.join(REGISTRY)}")
+    get_variant(config["matrix"]["reference"], "matrix.reference")
+    benchmark = config["benchmark"]
+    for where, names in (
+        ("benchmark.variants", benchmark["variants"]),
+        ("benchmark.reference", [benchmark["reference"]]),
+    ):
+        for name in names:
+            if name not in CPU_VARIANTS:
+                raise UserError(
+                    f"{where}: {name!r} is not a variant this workflow times on the CPU: choose from "
+                    f"{', '.join(CPU_VARIANTS)}"
+                )
+
+
+def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:
+    """The variant of config ``backend``, ``precision`` and ``winograd.enabled``: ``-winograd`` where
+    the backend has that variant at this precision (fp32 of an ONNX-graph backend), else the plain one.
+    A precision the backend lacks is a :class:`UserError` naming the valid variants of the backend."""
+    spec = REGISTRY[backend]
+    if precision not in spec.precisions:
+        names = [name for name, variant in VARIANTS.items() if variant.backend == backend]
+        raise UserError(
+            f"precision: backend {backend} has no precision {precision}: it runs {', '.join(spec.precisions)} "
+            f"(variants {', '.join(names)})"
+        )
+    candidate = Variant(backend, precision, winograd)
+    return candidate if candidate.name in VARIANTS else Variant(backend, precision)
+
+
+def benchmark_variants(chosen: list[str], reference: str, bf16: bool) -> list[str]:
+    """The variants the CPU benchmark times: ``chosen`` (config benchmark.variants), or, when empty,
+    every CPU variant but those timed on request (bf16 ones only where the CPU has native BF16); the
+    reference first."""
+    default = [name for name in CPU_VARIANTS if name not in ON_REQUEST and (VARIANTS[name].precision != "bf16" or bf16)]
+    return list(dict.fromkeys([reference, *(chosen or default)]))

@@ -1,0 +1,153 @@
+"""The validation matrix: one row per cell (model x variant) from the cells' result.json files.
+
+Each row compares the cell with the reference variant of its own model, frame by frame, through the
+prediction files each result.json records it evaluated (pixel agreement, overall and worst frame), and
+with the mIoU mmseg publishes for the model's config (deeplabv3_pipeline/model/zoo.py). Pure functions:
+scripts/matrix.py reads and writes the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.evaluation.metrics import pixel_agreement
+from deeplabv3_pipeline.report.tables import markdown_table
+
+# The columns of results/matrix.csv and .md, in order (matrix.json rows hold them and per_image_agreement).
+COLUMNS = (
+    "model",
+    "variant",
+    "backend",
+    "precision",
+    "inference_precision",
+    "miou",
+    "aacc",
+    "delta_miou",
+    "published_miou",
+    "delta_published_miou",
+    "pixel_agreement",
+    "worst_frame_agreement",
+    "worst_frame",
+    "compute_images_per_s",
+    "end_to_end_images_per_s",
+    "num_images",
+    "result",
+)
+
+
+def frame_agreement(predictions: Mapping[str, str], reference: Mapping[str, str]) -> dict[str, float]:
+    """Per frame: the share of pixels whose class equals the reference's (both results' recorded files)."""
+    if set(predictions) != set(reference):
+        different = sorted(set(predictions) ^ set(reference))
+        raise UserError(
+            f"the cells were evaluated on different frames (e.g. {different[0]}): rerun them with one config"
+        )
+    agreement = {}
+    for frame in sorted(reference):
+        ours = np.fromfile(predictions[frame], dtype=np.int64)
+        theirs = np.fromfile(reference[frame], dtype=np.int64)
+        try:
+            agreement[frame] = pixel_agreement(ours, theirs)
+        except ValueError:
+            raise UserError(
+                f"{predictions[frame]} and {reference[frame]} differ in size: made at different shapes?"
+            ) from None
+    return agreement
+
+
+def rounded_difference(value: float | None, reference: float | None) -> float | None:
+    return None if value is None or reference is None else round(value - reference, 2)
+
+
+def model_config_of(result: Mapping) -> str | None:
+    """The mmseg config the cell's model was made from, as its result.json records it."""
+    model = ((result.get("config") or {}).get("model")) or {}
+    return model.get("config")
+
+
+def matrix_row(
+    path: str, result: Mapping, reference: Mapping, published: float | None, agreement: Mapping[str, float]
+) -> dict:
+    speed = result.get("throughput") or {}
+    worst = min(agreement, key=agreement.__getitem__) if agreement else None
+    return {
+        "model": result["model"],
+        "variant": result["variant"],
+        "backend": result["backend"],
+        "precision": (result.get("config") or {}).get("precision"),
+        "inference_precision": result.get("inference_precision"),
+        "miou": result["mIoU"],
+        "aacc": result["aAcc"],
+        "delta_miou": rounded_difference(result["mIoU"], reference["mIoU"]),
+        "published_miou": published,
+        "delta_published_miou": rounded_difference(result["mIoU"], published),
+        "pixel_agreement": float(np.mean(list(agreement.values()))) if agreement else None,
+        "worst_frame_agreement": agreement[worst] if worst else None,
+        "worst_frame": worst,
+        "compute_images_per_s": speed.get("compute_images_per_s"),
+        "end_to_end_images_per_s": speed.get("end_to_end_images_per_s"),
+        "num_images": result["num_images"],
+        "result": path,
+        "synthetic_inputs": result.get("synthetic_inputs"),
+        "per_image_agreement": dict(agreement),
+    }
+
+
+def matrix_rows(
+    results: Mapping[str, Mapping], reference_variant: str, published: Callable[[str], float | None]
+) -> list[dict]:
+    """One row per result (path -> result.json), in the given order. ``published``: config -> the
+    published mIoU (None: not a model-zoo entry)."""
+    references = {result["model"]: result for result in results.values() if result.get("variant") == reference_variant}
+    rows = []
+    for path, result in results.items():
+        for key in ("model", "variant", "predictions"):
+            if not result.get(key):
+                raise UserError(f"{path} records no {key}: evaluate that cell again with this version")
+        reference = references.get(result["model"])
+        if reference is None:
+            raise UserError(
+                f"no result of model {result['model']} with the reference variant {reference_variant} "
+                "among the results: add it (matrix.reference is always run)"
+            )
+        config = model_config_of(result)
+        agreement = frame_agreement(result["predictions"], reference["predictions"])
+        rows.append(matrix_row(path, result, reference, published(config) if config else None, agreement))
+    return rows
+
+
+# shares of pixels get 4 decimals (0.9999 is not 1.0000); percentages and rates 2
+FOUR_DECIMALS = ("pixel_agreement", "worst_frame_agreement")
+
+
+def format_value(column: str, value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if column in FOUR_DECIMALS else f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def markdown(rows: Sequence[Mapping]) -> str:
+    """The matrix as a Markdown table (readable in a terminal, pasteable into a report)."""
+    shown = [column for column in COLUMNS if column != "result"]
+    return "\n".join(markdown_table(shown, [[format_value(column, row[column]) for column in shown] for row in rows]))
+
+
+def csv_text(rows: Sequence[Mapping]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def synthetic_note(rows: Sequence[Mapping]) -> str:
+    """A line saying which inputs were synthetic, where any were ("" for a real run)."""
+    synthetic = sorted({row["synthetic_inputs"] for row in rows if row.get("synthetic_inputs")})
+    if not synthetic:
+        return ""
+    return f"SYNTHETIC {', '.join(synthetic).upper()}: these figures say nothing about the models' accuracy."
