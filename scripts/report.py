@@ -13,7 +13,7 @@ mIoU: image | ground truth | prediction), runtimes.png (Snakemake ``benchmark:``
 summary.md / summary.html (aAcc, mIoU, mAcc and per-class IoU/Acc beside the reference figures).
 ``matrix`` draws a ``matrix.json`` of scripts/matrix.py: mIoU delta, pixel agreement and
 images/s per cell (model x variant). The reference mIoU lines are drawn only for a run on real inputs.
-The figures and tables are deeplabv3_pipeline/report/figures.py's.
+The figures and tables are deeplabv3_pipeline/report/'s (figures.py reads the inputs).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.errors import run_cli
-from deeplabv3_pipeline.report.figures import PREDICTION_SUFFIX, load_json, make_figures, plot_matrix
+from deeplabv3_pipeline.report.figures import PREDICTION_SUFFIX, load_json, make_figures
+from deeplabv3_pipeline.report.plots import plot_matrix
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

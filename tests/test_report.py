@@ -1,5 +1,5 @@
-"""The report: deeplabv3_pipeline/report/figures.py, the scripts/report.py CLI, and the report rules with
-`snakemake --report` (slow)."""
+"""The report: deeplabv3_pipeline/report/ (figures, plots, summary), the scripts/report.py CLI, and the report
+rules with `snakemake --report` (slow)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE, label_ids_to_train_ids
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.report import figures as report
+from deeplabv3_pipeline.report import figures, plots, summary
 
 from .conftest import SHAPE, run_script
 from .workflow import TINY, merged, snakemake, write_config
@@ -78,22 +78,22 @@ def html_tables(text: str) -> list[list[list[str]]]:
 def test_examples_are_the_lowest_and_highest_frames_without_unscored_ones():
     per_image = {f"f{i}": {"mIoU": float(i), "aAcc": 50.0} for i in range(10)}
     per_image["empty"] = {"mIoU": None, "aAcc": None}
-    assert report.pick_examples(per_image, 4) == [
+    assert figures.pick_examples(per_image, 4) == [
         ("f0", "lowest"),
         ("f1", "lowest"),
         ("f8", "highest"),
         ("f9", "highest"),
     ]
-    assert report.pick_examples(per_image, 3) == [("f0", "lowest"), ("f1", "lowest"), ("f9", "highest")]
+    assert figures.pick_examples(per_image, 3) == [("f0", "lowest"), ("f1", "lowest"), ("f9", "highest")]
     few = {"a": {"mIoU": 3.0}, "b": {"mIoU": 1.0}, "c": {"mIoU": None}}
-    assert report.pick_examples(few, 4) == [("b", "lowest"), ("a", "highest")]
-    assert report.pick_examples(few, 0) == []
+    assert figures.pick_examples(few, 4) == [("b", "lowest"), ("a", "highest")]
+    assert figures.pick_examples(few, 0) == []
 
 
 def test_confusion_rows_are_normalised_per_label_and_empty_rows_are_nan():
     counts = np.zeros((19, 19), dtype=np.int64)
     counts[0, 0], counts[0, 1], counts[2, 2] = 3, 1, 5
-    percent = report.normalise_rows(counts)
+    percent = plots.normalise_rows(counts)
     assert percent[0, 0] == 75 and percent[0, 1] == 25 and percent[2, 2] == 100
     assert np.isnan(percent[1]).all()
     assert np.allclose(np.nansum(percent, axis=1)[[0, 2]], 100)
@@ -101,7 +101,7 @@ def test_confusion_rows_are_normalised_per_label_and_empty_rows_are_nan():
 
 def test_colorize_uses_the_cityscapes_palette_and_black_for_ignored():
     classes = np.array([[0, 13], [IGNORE_INDEX, 18]])
-    rgb = report.colorize(classes)
+    rgb = plots.colorize(classes)
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 0].tolist() == [128, 64, 128]  # road
     assert rgb[0, 1].tolist() == PALETTE[13].tolist()  # car
@@ -112,13 +112,13 @@ def test_colorize_uses_the_cityscapes_palette_and_black_for_ignored():
 def test_references_and_differences_only_for_real_inputs():
     real = {"aAcc": 96.0, "mIoU": 79.0, "mAcc": 86.0, "synthetic_inputs": None}
     synthetic = dict(real, synthetic_inputs="dataset and checkpoint")
-    assert [value for _, value in report.references_for(real)] == [79.09, 79.06, 79.12]
-    assert report.references_for(synthetic) == ()
-    header, rows = report.metric_rows(real)
+    assert [value for _, value in summary.references_for(real)] == [79.09, 79.06, 79.12]
+    assert summary.references_for(synthetic) == ()
+    header, rows = summary.metric_rows(real)
     assert header[1] == "this run (%)" and [row[0] for row in rows[:3]] == ["aAcc", "mIoU", "mAcc"]
     assert rows[1][2:] == ["79.09", "79.06", "79.12"]
     assert rows[3][2:] == ["-0.09", "-0.06", "-0.12"]
-    assert report.metric_rows(synthetic)[1][3][2] == "n/a (synthetic run)"
+    assert summary.metric_rows(synthetic)[1][3][2] == "n/a (synthetic run)"
 
 
 def test_benchmark_files_are_read_and_named_by_their_path(tmp_path):
@@ -127,7 +127,7 @@ def test_benchmark_files_are_read_and_named_by_their_path(tmp_path):
     files[1].parent.mkdir(parents=True)
     files[0].write_text(header + "21.96\t0:00:21\t1460.68\t0\t0\t0\t0\t0\t0\t0\n")
     files[1].write_text(header + "3.0\t0:00:03\tNA\t0\t0\t0\t0\t0\t0\t0\n" + "5.0\t0:00:05\tNA\t0\t0\t0\t0\t0\t0\t0\n")
-    rows = report.read_benchmarks(files)
+    rows = figures.read_benchmarks(files)
     assert [row[:2] for row in rows] == [("export_onnx", 21.96), ("infer/onnxruntime/shard0", 4.0)]
     assert rows[0][2] == pytest.approx(1460.68) and np.isnan(rows[1][2])
 
@@ -173,7 +173,7 @@ def evaluated(tmp_path_factory, demo_root) -> dict[str, Path]:
 
 def make_figures(inputs: dict[str, Path], outdir: Path, examples: int = 4) -> list[Path]:
     """The figures of ``inputs`` in this process (the CLI is run by the first test and by Snakemake)."""
-    return report.make_figures(
+    return figures.make_figures(
         inputs["result"], [inputs["images"]], [inputs["labels"]], [inputs["predictions"]], [], outdir, examples
     )
 
@@ -279,7 +279,7 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
     }
     (tmp_path / "matrix.json").write_text(json.dumps(matrix))
     output = tmp_path / "report" / "matrix.png"
-    assert report.plot_matrix(json.loads((tmp_path / "matrix.json").read_text()), output) == output
+    assert plots.plot_matrix(json.loads((tmp_path / "matrix.json").read_text()), output) == output
     assert_readable_figure(output, min_width=1200)
 
 
