@@ -9,9 +9,9 @@
 
 # step -> quantize_onnx.py flags that make its kind of int8 model
 QUANTIZERS = {
-    artifacts.QUANTIZE_ONNX: "--engine onnxruntime",
-    artifacts.QUANTIZE_OPENVINO: "--engine openvino",
-    artifacts.QUANTIZE_TENSORRT: "--engine onnxruntime --activation-type int8 --symmetric-activations --float-bias",
+    artifacts.QUANTIZE_ONNX: "--quantizer onnxruntime",
+    artifacts.QUANTIZE_OPENVINO: "--quantizer openvino",
+    artifacts.QUANTIZE_TENSORRT: "--quantizer onnxruntime --activation-type int8 --symmetric-activations --float-bias",
 }
 
 

@@ -5,10 +5,10 @@
         results/models/deeplabv3_sim_bs1_int8.onnx --calibration-data results/prep_dataset/demo/val \\
         --calibration-images 8
 
-``--engine onnxruntime`` (default): ONNX Runtime quantize_static, QDQ format, per-channel int8
+``--quantizer onnxruntime`` (default): ONNX Runtime quantize_static, QDQ format, per-channel int8
 weights, uint8 activations with min/max ranges; the output is an ``.onnx`` with the same interface
 (input ``input`` float32 1x3xHxW, output ``output`` int64 1x1xHxW) that ONNX Runtime and OpenVINO run.
-``--engine openvino``: OpenVINO NNCF post-training quantization; the output is IR (``.xml`` + ``.bin``).
+``--quantizer openvino``: OpenVINO NNCF post-training quantization; the output is IR (``.xml`` + ``.bin``).
 The classifier (last Conv), the final Resize and the ArgMax stay float.
 
 Calibration reads N ``.bin`` files (spread evenly over the sorted list) made by preprocess.py:
@@ -34,7 +34,7 @@ from deeplabv3_pipeline.optimize.quantize import (
     QuantizeSettings,
     calibration_bins,
     held_out_files,
-    quantize_engines,
+    quantizers,
     quantize_model,
     select_calibration_files,
 )
@@ -44,7 +44,7 @@ LOG = logging.getLogger("quantize_onnx")
 
 def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
     return QuantizeSettings(
-        engine=args.engine,
+        quantizer=args.quantizer,
         calibration_images=args.calibration_images,
         activation_type=args.activation_type,
         activation_symmetric=args.symmetric_activations,
@@ -77,7 +77,9 @@ def remove_outputs(output: Path) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="fp32 ONNX model with a fixed input shape (deeplabv3_sim_bs1.onnx)")
-    parser.add_argument("output", type=Path, help="int8 model: .onnx (onnxruntime engine) or .xml (openvino engine)")
+    parser.add_argument(
+        "output", type=Path, help="int8 model: .onnx (onnxruntime quantizer) or .xml (openvino quantizer)"
+    )
     parser.add_argument(
         "--calibration-data",
         type=Path,
@@ -91,19 +93,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_CALIBRATION_IMAGES,
         help=f"how many images to calibrate on, spread over the sorted list (default {DEFAULT_CALIBRATION_IMAGES})",
     )
-    parser.add_argument("--engine", choices=tuple(quantize_engines()), default="onnxruntime")
-    parser.add_argument("--activation-type", choices=QUANT_TYPES, default="uint8", help="onnxruntime engine")
+    parser.add_argument("--quantizer", choices=tuple(quantizers()), default="onnxruntime")
+    parser.add_argument("--activation-type", choices=QUANT_TYPES, default="uint8", help="onnxruntime quantizer")
     parser.add_argument(
         "--symmetric-activations",
         action="store_true",
-        help="zero point 0 for activations too, as TensorRT needs (with --activation-type int8; onnxruntime engine)",
+        help="zero point 0 for activations too, as TensorRT needs (with --activation-type int8; onnxruntime quantizer)",
     )
     parser.add_argument(
         "--float-bias",
         action="store_true",
-        help="keep Conv biases float (TensorRT takes only int8 into DequantizeLinear; onnxruntime engine)",
+        help="keep Conv biases float (TensorRT takes only int8 into DequantizeLinear; onnxruntime quantizer)",
     )
-    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime engine)")
+    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (onnxruntime quantizer)")
     parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")
     parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")
     add_agreement_arguments(parser, "the fp32 model", "default: bins held out from calibration")
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, report.quantized_node_count, report.float_nodes)
     check = check_files(args, candidates, calibration)
     if check:
-        report.agreement = agreement_check(args.model, args.output, args.engine, check, report.input_shape)
+        report.agreement = agreement_check(args.model, args.output, args.quantizer, check, report.input_shape)
         report.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
         LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", report.agreement["mean"], len(check))
     path = settings_path(args)

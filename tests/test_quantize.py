@@ -133,7 +133,7 @@ def test_bad_inputs_give_one_clear_line(onnx_models, prep_dir, int8_model, tmp_p
         assert not output.exists()
 
 
-def test_openvino_nncf_engine_writes_ir(onnx_models, prep_dir, tmp_path):
+def test_openvino_nncf_quantizer_writes_ir(onnx_models, prep_dir, tmp_path):
     pytest.importorskip("nncf")
     import openvino as ov
 
@@ -142,7 +142,7 @@ def test_openvino_nncf_engine_writes_ir(onnx_models, prep_dir, tmp_path):
         "quantize_onnx.py",
         onnx_models[1],
         output,
-        "--engine",
+        "--quantizer",
         "openvino",
         "--calibration-data",
         prep_dir,

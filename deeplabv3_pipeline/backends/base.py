@@ -80,7 +80,7 @@ def no_steps(precision: str, config: Config) -> list[Step]:
 
 @dataclass(frozen=True)
 class Quantizer:
-    """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--engine <name>``).
+    """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--quantizer <name>``).
 
     ``run(source, output, files, input_name, shape, settings)`` writes ``output`` and returns (the nodes
     left in float, how many quantize ops it inserted, notes); ``versions()``: the tools' versions.

@@ -40,17 +40,17 @@ def check_agreement_arguments(args: argparse.Namespace) -> None:
 
 
 def agreement_check(
-    reference_model: Path, other_model: Path, engine: str, files: Sequence[Path], shape: tuple[int, int]
+    reference_model: Path, other_model: Path, backend: str, files: Sequence[Path], shape: tuple[int, int]
 ) -> dict[str, Any]:
     """Pixel agreement of ``other_model`` (int8, Winograd) with ``reference_model`` on ``files``, both run
-    by ``engine``'s runtime, one model loaded at a time (the peak memory is the larger model's, not the sum)."""
+    by ``backend``, one model loaded at a time (the peak memory is the larger model's, not the sum)."""
     from deeplabv3_pipeline.backends import open_backend
     from deeplabv3_pipeline.optimize.quantize import read_calibration_images
 
     images = read_calibration_images(files, shape)
     predictions = []
     for model in (reference_model, other_model):
-        runner = open_backend(engine, model)
+        runner = open_backend(backend, model)
         predictions.append([runner.run(image) for image in images])
         del runner
     per_image = {
@@ -59,7 +59,7 @@ def agreement_check(
     }
     values = list(per_image.values())
     return {
-        "runtime": engine,
+        "runtime": backend,
         "per_image": per_image,
         "mean": float(np.mean(values)) if values else None,
         "min": float(np.min(values)) if values else None,

@@ -1,5 +1,5 @@
-"""int8 post-training quantization of the exported model: what every engine shares (settings, the
-calibration images and their reader, the float tail, the report; the agreement check is agreement.py). The engines are
+"""int8 post-training quantization of the exported model: what every quantizer shares (settings, the
+calibration images and their reader, the float tail, the report; the agreement check is agreement.py). The quantizers are
 the backends' own (the ``QUANTIZER`` their package names): ONNX Runtime's static QDQ in
 ``backends/onnxruntime/quantize.py``, OpenVINO NNCF in ``backends/openvino/quantize.py``.
 
@@ -7,7 +7,7 @@ The simplified fp32 ONNX model (input ``input`` float32 1x3xHxW, output ``output
 becomes a QDQ model: QuantizeLinear/DequantizeLinear pairs around every quantized op, which ONNX
 Runtime fuses into integer kernels (QLinearConv, ...). Weights are int8 per output channel,
 activations 8-bit per tensor with ranges measured (min/max) on N preprocessed ``.bin`` images.
-The second engine, OpenVINO NNCF, quantizes the same model on the same images to OpenVINO IR.
+The second quantizer, OpenVINO NNCF, quantizes the same model on the same images to OpenVINO IR.
 
 The tail stays float: the classifier (the last Conv, 512 -> 19 channels at 1/8 resolution,
 a negligible share of the compute) and everything after it (bilinear Resize, ArgMax). An
@@ -33,7 +33,7 @@ from deeplabv3_pipeline.io.binio import file_sha256, list_bins, read_bin, read_o
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
-# The type names QuantizeSettings takes (each engine maps them to its own).
+# The type names QuantizeSettings takes (each quantizer maps them to its own).
 QUANT_TYPES = ("uint8", "int8")
 
 
@@ -41,14 +41,14 @@ QUANT_TYPES = ("uint8", "int8")
 class QuantizeSettings:
     """What decides the int8 model; written next to it as JSON.
 
-    ``engine``: ``onnxruntime`` (static QDQ ONNX, runs in ONNX Runtime and OpenVINO) or ``openvino``
+    ``quantizer``: ``onnxruntime`` (static QDQ ONNX, runs in ONNX Runtime and OpenVINO) or ``openvino``
     (NNCF post-training quantization to OpenVINO IR; NNCF's PERFORMANCE preset decides the
     types there, so ``activation_type``/``reduce_range``/``pre_process`` apply to onnxruntime only).
     Calibration is min/max: the histogram methods keep every activation of every image in memory
     (gigabytes per 1024x2048 image).
     """
 
-    engine: str = "onnxruntime"
+    quantizer: str = "onnxruntime"
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     calibrate_method: str = "minmax"
     activation_type: str = "uint8"
@@ -192,7 +192,7 @@ class BinCalibrationReader:
         return len(self.files)
 
 
-def quantize_engines() -> dict[str, Any]:
+def quantizers() -> dict[str, Any]:
     """The backends that quantize (their ``Quantizer``), by name: the registry's, imported when asked
     (the backends' quantize modules import this one)."""
     from deeplabv3_pipeline.backends import REGISTRY
@@ -201,10 +201,10 @@ def quantize_engines() -> dict[str, Any]:
 
 
 def check_settings(settings: QuantizeSettings) -> Any:
-    """The engine's ``Quantizer``, once the settings are checked."""
-    engines = quantize_engines()
-    if settings.engine not in engines:
-        raise UserError(f"unknown quantization engine {settings.engine!r}: choose one of {', '.join(engines)}")
+    """The settings' ``Quantizer``, once the settings are checked."""
+    available = quantizers()
+    if settings.quantizer not in available:
+        raise UserError(f"unknown quantizer {settings.quantizer!r}: choose one of {', '.join(available)}")
     if settings.activation_symmetric and settings.activation_type != "int8":
         raise UserError("symmetric activations need --activation-type int8 (a uint8 range centred on 0 wastes a bit)")
     if settings.calibrate_method != "minmax":
@@ -212,7 +212,7 @@ def check_settings(settings: QuantizeSettings) -> Any:
     for name, value in (("activation type", settings.activation_type), ("weight type", settings.weight_type)):
         if value not in QUANT_TYPES:
             raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(QUANT_TYPES)}")
-    return engines[settings.engine]
+    return available[settings.quantizer]
 
 
 def quantize_model(
@@ -223,7 +223,7 @@ def quantize_model(
 ) -> QuantizeReport:
     """Quantize the fp32 ONNX ``source`` to ``output`` with ranges measured on ``calibration_files``.
 
-    ``settings.engine`` picks ONNX Runtime (``output`` a QDQ ``.onnx``) or OpenVINO NNCF
+    ``settings.quantizer`` picks ONNX Runtime (``output`` a QDQ ``.onnx``) or OpenVINO NNCF
     (``output`` an IR ``.xml`` with its ``.bin``). The output appears complete or not at all.
     """
     settings = settings or QuantizeSettings()
@@ -232,7 +232,9 @@ def quantize_model(
     files = select_calibration_files(calibration_files, settings.calibration_images)
     read_calibration_images(files, shape)  # every size checked before the minutes of calibration, not after
     output.parent.mkdir(parents=True, exist_ok=True)
-    LOG.info("quantizing %s with %s, calibrating on %d image(s) at %dx%d", source, settings.engine, len(files), *shape)
+    LOG.info(
+        "quantizing %s with %s, calibrating on %d image(s) at %dx%d", source, settings.quantizer, len(files), *shape
+    )
     float_nodes, count, notes = quantizer.run(source, output, files, input_name, shape, settings)
     if count == 0:
         output.unlink(missing_ok=True)
