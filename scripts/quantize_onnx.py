@@ -34,8 +34,8 @@ from deeplabv3_pipeline.optimize.quantize import (
     QuantizeSettings,
     calibration_bins,
     held_out_files,
-    quantizers,
     quantize_model,
+    quantizers,
     select_calibration_files,
 )
 
