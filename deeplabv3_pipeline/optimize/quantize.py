@@ -1,7 +1,7 @@
 """int8 post-training quantization of the exported model: what every quantizer shares (settings, the
 calibration images and their reader, the float tail, the report; the agreement check is
-evaluation/agreement.py). The quantizers are the backends' own (the ``QUANTIZER`` their package names): ONNX Runtime's static QDQ in
-``backends/onnxruntime/quantize.py``, OpenVINO NNCF in ``backends/openvino/quantize.py``.
+evaluation/agreement.py). The quantizers are the backends' own (the ``QUANTIZER`` their package names):
+ONNX Runtime's static QDQ in ``backends/onnxruntime/quantize.py``, OpenVINO NNCF in ``backends/openvino/quantize.py``.
 
 The simplified fp32 ONNX model (input ``input`` float32 1x3xHxW, output ``output`` int64 1x1xHxW)
 becomes a QDQ model: QuantizeLinear/DequantizeLinear pairs around every quantized op, which ONNX
