@@ -23,6 +23,8 @@ sys.path.insert(0, workflow.basedir)
 from deeplabv3_pipeline.planning import artifacts  # noqa: E402
 from deeplabv3_pipeline.backends import REGISTRY, backend_flags  # noqa: E402
 from deeplabv3_pipeline.model.checkpoint import is_url  # noqa: E402
+from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions  # noqa: E402
+from deeplabv3_pipeline.options import from_config, to_flags  # noqa: E402
 from deeplabv3_pipeline.planning.plan import (
     Cell,
     Plan,
@@ -327,6 +329,13 @@ def get_checkpoint(wildcards):
 
 def get_model_config(wildcards):
     return PLAN.model(wildcards.model).config
+
+
+def get_test_mode_args(wildcards):
+    """--test-mode/--crop-size/--stride of export and verify: what the config sets over the mmseg
+    config's test_cfg (nothing: the mmseg config's own mode)."""
+    settings = from_config(InferenceModeOptions, PLAN.model_settings(wildcards.model))
+    return shlex.join(to_flags(settings))
 
 
 def get_checkpoint_fingerprint(wildcards):

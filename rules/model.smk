@@ -33,13 +33,15 @@ rule export_onnx:
     params:
         model_config=get_model_config,
         shape=list(INPUT_SHAPE),
+        test_mode=get_test_mode_args,
         opset=config["model"]["opset"],
         # a local checkpoint replaced under its name, whatever its mtime, is exported again
         sources=get_checkpoint_fingerprint,
         script=script("export_onnx.py"),
     shell:
         "python {params.script:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
-        " --output-file {output:q} --shape {params.shape:q} --opset-version {params.opset:q} > {log:q} 2>&1"
+        " --output-file {output:q} --shape {params.shape:q} {params.test_mode}"
+        " --opset-version {params.opset:q} > {log:q} 2>&1"
 
 
 # Its own step (config model.verify), so that turning it on or off re-exports nothing.
@@ -60,11 +62,13 @@ rule verify_onnx:
     params:
         model_config=get_model_config,
         shape=list(INPUT_SHAPE),
+        test_mode=get_test_mode_args,
         tolerance=config["model"]["verify_tolerance"],
         script=script("verify_onnx.py"),
     shell:
         "python {params.script:q} {input.model:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
-        " --shape {params.shape:q} --tolerance {params.tolerance:q} --report {output:q} > {log:q} 2>&1"
+        " --shape {params.shape:q} {params.test_mode} --tolerance {params.tolerance:q}"
+        " --report {output:q} > {log:q} 2>&1"
 
 
 rule simplify_onnx:

@@ -5,8 +5,10 @@
         --checkpoint deeplabv3_r50-d8_512x1024_40k_cityscapes_20200605_022449-acadc2f8.pth \\
         --output-file deeplabv3.onnx --shape 1024 2048 --verify
 
-Input ``input`` float32 (1,3,H,W); output ``output`` int64 class ids (1,1,H,W): logits at 1/8,
-bilinear resize (align_corners=False) to H,W, argmax ('whole' mode). ``--verify`` runs ONNX
+Input ``input`` float32 (1,3,H,W); output ``output`` int64 class ids (1,1,H,W): in the config's test
+mode (``--test-mode``, ``--crop-size``, ``--stride`` replace it): 'whole', logits at 1/8, bilinear resize
+(align_corners=False) to H,W, argmax; or 'slide', mmseg's crops unrolled in the graph, their logits
+averaged where they overlap, argmax (deeplabv3_pipeline/model/inference_mode.py). ``--verify`` runs ONNX
 Runtime and PyTorch on one random input and fails if their class ids disagree (the workflow runs
 that check as its own step, scripts/verify_onnx.py).
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.model.export import check_agreement, disagreement, export_onnx
+from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
 from deeplabv3_pipeline.model.mmseg_model import load_export_model
+from deeplabv3_pipeline.options import add_option_arguments, from_namespace
 
 LOG = logging.getLogger("export_onnx")
 
@@ -40,14 +44,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1e-4,
         help="largest fraction of pixels allowed to differ in --verify (near-ties may flip)",
     )
+    add_option_arguments(parser, InferenceModeOptions, "the test mode")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_export_model(args.config, args.checkpoint, tuple(args.shape))
+    model = load_export_model(
+        args.config, args.checkpoint, tuple(args.shape), from_namespace(InferenceModeOptions, args)
+    )
     export_onnx(model, args.output_file, args.opset_version)
-    LOG.info("exported %s (opset %d, input 1x3x%dx%d)", args.output_file, args.opset_version, *args.shape)
+    LOG.info(
+        "exported %s (opset %d, input 1x3x%dx%d, %s)",
+        args.output_file,
+        args.opset_version,
+        *args.shape,
+        model.mode.describe(),
+    )
     if args.verify:  # by hand; the workflow verifies in its own step (scripts/verify_onnx.py)
         found = disagreement(model, args.output_file)
         LOG.info("verify: %.6f%% of pixels differ between ONNX Runtime and PyTorch", found.differing * 100)

@@ -22,7 +22,9 @@ from pathlib import Path
 from deeplabv3_pipeline.errors import run_cli
 from deeplabv3_pipeline.io.binio import file_sha256, write_json
 from deeplabv3_pipeline.model.export import check_agreement, disagreement
+from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
 from deeplabv3_pipeline.model.mmseg_model import load_export_model
+from deeplabv3_pipeline.options import add_option_arguments, from_namespace
 
 LOG = logging.getLogger("verify_onnx")
 SEED = 0
@@ -36,12 +38,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), required=True)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest fraction of pixels allowed to differ")
     parser.add_argument("--report", type=Path, required=True, help="JSON written when the check passes")
+    add_option_arguments(parser, InferenceModeOptions, "the test mode")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_export_model(args.config, args.checkpoint, tuple(args.shape))
+    model = load_export_model(
+        args.config, args.checkpoint, tuple(args.shape), from_namespace(InferenceModeOptions, args)
+    )
     found = disagreement(model, args.model, seed=SEED)
     LOG.info(
         "%.6f%% of pixels differ between ONNX Runtime and PyTorch (%.6f%% not near-ties; %.4f%% near-ties)",
@@ -56,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": args.config,
         "checkpoint": str(args.checkpoint),
         "input_shape": list(args.shape),
+        "test_mode": model.mode.describe(),
         "input": f"standard normal, seed {SEED}",
         "differing_pixels": found.differing,
         "differing_decisive_pixels": found.decisive_differing,

@@ -95,7 +95,7 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run of the default target's result on the tiny demo (read-only: tests copy it)."""
-    from .workflow import TINY, snakemake, write_config
+    from .helpers import TINY, snakemake, write_config
 
     workdir = tmp_path_factory.mktemp("workflow")
     write_config(workdir, TINY)
@@ -107,7 +107,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny run, then `snakemake results/matrix.json` of 2 models x 3 variants (read-only: tests copy it)."""
-    from .workflow import MATRIX, TINY, copy_run, merged, snakemake, write_config
+    from .helpers import MATRIX, TINY, copy_run, merged, snakemake, write_config
 
     workdir = copy_run(tiny_run, tmp_path_factory.mktemp("matrix") / "run")
     write_config(workdir, merged(TINY, {"matrix": MATRIX}))
@@ -121,8 +121,8 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """When the SLURM test is among the tests to run and a cluster answers: move it last and start its
-    run now, so that its queueing and start-up waits overlap the other tests (tests/test_slurm.py)."""
-    from . import test_slurm
+    run now, so that its queueing and start-up waits overlap the other tests (tests/workflow/test_slurm.py)."""
+    from .workflow import test_slurm
 
     slurm_items = [item for item in session.items if item.module is test_slurm]
     if not slurm_items or test_slurm.cluster_problem() is not None:
@@ -133,6 +133,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from . import test_slurm
+    from .workflow import test_slurm
 
     test_slurm.stop_background_run()

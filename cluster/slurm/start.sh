@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a real single-node SLURM cluster on this machine (with job accounting), for the
-# workflow's SLURM test (tests/test_slurm.py) and for trying `--workflow-profile profiles/slurm`.
+# workflow's SLURM test (tests/workflow/test_slurm.py) and for trying `--workflow-profile profiles/slurm`.
 #
 #   bash cluster/slurm/start.sh      # idempotent: running it again leaves running daemons alone
 #   bash cluster/slurm/stop.sh       # stops the daemons by their recorded PIDs

@@ -25,9 +25,10 @@ from argparse import ArgumentParser, Namespace
 from pathlib import Path
 from typing import Any
 
+from deeplabv3_pipeline.options import add_option_arguments, from_config, from_namespace, to_flags
+
 from ..errors import UserError
 from .base import INFERENCE_PRECISIONS, Backend, BackendSpec, Config, static_image_shape
-from .options import add_option_arguments, from_config, from_namespace, to_flags
 
 PATH_VARIABLE = "DEEPLABV3_BACKEND_PATH"
 __path__ = [*__path__, *filter(None, os.environ.get(PATH_VARIABLE, "").split(os.pathsep))]

@@ -1,4 +1,4 @@
-"""The DeepLabV3 model from mmsegmentation 1.2.2: config lookup, build, checkpoint loading, export wrapper.
+"""mmsegmentation 1.2.2 models: build, checkpoint loading, the export wrapper (whole or slide mode).
 
 Why the stand-in for ``mmcv._ext``: mmsegmentation 1.2.2 imports ``mmcv.ops`` at import time,
 and every op module there asks ``mmcv._ext`` (the compiled extension of mmcv-full) for its
@@ -22,6 +22,12 @@ from torch import nn
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.checkpoint import not_a_checkpoint_reason, verify_checkpoint
+from deeplabv3_pipeline.model.inference_mode import (
+    InferenceMode,
+    InferenceModeOptions,
+    inference_mode,
+    slide_windows,
+)
 from deeplabv3_pipeline.model.zoo import resolve_config
 
 
@@ -147,25 +153,45 @@ def check_checkpoint_fits(config: str | Path, checkpoint: str | Path) -> None:
 
 
 class SegmentationExport(nn.Module):
-    """The segmentor as one graph: logits at 1/8, bilinear resize to the input size, argmax.
+    """The segmentor as one graph: logits, bilinear resize, argmax, in the model's test mode.
 
-    This is mmseg's 'whole' inference mode with the resize and argmax inside the graph, so the
-    exported model maps a normalised (1,3,H,W) float32 image to (1,1,H,W) int64 class ids, as
-    mmseg's pytorch2onnx did.
+    'whole' (mmseg's whole_inference): logits at 1/8 resized to the input size. 'slide' (mmseg's
+    slide_inference): the crops of :func:`slide_windows` unrolled, each crop's logits resized to the
+    crop and padded to the input size, summed in mmseg's order and divided by how many crops cover
+    each pixel (a constant of the graph). Either way the exported model maps a normalised (1,3,H,W)
+    float32 image to (1,1,H,W) int64 class ids, as mmseg's pytorch2onnx did. ``mode``: the config's
+    ``test_cfg`` unless given.
     """
 
-    def __init__(self, segmentor: nn.Module, input_shape: tuple[int, int]) -> None:
+    def __init__(self, segmentor: nn.Module, input_shape: tuple[int, int], mode: InferenceMode | None = None) -> None:
         super().__init__()
         self.segmentor = segmentor
         self.input_shape = tuple(input_shape)
         self.align_corners = bool(segmentor.decode_head.align_corners)
+        self.mode = mode or inference_mode(getattr(segmentor, "test_cfg", None))
+        self.windows: list[tuple[int, ...]] = []
+        if self.mode.mode == "slide":
+            self.windows = slide_windows(self.input_shape, self.mode.crop_size, self.mode.stride)
+            count = torch.zeros(1, 1, *self.input_shape)
+            for y1, y2, x1, x2 in self.windows:
+                count[:, :, y1:y2, x1:x2] += 1
+            self.register_buffer("crop_count", count, persistent=False)
+
+    def whole_logits(self, image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """mmseg's encode_decode: the decode head's logits resized to ``size``."""
+        logits = self.segmentor.decode_head(self.segmentor.extract_feat(image))
+        return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
-        features = self.segmentor.extract_feat(image)
-        logits = self.segmentor.decode_head(features)
-        return nn.functional.interpolate(
-            logits, size=self.input_shape, mode="bilinear", align_corners=self.align_corners
-        )
+        if not self.windows:
+            return self.whole_logits(image, self.input_shape)
+        height, width = self.input_shape
+        total = None
+        for y1, y2, x1, x2 in self.windows:
+            crop = self.whole_logits(image[:, :, y1:y2, x1:x2], (y2 - y1, x2 - x1))
+            padded = nn.functional.pad(crop, (x1, width - x2, y1, height - y2))
+            total = padded if total is None else total + padded
+        return total / self.crop_count
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.logits(image).argmax(dim=1, keepdim=True)
@@ -268,9 +294,17 @@ def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) 
     return path
 
 
-def load_export_model(config: str | Path, checkpoint: str | Path, input_shape: tuple[int, int]) -> SegmentationExport:
-    """Config + checkpoint -> the export wrapper, in eval mode, on the CPU."""
-    return SegmentationExport(load_checkpoint(build_model(config), checkpoint, config), input_shape).eval()
+def load_export_model(
+    config: str | Path,
+    checkpoint: str | Path,
+    input_shape: tuple[int, int],
+    mode_options: InferenceModeOptions | None = None,
+) -> SegmentationExport:
+    """Config + checkpoint -> the export wrapper, in eval mode, on the CPU; its test mode the config's
+    ``test_cfg`` with ``mode_options`` over it."""
+    segmentor = load_checkpoint(build_model(config), checkpoint, config)
+    mode = inference_mode(getattr(segmentor, "test_cfg", None), mode_options)
+    return SegmentationExport(segmentor, input_shape, mode).eval()
 
 
 def predict_class_ids(model: SegmentationExport, image: np.ndarray) -> np.ndarray:

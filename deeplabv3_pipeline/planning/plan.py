@@ -2,7 +2,7 @@
 variant) and the path of every per-frame, per-model and per-cell file, each spelled once.
 
 ``rules/common.smk`` builds one :class:`Plan` from the config and its ``get_*`` functions read it; the
-plan is plain data with no Snakemake in it, so it is unit-tested without a dry run (tests/test_plan.py).
+plan is plain data with no Snakemake in it, so it is unit-tested without a dry run (tests/unit/test_plan.py).
 
 Every path is keyed by exactly what it depends on: a model's files by its name (and precision or soc
 where they apply), predictions and results by data x model x variant. No two cells share a file, so

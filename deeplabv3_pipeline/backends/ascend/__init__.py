@@ -12,11 +12,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeplabv3_pipeline.options import from_config, option
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
 from ..base import Config
-from ..options import from_config, option
 from . import atc
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import AscendBackend

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeplabv3_pipeline.options import option
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
 from ..base import Config, Quantizer
-from ..options import option
 from . import quantize
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import OnnxRuntimeBackend

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
+from deeplabv3_pipeline.options import option
 from deeplabv3_pipeline.planning.artifacts import Step
 
 from ..base import Config, require_option
-from ..options import option
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import PyTorchBackend
 
@@ -23,8 +24,8 @@ SUMMARY = "the mmseg model in eager PyTorch on the CPU: the accuracy reference"
 
 
 @dataclass(frozen=True)
-class Options:
-    """The model's own mmseg config and input size: the checkpoint holds weights only."""
+class Options(InferenceModeOptions):
+    """The model's own mmseg config, input size and test mode: the checkpoint holds weights only."""
 
     model_config: str | None = option(None, "mmseg config name or file", config="model.config")
     input_shape: tuple[int, int] | None = option(
@@ -36,4 +37,5 @@ def open_model(model: Path, precision: str, threads: int, options: Options) -> P
     why = "the checkpoint holds weights only"
     model_config = require_option(options, "model_config", "pytorch", why)
     input_shape = require_option(options, "input_shape", "pytorch", why)
-    return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision)
+    mode = InferenceModeOptions(options.test_mode, options.crop_size, options.stride)
+    return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision, mode_options=mode)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
+
 from ...cpu import require_bf16
 from ..base import FileRunner
 
@@ -32,7 +34,13 @@ class PyTorchBackend(FileRunner):
     name = "pytorch"
 
     def __init__(
-        self, checkpoint: Path, model_config: str, input_shape: tuple[int, int], threads: int, precision: str = "fp32"
+        self,
+        checkpoint: Path,
+        model_config: str,
+        input_shape: tuple[int, int],
+        threads: int,
+        precision: str = "fp32",
+        mode_options: InferenceModeOptions | None = None,
     ) -> None:
         import torch
 
@@ -43,13 +51,15 @@ class PyTorchBackend(FileRunner):
         if threads:
             torch.set_num_threads(threads)
         self.input_shape = tuple(input_shape)
-        self.model = load_export_model(model_config, checkpoint, self.input_shape)
+        self.model = load_export_model(model_config, checkpoint, self.input_shape, mode_options)
         self.autocast = precision == "bf16"
         self.predict = predict_class_ids
         self.bf16_context = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
         self.inference_precision = "bf16" if self.autocast else "fp32"
         how = 'under torch.autocast("cpu", dtype=torch.bfloat16)' if self.autocast else "without autocast"
-        self.precision_evidence = f"PyTorch {torch.__version__} eager {how}; {float32_settings()}"
+        self.precision_evidence = (
+            f"PyTorch {torch.__version__} eager {how}; {float32_settings()}; test mode {self.model.mode.describe()}"
+        )
 
     def run(self, image: np.ndarray) -> np.ndarray:
         with self.bf16_context() if self.autocast else contextlib.nullcontext():

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeplabv3_pipeline.options import option
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
 from ..base import Config
-from ..options import option
 from . import engine as engines
 from .runner import TensorRTBackend
 

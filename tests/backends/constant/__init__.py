@@ -1,5 +1,5 @@
 """A test-only backend, outside the package, found through ``$DEEPLABV3_BACKEND_PATH``
-(tests/test_backends.py): what adding a backend takes. In the tree it would be this subpackage under
+(tests/workflow/test_backends.py): what adding a backend takes. In the tree it would be this subpackage under
 ``deeplabv3_pipeline/backends/`` plus its row in the README's precision table; nothing else.
 
 It predicts one class everywhere (class 0, road), reading the model's input size from ``model.input_shape``
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from deeplabv3_pipeline.backends.base import Config, FileRunner, require_option
-from deeplabv3_pipeline.backends.options import option
+from deeplabv3_pipeline.options import option
 
 SUMMARY = "test-only: class 0 everywhere"
 PRECISIONS = ("fp32",)

@@ -16,7 +16,7 @@ import pytest
 
 from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 
-from .workflow import (
+from ..helpers import (
     DEMO_CHECKPOINT_PATH,
     DEMO_DATA,
     SHAPE,

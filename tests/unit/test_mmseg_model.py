@@ -2,15 +2,17 @@ import sys
 import types
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model import mmseg_model
+from deeplabv3_pipeline.model.inference_mode import InferenceMode, InferenceModeOptions, slide_windows
 from deeplabv3_pipeline.model.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG, published_miou, resolve_config
 
-from .conftest import SHAPE
+from ..conftest import SHAPE, run_script
 
 
 def test_config_names_resolve_to_the_shipped_files():
@@ -58,6 +60,70 @@ def test_wrapper_equals_mmseg_whole_mode_and_predicts_several_classes(checkpoint
     assert model.segmentor.test_cfg.mode == "whole"
     np.testing.assert_array_equal(ours[0, 0], theirs[0].pred_sem_seg.data.numpy()[0])
     assert len(np.unique(ours)) >= 3, "a near-constant prediction would make every comparison trivially pass"
+
+
+# 64x128 in 48x48 crops every 32: 2 rows x 4 columns, the last of each moved back to the edge, so
+# pixels are covered by 1, 2 or 4 crops: where a naive slide (no overlap, no averaging) would differ
+SLIDE = InferenceModeOptions(test_mode="slide", crop_size=(48, 48), stride=(32, 32))
+
+
+def test_slide_windows_are_mmsegs_grid():
+    assert slide_windows((64, 128), (48, 48), (32, 32)) == [
+        (0, 48, 0, 48), (0, 48, 32, 80), (0, 48, 64, 112), (0, 48, 80, 128),
+        (16, 64, 0, 48), (16, 64, 32, 80), (16, 64, 64, 112), (16, 64, 80, 128),
+    ]  # fmt: skip
+    assert slide_windows((64, 128), (769, 769), (513, 513)) == [(0, 64, 0, 128)]  # a crop larger than the image
+    assert slide_windows((64, 128), (32, 64), (32, 64)) == [
+        (0, 32, 0, 64),
+        (0, 32, 64, 128),
+        (32, 64, 0, 64),
+        (32, 64, 64, 128),
+    ]
+
+
+def test_slide_mode_equals_mmsegs_slide_inference_where_crops_overlap(checkpoint):
+    from mmengine.config import ConfigDict
+    from mmseg.structures import SegDataSample
+
+    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, SLIDE)
+    assert model.mode == InferenceMode("slide", (48, 48), (32, 32)) and len(model.windows) == 8
+    assert set(model.crop_count.unique().tolist()) == {1.0, 2.0, 4.0}
+    image = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, *SHAPE), dtype=np.float32))
+    segmentor = model.segmentor
+    segmentor.test_cfg = ConfigDict(mode="slide", crop_size=(48, 48), stride=(32, 32))
+    meta = {"img_shape": SHAPE, "ori_shape": SHAPE, "pad_shape": SHAPE, "padding_size": [0, 0, 0, 0]}
+    with torch.inference_mode():
+        ours = model.logits(image)
+        theirs = segmentor.slide_inference(image, [dict(meta)])
+        predicted = segmentor.predict(image, [SegDataSample(metainfo=meta)])[0].pred_sem_seg.data.numpy()[0]
+        whole = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE).logits(image)
+    assert torch.equal(ours, theirs)  # the same sums in the same order: equal, not close
+    np.testing.assert_array_equal(predict_class_ids(model, image.numpy())[0, 0], predicted)
+    assert len(np.unique(predicted)) >= 3
+    assert (whole.argmax(1) != ours.argmax(1)).float().mean() > 0.1  # whole mode would have been another answer
+
+
+def test_the_config_decides_the_mode_and_the_options_replace_what_they_name(checkpoint):
+    slide_config = "deeplabv3_r50-d8_4xb2-80k_cityscapes-769x769"  # test_cfg: slide, 769x769 every 513x513
+    model = load_export_model(slide_config, checkpoint, SHAPE)
+    assert model.mode == InferenceMode("slide", (769, 769), (513, 513)) and model.windows == [(0, 64, 0, 128)]
+    assert load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE).mode == InferenceMode("whole")
+    smaller = load_export_model(slide_config, checkpoint, SHAPE, InferenceModeOptions(crop_size=(64, 96)))
+    assert smaller.mode == InferenceMode("slide", (64, 96), (513, 513)) and len(smaller.windows) == 2
+    with pytest.raises(UserError, match=r"slide mode needs crop_size as two positive integers"):
+        load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, InferenceModeOptions(test_mode="slide"))
+
+
+def test_slide_export_agrees_with_pytorch_through_the_cli(checkpoint, tmp_path):
+    """Two 64x96 crops overlapping in the middle third, exported and checked by export_onnx.py --verify."""
+    output = tmp_path / "slide.onnx"
+    completed = run_script(
+        "export_onnx.py", DEFAULT_CONFIG, "--checkpoint", checkpoint, "--output-file", output, "--shape", *SHAPE,
+        "--test-mode", "slide", "--crop-size", 64, 96, "--stride", 64, 32, "--verify",
+    )  # fmt: skip
+    assert "slide, crops 64x96 every 64x32" in completed.stderr and output.is_file()
+    slices = [node for node in onnx.load(str(output)).graph.node if node.op_type == "Slice"]
+    assert len(slices) >= 2  # the crops are in the graph
 
 
 def test_checkpoint_problems_are_clear(tmp_path, checkpoint):

@@ -1,5 +1,6 @@
-"""What the workflow tests share: the tiny config, running Snakemake as a user would, configs, and
-reading results. The tiny run itself is a fixture in conftest.py (one for the whole session)."""
+"""What the tests share (the one helper module; fixtures are in conftest.py, the tiny run among them, one for
+the whole session): the tiny config, running Snakemake as a user would, configs, copies of a run, reading
+results, reading figures and HTML tables, and the test-only backend."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
+import cv2
+import numpy as np
 import yaml
+
+from deeplabv3_pipeline.backends import PATH_VARIABLE
 
 from .conftest import REPO, run_script
 
@@ -137,3 +143,71 @@ def replace_file(path: Path, data: bytes) -> None:
     """Write ``data`` as a new file at ``path``: a hard-linked file of another run stays as it was."""
     path.unlink()
     path.write_bytes(data)
+
+
+# ------------------------------------------------------- reading figures and HTML tables (the report)
+
+
+FIGURES = ("per_class_iou.png", "confusion_matrix.png", "examples.png", "runtimes.png")
+
+
+def read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"{path} is not a readable PNG"
+    return image
+
+
+def assert_readable_figure(path: Path, min_width: int = 800, min_height: int = 200) -> np.ndarray:
+    """A PNG of a useful size that is not blank (several colours, some variance)."""
+    image = read_png(path)
+    height, width = image.shape[:2]
+    assert width >= min_width and height >= min_height, (path.name, image.shape)
+    assert image.std() > 10, f"{path.name} looks blank"
+    colours = image.reshape(-1, 3).astype(np.int32) @ np.array([1 << 16, 1 << 8, 1])
+    assert len(np.unique(colours)) > 20, f"{path.name} has almost no colours"
+    return image
+
+
+class Tables(HTMLParser):
+    """The cell texts of every <table> of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def html_tables(text: str) -> list[list[list[str]]]:
+    parser = Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+# --------------------------------------------- the test-only backend (tests/backends/constant)
+
+# the repository's config.yaml with the tiny settings: what the registry tests plan against
+CONFIG = merged(yaml.safe_load((REPO / "config.yaml").read_text()), TINY)
+
+
+PLUGINS = REPO / "tests" / "backends"  # holds constant/, a backend subpackage of its own
+
+
+def with_plugins() -> dict[str, str]:
+    return dict(os.environ, **{PATH_VARIABLE: str(PLUGINS)})

@@ -23,7 +23,7 @@ from deeplabv3_pipeline.evaluation.provenance import (
 )
 from deeplabv3_pipeline.model.mmseg_model import load_state_dict_file
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def test_fingerprint_changes_with_a_replaced_file_whatever_its_mtime(tmp_path):

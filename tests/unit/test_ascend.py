@@ -12,7 +12,7 @@ from deeplabv3_pipeline.backends.ascend.runner import file_run
 from deeplabv3_pipeline.benchmark.timing import inference_summary
 from deeplabv3_pipeline.errors import UserError
 
-from .conftest import REPO, SHAPE, run_infer
+from ..conftest import REPO, SHAPE, run_infer
 
 FAKE_CANN = REPO / "tests" / "fake_cann"
 

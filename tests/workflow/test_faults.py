@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from .conftest import REPO
-from .workflow import TINY, copy_run, merged, snakemake, write_config
+from ..conftest import REPO
+from ..helpers import TINY, copy_run, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from deeplabv3_pipeline.cpu import has_bf16
 from deeplabv3_pipeline.data.cityscapes import dataset_id
 from deeplabv3_pipeline.data.demo import demo_frames, make_demo_dataset
 
-from .conftest import REPO
-from .workflow import (
+from ..conftest import REPO
+from ..helpers import (
     DEMO_CHECKPOINT_PATH,
     DEMO_DATA,
     EXPORT_PATH,
@@ -119,6 +119,22 @@ def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_p
     assert {path: path.stat().st_mtime_ns for path in bins} == before
     assert (workdir / EXPORT_PATH).stat().st_mtime_ns != model_before
     assert onnx.load(str(workdir / EXPORT_PATH)).opset_import[0].version == 13
+
+
+def test_slide_mode_reaches_export_verify_and_the_pytorch_reference_and_reruns_export_onward(tiny_run, tmp_path):
+    """model.test_mode/crop_size/stride: the flags of every step that builds the graph, planned from the
+    tiny run: export onward runs again, preprocessing and labels do not."""
+    workdir = copy_run(tiny_run, tmp_path / "copy")
+    slide = {"model": {"test_mode": "slide", "crop_size": [48, 48], "stride": [32, 32]}}
+    write_config(workdir, merged(TINY, slide, {"matrix": {"variants": ["pytorch-fp32", "onnxruntime-fp32"]}}))
+    dry = snakemake(workdir, "-n", "-p", "results/result.json", "results/matrix.json").stdout
+    flags = "--test-mode slide --crop-size 48 48 --stride 32 32"
+    commands = [line for line in dry.splitlines() if flags in line]
+    assert any("export_onnx.py" in line for line in commands) and any("verify_onnx.py" in line for line in commands)
+    assert any("infer.py" in line and "--backend pytorch" in line for line in commands)  # the reference: same mode
+    ran = rules_in(dry)
+    assert {"export_onnx", "verify_onnx", "simplify_onnx", "infer", "evaluate"} <= ran
+    assert not {"preprocess", "labels", "demo_dataset", "demo_checkpoint"} & ran
 
 
 def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_run, tmp_path):

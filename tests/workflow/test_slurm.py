@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .workflow import PSPNET, TINY, merged, snakemake, write_config
+from ..conftest import REPO
+from ..helpers import PSPNET, TINY, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "profiles" / "slurm"
@@ -137,7 +137,7 @@ def stop_background_run() -> None:
 
 def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
     """The matrix on SLURM, sharded, against the local unsharded run of the same models and frames
-    (matrix_run: the figures do not depend on the shards, tests/test_workflow.py)."""
+    (matrix_run: the figures do not depend on the shards, tests/workflow/test_workflow.py)."""
     problem = cluster_problem()
     if problem:
         pytest.skip(problem)

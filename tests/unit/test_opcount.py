@@ -16,7 +16,7 @@ from deeplabv3_pipeline.model.mmseg_model import load_export_model
 from deeplabv3_pipeline.model.opcount import COUNTING_RULES, count_operations
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from .conftest import SHAPE
+from ..conftest import SHAPE
 
 
 def tiny_model(path: Path, height: int | str = 8) -> Path:

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def flat_keys(properties: dict, prefix: str = "") -> set[str]:
@@ -91,7 +91,7 @@ def test_backend_options_are_config_keys_with_one_default():
     """Each field of each backend's options record is read from a key the schema and config.yaml have;
     where the key is in the backend's own section, the schema's default is the record's (one default)."""
     from deeplabv3_pipeline.backends import REGISTRY
-    from deeplabv3_pipeline.backends.options import CONFIG_KEY, config_value
+    from deeplabv3_pipeline.options import CONFIG_KEY, config_value
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     own_keys = 0

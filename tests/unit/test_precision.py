@@ -23,7 +23,7 @@ from deeplabv3_pipeline.backends.openvino.runner import compute_precisions, open
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from .conftest import REPO, SHAPE
+from ..conftest import REPO, SHAPE
 
 # An AVX2 desktop/server CPU of the kind without any AVX-512, and an AVX-512 one with VNNI and BF16.
 AVX2_FLAGS = frozenset(["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"])

@@ -8,7 +8,7 @@ import pytest
 
 from deeplabv3_pipeline.benchmark.speed import peaks, summarise, to_markdown
 
-from .conftest import run_script
+from ..conftest import run_script
 
 OPS = 4.0e9  # operations per image of the reference graph
 

@@ -15,7 +15,7 @@ from deeplabv3_pipeline.data.transform import preprocess_image
 from deeplabv3_pipeline.model.mmseg_model import load_export_model, predict_class_ids
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from .conftest import SHAPE, run_infer, run_script
+from ..conftest import SHAPE, run_infer, run_script
 
 
 def test_preprocess_writes_one_exact_bin_per_image(demo_root, prep_dir):

@@ -14,8 +14,8 @@ from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.planning.plan import Cell, Plan, rule_name
 from deeplabv3_pipeline.planning.variants import VARIANTS
 
-from .conftest import REPO
-from .workflow import merged
+from ..conftest import REPO
+from ..helpers import merged
 
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -252,7 +252,7 @@ def test_checkpoint_zoo_is_the_model_zoos_url_and_expect_miou_zoo_its_published_
 
 
 def test_the_zoo_lists_its_cityscapes_entries(tmp_path):
-    from .conftest import run_script
+    from ..conftest import run_script
 
     listed = run_script("zoo.py", "list", "--family", "pspnet").stdout
     assert "| pspnet_r50-d8_4xb2-40k_cityscapes-512x1024 | pspnet | 77.85 | https://" in listed

@@ -22,7 +22,7 @@ from deeplabv3_pipeline.optimize.winograd import (
     transform_weights,
 )
 
-from .conftest import SHAPE, run_script
+from ..conftest import SHAPE, run_script
 
 
 @pytest.mark.parametrize("tile", sorted(ALGORITHMS))

@@ -44,7 +44,7 @@ from deeplabv3_pipeline.backends.tensorrt.runner import TensorRTBackend, host_vi
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import file_sha256, read_bin
 
-from .conftest import run_script
+from ..conftest import run_script
 
 PROBLEMS = engines.environment_problems()
 GPU = pytest.mark.skipif(

@@ -1,12 +1,9 @@
-"""The report: deeplabv3_pipeline/report/ (figures, plots, summary), the scripts/report.py CLI, and the report
-rules with `snakemake --report` (slow)."""
+"""The report: deeplabv3_pipeline/report/ (figures, plots, summary) and the scripts/report.py CLI. The report
+rules and `snakemake --report` are tests/workflow/test_report.py."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import cv2
@@ -17,60 +14,13 @@ from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETT
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.report import figures, plots, summary
 
-from .conftest import SHAPE, run_script
-from .workflow import TINY, merged, snakemake, write_config
-
-FIGURES = ("per_class_iou.png", "confusion_matrix.png", "examples.png", "runtimes.png")
-
-
-def read_png(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert image is not None, f"{path} is not a readable PNG"
-    return image
-
-
-def assert_readable_figure(path: Path, min_width: int = 800, min_height: int = 200) -> np.ndarray:
-    """A PNG of a useful size that is not blank (several colours, some variance)."""
-    image = read_png(path)
-    height, width = image.shape[:2]
-    assert width >= min_width and height >= min_height, (path.name, image.shape)
-    assert image.std() > 10, f"{path.name} looks blank"
-    colours = image.reshape(-1, 3).astype(np.int32) @ np.array([1 << 16, 1 << 8, 1])
-    assert len(np.unique(colours)) > 20, f"{path.name} has almost no colours"
-    return image
-
-
-class Tables(HTMLParser):
-    """The cell texts of every <table> of an HTML page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self.cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self.cell is not None:
-            self.tables[-1][-1].append("".join(self.cell).strip())
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell.append(data)
-
-
-def html_tables(text: str) -> list[list[list[str]]]:
-    parser = Tables()
-    parser.feed(text)
-    return parser.tables
-
+from ..conftest import SHAPE, run_script
+from ..helpers import (
+    FIGURES,
+    assert_readable_figure,
+    html_tables,
+    read_png,
+)
 
 # ------------------------------------------------------------------------------------------ pure parts
 
@@ -284,60 +234,3 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ Snakemake (slow)
-
-
-def report_variable(html: str, name: str) -> dict:
-    """A ``var <name> = {...};`` object of a Snakemake HTML report (``results``: path -> caption, data_uri...)."""
-    start = html.index(f"var {name} = {{") + len(f"var {name} = ")
-    return json.JSONDecoder().raw_decode(html, start)[0]
-
-
-def data_of(entry: dict) -> bytes:
-    return base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
-
-
-@pytest.fixture(scope="module")
-def report_run(tmp_path_factory) -> Path:
-    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a matrix."""
-    workdir = tmp_path_factory.mktemp("report_workflow")
-    write_config(workdir, merged(TINY, {"backend": "pytorch", "matrix": {"variants": []}}))
-    snakemake(workdir, "all", "results/report/matrix.png")
-    return workdir
-
-
-@pytest.mark.slow
-def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
-    out = report_run / "results" / "report"
-    for name in (*FIGURES, "matrix.png"):
-        assert_readable_figure(out / name)
-    assert (report_run / "results" / "logs" / "report_figures.log").is_file()
-    assert "Nothing to be done" in snakemake(report_run, "-n").stdout
-
-
-@pytest.mark.slow
-def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
-    """rules/*.smk's benchmark paths and the report's list of them (common.smk) agree."""
-    benchmarks = report_run / "results" / "benchmarks"
-    on_disk = {str(p.relative_to(benchmarks).with_suffix("")) for p in benchmarks.rglob("*.tsv")}
-    markdown = (report_run / "results" / "report" / "summary.md").read_text()
-    runtime = markdown.split("## Runtime", 1)[1]
-    shown = set(re.findall(r"^\| ([a-z_/0-9.-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
-    assert shown == on_disk - {"report_figures"}
-    cell = "demo/val/deeplabv3/pytorch-fp32"
-    assert {"demo_checkpoint/deeplabv3", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
-
-
-@pytest.mark.slow
-def test_html_report_holds_the_table_figures_and_captions(report_run):
-    snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
-    html = (report_run / "results" / "report.html").read_text()
-    results = report_variable(html, "results")
-    names = {f"results/report/{name}" for name in (*FIGURES, "matrix.png", "summary.html")}
-    assert set(results) == names
-    for path, entry in results.items():
-        assert entry["caption"].strip(), f"{path} has no caption"
-        assert data_of(entry) == (report_run / path).read_bytes(), path
-    assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Matrix"}
-    tables = html_tables(data_of(results["results/report/summary.html"]).decode())
-    assert tables[0][2][0] == "mIoU" and [row[1] for row in tables[1][1:]] == list(CLASS_NAMES)
-    assert "SYNTHETIC run" in html  # the workflow description (report/workflow.rst)

@@ -1,5 +1,5 @@
 """ONNX Runtime's CUDA provider: run only where onnxruntime-gpu sees a GPU; reported as NOT RUN elsewhere.
-(TensorRT engines: tests/test_tensorrt.py and the tensorrt tests of tests/test_workflow.py.)"""
+(TensorRT engines: tests/unit/test_tensorrt.py and the tensorrt tests of tests/workflow/test_workflow.py.)"""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from .conftest import run_infer
+from ..conftest import run_infer
 
 PROVIDERS = ort.get_available_providers()
 

@@ -19,7 +19,7 @@ from deeplabv3_pipeline.optimize.quantize import (
     select_calibration_files,
 )
 
-from .conftest import SHAPE, run_script
+from ..conftest import SHAPE, run_script
 
 TAIL = ["/decode_head/conv_seg/Conv", "/Resize", "/ArgMax"]
 

@@ -17,7 +17,7 @@ from deeplabv3_pipeline.io.binio import read_bin
 from deeplabv3_pipeline.model.opcount import count_operations
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from .conftest import SHAPE, run_script
+from ..conftest import SHAPE, run_script
 from .test_opcount import tiny_model
 
 VARIANT_KEYS = {

@@ -1,0 +1,1 @@
+"""Unit tests: the package's functions, and a module's own CLI checks where they share its fixtures."""

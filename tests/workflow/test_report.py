@@ -1,0 +1,82 @@
+"""The report rules in a run: the default target makes the figures and tables, the runtimes cover every
+benchmark file, and `snakemake --report` holds the table, the figures and their captions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
+
+from ..helpers import (
+    FIGURES,
+    TINY,
+    assert_readable_figure,
+    html_tables,
+    merged,
+    snakemake,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def report_variable(html: str, name: str) -> dict:
+    """A ``var <name> = {...};`` object of a Snakemake HTML report (``results``: path -> caption, data_uri...)."""
+    start = html.index(f"var {name} = {{") + len(f"var {name} = ")
+    return json.JSONDecoder().raw_decode(html, start)[0]
+
+
+def data_of(entry: dict) -> bytes:
+    return base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory) -> Path:
+    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a matrix."""
+    workdir = tmp_path_factory.mktemp("report_workflow")
+    write_config(workdir, merged(TINY, {"backend": "pytorch", "matrix": {"variants": []}}))
+    snakemake(workdir, "all", "results/report/matrix.png")
+    return workdir
+
+
+@pytest.mark.slow
+def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
+    out = report_run / "results" / "report"
+    for name in (*FIGURES, "matrix.png"):
+        assert_readable_figure(out / name)
+    assert (report_run / "results" / "logs" / "report_figures.log").is_file()
+    assert "Nothing to be done" in snakemake(report_run, "-n").stdout
+
+
+@pytest.mark.slow
+def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
+    """rules/*.smk's benchmark paths and the report's list of them (common.smk) agree."""
+    benchmarks = report_run / "results" / "benchmarks"
+    on_disk = {str(p.relative_to(benchmarks).with_suffix("")) for p in benchmarks.rglob("*.tsv")}
+    markdown = (report_run / "results" / "report" / "summary.md").read_text()
+    runtime = markdown.split("## Runtime", 1)[1]
+    shown = set(re.findall(r"^\| ([a-z_/0-9.-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
+    assert shown == on_disk - {"report_figures"}
+    cell = "demo/val/deeplabv3/pytorch-fp32"
+    assert {"demo_checkpoint/deeplabv3", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
+
+
+@pytest.mark.slow
+def test_html_report_holds_the_table_figures_and_captions(report_run):
+    snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
+    html = (report_run / "results" / "report.html").read_text()
+    results = report_variable(html, "results")
+    names = {f"results/report/{name}" for name in (*FIGURES, "matrix.png", "summary.html")}
+    assert set(results) == names
+    for path, entry in results.items():
+        assert entry["caption"].strip(), f"{path} has no caption"
+        assert data_of(entry) == (report_run / path).read_bytes(), path
+    assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Matrix"}
+    tables = html_tables(data_of(results["results/report/summary.html"]).decode())
+    assert tables[0][2][0] == "mIoU" and [row[1] for row in tables[1][1:]] == list(CLASS_NAMES)
+    assert "SYNTHETIC run" in html  # the workflow description (report/workflow.rst)
