@@ -285,7 +285,7 @@ def make_random_checkpoint(config: str | Path, path: str | Path, seed: int = 0) 
     meta = {
         "mmseg_version": "0.15.0+fa1554f",
         "CLASSES": list(CLASS_NAMES),
-        "synthetic": "randomly initialised DeepLabV3-R50-D8 for the demo and the tests: NOT trained",
+        "synthetic": f"randomly initialised {Path(config).stem} for the demo and the tests: NOT trained",
         "seed": seed,
     }
     path = Path(path)

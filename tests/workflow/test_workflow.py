@@ -326,7 +326,7 @@ def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(matrix_run, tmp_p
         assert rows[name]["pixel_agreement"] > 0.999, name
         assert abs(rows[name]["delta_miou"]) < 0.5, name
         assert rows[name]["inference_precision"] == "fp32", name  # also on a CPU whose OpenVINO default is bf16
-        assert rows[name]["published_miou"] == 79.09, name  # mmseg's metafile, for the default config
+        assert rows[name]["published_miou"] == 76.7, name  # mmseg's metafile, for the tiny run's config
     # the table is printed (by the first command: the default target keeps an existing matrix current)
     assert "pixel_agreement" in "".join(run.stdout for run in runs)
     kept = (workdir / cell_result()).read_text()
