@@ -25,15 +25,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.evaluation.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
+from deeplabv3_pipeline.errors import run_cli
+from deeplabv3_pipeline.evaluation.agreement import (
+    add_agreement_arguments,
+    agreement_check,
+    check_agreement_arguments,
+    enforce_min_agreement,
+)
 from deeplabv3_pipeline.io.binio import write_atomic
 from deeplabv3_pipeline.optimize.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
     QUANT_TYPES,
     QuantizeSettings,
+    agreement_files,
     calibration_bins,
-    held_out_files,
+    model_files,
     quantize_model,
     quantizers,
     select_calibration_files,
@@ -53,25 +59,6 @@ def settings_from_args(args: argparse.Namespace) -> QuantizeSettings:
         float_tail=not args.quantize_tail,
         pre_process=not args.no_pre_process,
     )
-
-
-def check_files(args: argparse.Namespace, candidates: list[Path], calibration: list[Path]) -> list[Path]:
-    """The agreement-check images: --check-data when given, else held out from the calibration candidates."""
-    if args.check_data and not args.check_images:
-        return []
-    if args.check_data:
-        return select_calibration_files(calibration_bins(args.check_data), args.check_images)
-    return held_out_files(candidates, calibration, args.check_images)
-
-
-def settings_path(args: argparse.Namespace) -> Path:
-    return args.settings_json or args.output.with_suffix(".json")
-
-
-def remove_outputs(output: Path) -> None:
-    output.unlink(missing_ok=True)
-    if output.suffix == ".xml":
-        output.with_suffix(".bin").unlink(missing_ok=True)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -120,19 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration = select_calibration_files(candidates, args.calibration_images)
     report = quantize_model(args.model, args.output, calibration, settings_from_args(args))
     LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, report.quantized_node_count, report.float_nodes)
-    check = check_files(args, candidates, calibration)
+    check = agreement_files(candidates, calibration, args.check_data, args.check_images)
     if check:
         report.agreement = agreement_check(args.model, args.output, args.quantizer, check, report.input_shape)
         report.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
         LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", report.agreement["mean"], len(check))
-    path = settings_path(args)
+    path = args.settings_json or args.output.with_suffix(".json")
     write_atomic(path, report.to_json().encode())
-    if check and report.agreement["mean"] < args.min_agreement:
-        remove_outputs(args.output)
-        raise UserError(
-            f"int8 agrees with fp32 on {report.agreement['mean']:.2%} of pixels, below --min-agreement "
-            f"{args.min_agreement:.2%}; {args.output} was removed (the report is in {path})"
-        )
+    enforce_min_agreement(report.agreement, args.min_agreement, model_files(args.output), "int8 agrees with fp32", path)
     return 0
 
 

@@ -24,7 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.evaluation.agreement import add_agreement_arguments, agreement_check, check_agreement_arguments
+from deeplabv3_pipeline.evaluation.agreement import (
+    add_agreement_arguments,
+    agreement_check,
+    check_agreement_arguments,
+    enforce_min_agreement,
+)
 from deeplabv3_pipeline.io.binio import write_json
 from deeplabv3_pipeline.optimize.quantize import calibration_bins, model_input, select_calibration_files
 from deeplabv3_pipeline.optimize.winograd import ALGORITHMS, MAX_MULTIPLY_RATIO, rewrite_file
@@ -70,13 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])
     path = args.report or args.output.with_suffix(".json")
     write_json(path, report)
-    if args.check_images and report["agreement"]["mean"] < args.min_agreement:
-        args.output.unlink(missing_ok=True)
-        raise UserError(
-            f"the Winograd model agrees with the direct one on {report['agreement']['mean']:.4%} of pixels, below "
-            f"--min-agreement {args.min_agreement:.4%}; {args.output} was removed (report: {path}). "
-            "Try --tile 2 (smaller rounding error) or run the direct model."
-        )
+    enforce_min_agreement(
+        report.get("agreement"),
+        args.min_agreement,
+        [args.output],
+        "the Winograd model agrees with the direct one",
+        path,
+        "Try --tile 2 (smaller rounding error) or run the direct model.",
+    )
     return 0
 
 

@@ -64,3 +64,18 @@ def agreement_check(
         "mean": float(np.mean(values)) if values else None,
         "min": float(np.min(values)) if values else None,
     }
+
+
+def enforce_min_agreement(
+    agreement: dict[str, Any] | None, minimum: float, outputs: Sequence[Path], what: str, report: Path, advice: str = ""
+) -> None:
+    """The gate of ``--min-agreement``: below it the outputs are removed (the report stays, to look into)
+    and a UserError says ``what`` agreed how much; no check (``agreement`` None) passes."""
+    if agreement is None or agreement["mean"] >= minimum:
+        return
+    for path in outputs:
+        path.unlink(missing_ok=True)
+    raise UserError(
+        f"{what} on {agreement['mean']:.4%} of pixels, below --min-agreement {minimum:.4%}; "
+        f"{' and '.join(map(str, outputs))} removed (report: {report}){'. ' + advice if advice else ''}"
+    )

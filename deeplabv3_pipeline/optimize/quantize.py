@@ -111,6 +111,23 @@ def held_out_files(candidates: Sequence[Path], calibration: Sequence[Path], coun
     return select_calibration_files(rest, count) if rest else sorted(chosen)[:count]
 
 
+def agreement_files(
+    candidates: Sequence[Path], calibration: Sequence[Path], check_data: Sequence[Path] | None, count: int
+) -> list[Path]:
+    """The agreement check's images: ``count`` of ``check_data`` when given, else held out from the
+    calibration candidates (none when ``count`` is 0)."""
+    if not count:
+        return []
+    if check_data:
+        return select_calibration_files(calibration_bins(check_data), count)
+    return held_out_files(candidates, calibration, count)
+
+
+def model_files(output: Path) -> list[Path]:
+    """The files of an int8 model: the ``.onnx``, or OpenVINO IR's ``.xml`` and its ``.bin``."""
+    return [output, output.with_suffix(".bin")] if output.suffix == ".xml" else [output]
+
+
 def calibration_bins(sources: Sequence[Path]) -> list[Path]:
     """The preprocessed ``.bin`` files among ``sources`` (files, or folders of them)."""
     found = list_bins(sources, "calibration input")
