@@ -167,7 +167,6 @@ class SegmentationExport(nn.Module):
         super().__init__()
         self.segmentor = segmentor
         self.input_shape = tuple(input_shape)
-        self.align_corners = bool(segmentor.decode_head.align_corners)
         self.mode = mode or inference_mode(getattr(segmentor, "test_cfg", None))
         self.windows: list[tuple[int, ...]] = []
         if self.mode.mode == "slide":
@@ -178,9 +177,10 @@ class SegmentationExport(nn.Module):
             self.register_buffer("crop_count", count, persistent=False)
 
     def whole_logits(self, image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-        """mmseg's encode_decode: the decode head's logits resized to ``size``."""
-        logits = self.segmentor.decode_head(self.segmentor.extract_feat(image))
-        return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
+        """The segmentor's own encode_decode: its decode head's prediction (the head's own choice of
+        outputs: DANet's first, a cascade's last stage) resized to ``size`` as the head resizes."""
+        size = tuple(int(side) for side in size)
+        return self.segmentor.encode_decode(image, [{"img_shape": size, "pad_shape": size}])
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         if not self.windows:

@@ -11,7 +11,9 @@ float rounding. Where the bins divide the map, PyTorch's own op is kept (it expo
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -34,6 +36,34 @@ def output_size(module: nn.AdaptiveAvgPool2d, height: int, width: int) -> tuple[
     return (bins[0] or height, bins[1] or width)
 
 
+def exact_adaptive_avg_pool2d(x: torch.Tensor, size: int | tuple[int | None, int | None]) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d`` as two MatMuls where the bins do not divide the map (see the module doc)."""
+    # The export traces one fixed input shape: the sizes are constants of the graph.
+    height, width = (int(side) for side in x.shape[-2:])
+    bins = (size, size) if isinstance(size, int) else tuple(size)
+    bins_h, bins_w = bins[0] or height, bins[1] or width
+    if height % bins_h == 0 and width % bins_w == 0:
+        return _TORCH_ADAPTIVE_AVG_POOL2D(x, (bins_h, bins_w))
+    rows = averaging_matrix(height, bins_h).to(x.dtype)
+    columns = averaging_matrix(width, bins_w).to(x.dtype)
+    return torch.matmul(torch.matmul(rows, x), columns.transpose(0, 1))
+
+
+_TORCH_ADAPTIVE_AVG_POOL2D = nn.functional.adaptive_avg_pool2d
+
+
+@contextlib.contextmanager
+def exact_functional_pooling() -> Iterator[None]:
+    """Within it, ``torch.nn.functional.adaptive_avg_pool2d`` is :func:`exact_adaptive_avg_pool2d`: the
+    heads that call the function, not the module (APCNet, DMNet), export exactly too. For an export only:
+    it changes the function for the whole process while it lasts."""
+    nn.functional.adaptive_avg_pool2d = exact_adaptive_avg_pool2d
+    try:
+        yield
+    finally:
+        nn.functional.adaptive_avg_pool2d = _TORCH_ADAPTIVE_AVG_POOL2D
+
+
 class ExactAdaptiveAvgPool2d(nn.Module):
     """``nn.AdaptiveAvgPool2d`` whose export is exact for every shape (see the module doc)."""
 
@@ -42,14 +72,9 @@ class ExactAdaptiveAvgPool2d(nn.Module):
         self.original = original
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The export traces one fixed input shape: the sizes are constants of the graph.
-        height, width = (int(size) for size in x.shape[-2:])
-        bins_h, bins_w = output_size(self.original, height, width)
-        if height % bins_h == 0 and width % bins_w == 0:
-            return self.original(x)
-        rows = averaging_matrix(height, bins_h).to(x.dtype)
-        columns = averaging_matrix(width, bins_w).to(x.dtype)
-        return torch.matmul(torch.matmul(rows, x), columns.transpose(0, 1))
+        # plain ints, not the traced sizes: the graph's averaging matrices are constants
+        height, width = (int(side) for side in x.shape[-2:])
+        return exact_adaptive_avg_pool2d(x, output_size(self.original, height, width))
 
 
 def make_adaptive_pooling_exportable(model: nn.Module) -> int:

@@ -12,7 +12,12 @@ from torch import nn
 
 from deeplabv3_pipeline.model.export import export_onnx
 from deeplabv3_pipeline.model.mmseg_model import SegmentationExport
-from deeplabv3_pipeline.model.pooling import ExactAdaptiveAvgPool2d, averaging_matrix, make_adaptive_pooling_exportable
+from deeplabv3_pipeline.model.pooling import (
+    ExactAdaptiveAvgPool2d,
+    averaging_matrix,
+    exact_functional_pooling,
+    make_adaptive_pooling_exportable,
+)
 
 # (map H, W, bins): PSPNet's pyramid on a 64x128 input's 1/8 map (8x16), odd sizes, one axis kept.
 CASES = [(8, 16, 3), (8, 16, 6), (13, 17, (6, 4)), (16, 32, 6), (7, 9, (None, 2)), (8, 16, 2)]
@@ -41,6 +46,35 @@ def test_exact_pooling_equals_pytorch_and_its_onnx_export_too(tmp_path, height, 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     exported = session.run(None, {"x": x.numpy()})[0]
     np.testing.assert_allclose(exported, reference.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class FunctionalPool(nn.Module):
+    """A head that calls the function, as APCNet's and DMNet's do, not the module."""
+
+    def __init__(self, bins: int | tuple) -> None:
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, self.bins)
+
+
+@pytest.mark.parametrize(("height", "width", "bins"), CASES[:3])
+def test_the_function_exports_exactly_within_exact_functional_pooling(tmp_path, height, width, bins):
+    x = torch.randn(1, 4, height, width, generator=torch.Generator().manual_seed(height + width))
+    reference = nn.AdaptiveAvgPool2d(bins)(x)
+    path = tmp_path / "functional.onnx"
+    with exact_functional_pooling():
+        torch.testing.assert_close(FunctionalPool(bins)(x), reference, rtol=1e-6, atol=1e-6)
+        torch.onnx.export(FunctionalPool(bins), (x,), str(path), input_names=["x"], opset_version=11, dynamo=False)
+    assert (
+        F.adaptive_avg_pool2d is torch.nn.functional.adaptive_avg_pool2d
+        and "exact" not in F.adaptive_avg_pool2d.__name__
+    )
+    exported = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(exported, reference.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="adaptive_avg_pool2d"):  # without it the exporter refuses these bins
+        torch.onnx.export(FunctionalPool(bins), (x,), str(tmp_path / "naive.onnx"), opset_version=11, dynamo=False)
 
 
 def test_the_cases_tell_exact_from_the_floor_kernel_approximation():
