@@ -2,10 +2,15 @@
 """The mmseg model zoo's Cityscapes entries, from the metafiles mmsegmentation ships.
 
     python scripts/zoo.py list [--family pspnet] [--output zoo.md]
+    python scripts/zoo.py check [--family pspnet | --all] [--opset 11] [--output support.md]
 
 Prints (or writes) a Markdown table: the entry's name (its config name: what `model.config` and
 `matrix.models[].config` take), its family, the mIoU mmseg publishes, and the checkpoint URL that
 `checkpoint: zoo` fetches (sha256 prefix in its name, checked after the download).
+
+``check`` runs the workflow's start check (deeplabv3_pipeline/model/zoo_check.py) on one entry per family
+(or every entry of ``--family``, or ``--all`` 269): whether it builds, runs and exports to ONNX here, or why
+not. Seconds per entry; the first check of a large model takes longer.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_text
 from deeplabv3_pipeline.model.zoo import cityscapes_entries
+from deeplabv3_pipeline.model.zoo_check import check_entry, check_rows, family_of, one_per_family
 from deeplabv3_pipeline.report.tables import markdown_table
 
 
@@ -27,19 +33,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     listing = commands.add_parser("list", help="the Cityscapes entries as a Markdown table")
     listing.add_argument("--family", help="only this family (the configs/<family>/ folder, e.g. pspnet)")
     listing.add_argument("--output", type=Path, help="write the table here instead of printing it")
+    checking = commands.add_parser("check", help="the start check per entry: runs and exports here, or why not")
+    chosen = checking.add_mutually_exclusive_group()
+    chosen.add_argument("--family", help="every entry of this family (default: one entry per family)")
+    chosen.add_argument("--all", action="store_true", help="every Cityscapes entry (269)")
+    checking.add_argument("--opset", type=int, default=11, help="ONNX opset of the export (model.opset; default 11)")
+    checking.add_argument("--output", type=Path, help="write the table here instead of printing it")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    entries = [entry for entry in cityscapes_entries() if args.family in (None, Path(entry.config).parent.name)]
+    entries = [entry for entry in cityscapes_entries() if args.family in (None, family_of(entry))]
     if not entries:
         raise UserError(f"no Cityscapes entry in family {args.family!r}: `python scripts/zoo.py list` lists them")
-    rows = [
-        [entry.name, Path(entry.config).parent.name, "-" if entry.miou is None else f"{entry.miou:.2f}", entry.weights]
-        for entry in entries
-    ]
-    table = "\n".join(markdown_table(["name (model.config)", "family", "published mIoU", "checkpoint"], rows)) + "\n"
+    if args.command == "check":
+        chosen = entries if args.all or args.family else one_per_family(entries)
+        header, rows = check_rows([check_entry(entry, args.opset) for entry in chosen], args.opset)
+    else:
+        header = ["name (model.config)", "family", "published mIoU", "checkpoint"]
+        rows = [
+            [entry.name, family_of(entry), "-" if entry.miou is None else f"{entry.miou:.2f}", entry.weights]
+            for entry in entries
+        ]
+    table = "\n".join(markdown_table(header, rows)) + "\n"
     if args.output:
         write_text(args.output, table)
     else:

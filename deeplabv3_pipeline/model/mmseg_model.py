@@ -202,13 +202,15 @@ class SegmentationExport(nn.Module):
 PROBE_SHAPE = (128, 256)
 
 
-def run_problem(config: str | Path) -> str | None:
+def run_problem(config: str | Path, opset: int | None = None) -> str | None:
     """Why the model of ``config`` cannot run in this environment, in one clause, or None.
 
     It is built and its export graph (:class:`SegmentationExport`) run once on a zero image of
     ``PROBE_SHAPE``, random weights: a model that calls one of mmcv-full's compiled kernels (PSANet's
     PSAMask, ...) reaches the mmcv._ext stand-in there, a model of another OpenMMLab package (mmdet's
-    Mask2Former heads) fails to build."""
+    Mask2Former heads) fails to build. With ``opset``, the graph is also exported to ONNX at that opset
+    (with the export's exact rewrites), as the export job would: an operator that opset lacks (CCNet's
+    einsum below 12, SegFormer's unflatten below 13) is named before any job."""
     try:
         model = SegmentationExport(build_model(config), PROBE_SHAPE)
         with torch.inference_mode():
@@ -226,12 +228,27 @@ def run_problem(config: str | Path) -> str | None:
         return (
             f"it does not build here ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
         )
+    return None if opset is None else export_problem(model, opset)
+
+
+def export_problem(model: SegmentationExport, opset: int) -> str | None:
+    """Why ``model`` does not export to ONNX at ``opset`` (the exporter's first line), or None."""
+    import tempfile
+
+    from deeplabv3_pipeline.model.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="deeplabv3-export-check-") as scratch:
+        try:
+            export_onnx(model, Path(scratch) / "model.onnx", opset)
+        except Exception as error:  # the exporter raises many kinds (unsupported operator, symbolic errors)
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            return f"its ONNX export at opset {opset} (model.opset) fails: {reason}"
     return None
 
 
-def check_model_runs(config: str | Path) -> None:
+def check_model_runs(config: str | Path, opset: int | None = None) -> None:
     """A :class:`UserError` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
-    problem = run_problem(config)
+    problem = run_problem(config, opset)
     if problem:
         raise UserError(
             f"model config {config} cannot run in this workflow here: {problem}. Choose another model "

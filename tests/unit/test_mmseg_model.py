@@ -165,3 +165,14 @@ def test_a_model_that_calls_a_compiled_mmcv_kernel_is_found_before_any_job():
         mmseg_model.check_model_runs(PSANET)
     assert mmseg_model.run_problem(DEFAULT_CONFIG) is None
     assert mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024") is None
+
+
+def test_an_operator_the_opset_lacks_is_found_before_any_job():
+    """The probe also exports, at model.opset, as the export job would: CCNet's criss-cross attention
+    (einsum, then diag, which no opset has) does not export; SegFormer's unflatten needs opset 13."""
+    ccnet = mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024", opset=11)
+    assert ccnet.startswith("its ONNX export at opset 11 (model.opset) fails: ") and "aten::einsum" in ccnet
+    segformer = "segformer_mit-b0_8xb1-160k_cityscapes-1024x1024"
+    assert "aten::unflatten" in mmseg_model.run_problem(segformer, opset=11)
+    assert mmseg_model.run_problem(segformer, opset=13) is None
+    assert mmseg_model.run_problem(DEFAULT_CONFIG, opset=11) is None
