@@ -153,7 +153,12 @@ def replace_file(path: Path, data: bytes) -> None:
 # ------------------------------------------------------- reading figures and HTML tables (the report)
 
 
-FIGURES = ("per_class_iou.png", "confusion_matrix.png", "examples.png", "runtimes.png")
+FIGURE_FILES = (  # what report_figures writes
+    "per_class_iou.png",
+    "confusion_matrix.png",
+    "examples.png",
+    "runtimes.png",
+)
 
 
 def read_png(path: Path) -> np.ndarray:

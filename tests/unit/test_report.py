@@ -16,7 +16,7 @@ from deeplabv3_pipeline.report import figures, plots, summary
 
 from ..conftest import SHAPE, run_script
 from ..helpers import (
-    FIGURES,
+    FIGURE_FILES,
     assert_readable_figure,
     html_tables,
     read_png,
@@ -151,8 +151,8 @@ def test_figures_cli_writes_readable_figures_and_tables(evaluated, tmp_path):
     benchmark.write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t70.0\n")
     run_script("report.py", *figures_args(evaluated, tmp_path / "report", "--benchmarks", benchmark))
     out = tmp_path / "report"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURES, "summary.md", "summary.html"])
-    for name in FIGURES:
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURE_FILES, "summary.md", "summary.html"])
+    for name in FIGURE_FILES:
         assert_readable_figure(out / name)
     # four frames: two lowest and two highest mIoU, each row image | ground truth | prediction
     examples = read_png(out / "examples.png")

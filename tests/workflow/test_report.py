@@ -13,7 +13,7 @@ import pytest
 from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
 
 from ..helpers import (
-    FIGURES,
+    FIGURE_FILES,
     TINY,
     assert_readable_figure,
     html_tables,
@@ -47,7 +47,7 @@ def report_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
     out = report_run / "results" / "report"
-    for name in (*FIGURES, "matrix.png"):
+    for name in (*FIGURE_FILES, "matrix.png"):
         assert_readable_figure(out / name)
     assert (report_run / "results" / "logs" / "report_figures.log").is_file()
     assert "Nothing to be done" in snakemake(report_run, "-n").stdout
@@ -71,7 +71,7 @@ def test_html_report_holds_the_table_figures_and_captions(report_run):
     snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
     html = (report_run / "results" / "report.html").read_text()
     results = report_variable(html, "results")
-    names = {f"results/report/{name}" for name in (*FIGURES, "matrix.png", "summary.html")}
+    names = {f"results/report/{name}" for name in (*FIGURE_FILES, "matrix.png", "summary.html")}
     assert set(results) == names
     for path, entry in results.items():
         assert entry["caption"].strip(), f"{path} has no caption"
