@@ -69,7 +69,9 @@ def add_option_arguments(parser: ArgumentParser, record_type: type, backend: str
             nargs=nargs,
             default=default,
             metavar=field.metadata[METAVAR],
-            help=f"{field.metadata[HELP]} ({backend}; config {field.metadata[CONFIG_KEY]}; default: {shown})",
+            help=f"{field.metadata[HELP]} ({backend}; config {field.metadata[CONFIG_KEY]}"
+            + ("" if default is None else f"; default: {shown}")
+            + ")",
         )
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.model.export import check_agreement, disagreement, export_onnx
 from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
-from deeplabv3_pipeline.model.mmseg_model import load_export_model
-from deeplabv3_pipeline.options import add_option_arguments, from_namespace
+from deeplabv3_pipeline.model.mmseg_model import export_model_of
+from deeplabv3_pipeline.options import add_option_arguments
 
 LOG = logging.getLogger("export_onnx")
 
@@ -50,9 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_export_model(
-        args.config, args.checkpoint, tuple(args.shape), from_namespace(InferenceModeOptions, args)
-    )
+    model = export_model_of(args)
     export_onnx(model, args.output_file, args.opset_version)
     LOG.info(
         "exported %s (opset %d, input 1x3x%dx%d, %s)",

@@ -23,8 +23,8 @@ from deeplabv3_pipeline.errors import run_cli
 from deeplabv3_pipeline.io.binio import file_sha256, write_json
 from deeplabv3_pipeline.model.export import check_agreement, disagreement
 from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
-from deeplabv3_pipeline.model.mmseg_model import load_export_model
-from deeplabv3_pipeline.options import add_option_arguments, from_namespace
+from deeplabv3_pipeline.model.mmseg_model import export_model_of
+from deeplabv3_pipeline.options import add_option_arguments
 
 LOG = logging.getLogger("verify_onnx")
 SEED = 0
@@ -44,9 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    model = load_export_model(
-        args.config, args.checkpoint, tuple(args.shape), from_namespace(InferenceModeOptions, args)
-    )
+    model = export_model_of(args)
     found = disagreement(model, args.model, seed=SEED)
     LOG.info(
         "%.6f%% of pixels differ between ONNX Runtime and PyTorch (%.6f%% not near-ties; %.4f%% near-ties)",

@@ -50,12 +50,14 @@ class InferenceMode:
 class InferenceModeOptions:
     """What replaces the mmseg config's own ``test_cfg`` (each unset field keeps the config's)."""
 
-    test_mode: str | None = option(None, "whole or slide (default: the mmseg config's)", config="model.test_mode")
+    test_mode: str | None = option(
+        None, "whole or slide; unset: the mmseg config's test_cfg.mode", config="model.test_mode"
+    )
     crop_size: tuple[int, int] | None = option(
-        None, "slide crop height and width (default: the mmseg config's)", config="model.crop_size", metavar=("H", "W")
+        None, "slide crop height and width; unset: the mmseg config's", config="model.crop_size", metavar=("H", "W")
     )
     stride: tuple[int, int] | None = option(
-        None, "slide stride, height and width (default: the mmseg config's)", config="model.stride", metavar=("H", "W")
+        None, "slide stride, height and width; unset: the mmseg config's", config="model.stride", metavar=("H", "W")
     )
 
 

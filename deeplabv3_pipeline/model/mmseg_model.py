@@ -324,6 +324,15 @@ def load_export_model(
     return SegmentationExport(segmentor, input_shape, mode).eval()
 
 
+def export_model_of(args: Any) -> SegmentationExport:
+    """The export wrapper that a stage CLI's flags name: ``config``, ``--checkpoint``, ``--shape`` and the
+    test-mode flags of :class:`InferenceModeOptions` (scripts/export_onnx.py, scripts/verify_onnx.py)."""
+    from deeplabv3_pipeline.options import from_namespace
+
+    mode = from_namespace(InferenceModeOptions, args)
+    return load_export_model(args.config, args.checkpoint, tuple(args.shape), mode)
+
+
 def predict_class_ids(model: SegmentationExport, image: np.ndarray) -> np.ndarray:
     """Run the wrapper in PyTorch on one (1,3,H,W) float32 array; (1,1,H,W) int64 class ids."""
     with torch.inference_mode():
