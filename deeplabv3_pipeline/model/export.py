@@ -15,6 +15,7 @@ import torch
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import atomic_path
+from deeplabv3_pipeline.model.criss_cross import make_criss_cross_exportable
 from deeplabv3_pipeline.model.mmseg_model import SegmentationExport
 from deeplabv3_pipeline.model.pooling import exact_functional_pooling, make_adaptive_pooling_exportable
 
@@ -24,9 +25,10 @@ def export_onnx(model: SegmentationExport, output: Path, opset: int) -> None:
 
     What ONNX cannot express as PyTorch writes it is rewritten exactly first, on a copy (``model`` itself
     stays the reference the check compares with): adaptive average pooling (pooling.py), the module and
-    the function."""
+    the function; CCNet's criss-cross attention (criss_cross.py: no einsum or diag)."""
     exportable = copy.deepcopy(model)
     make_adaptive_pooling_exportable(exportable)
+    make_criss_cross_exportable(exportable)
     example = torch.zeros(1, 3, *model.input_shape)
     with torch.inference_mode(), exact_functional_pooling(), atomic_path(output) as temporary:
         torch.onnx.export(

@@ -168,10 +168,11 @@ def test_a_model_that_calls_a_compiled_mmcv_kernel_is_found_before_any_job():
 
 
 def test_an_operator_the_opset_lacks_is_found_before_any_job():
-    """The probe also exports, at model.opset, as the export job would: CCNet's criss-cross attention
-    (einsum, then diag, which no opset has) does not export; SegFormer's unflatten needs opset 13."""
-    ccnet = mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024", opset=11)
-    assert ccnet.startswith("its ONNX export at opset 11 (model.opset) fails: ") and "aten::einsum" in ccnet
+    """The probe also exports, at model.opset, as the export job would: PointRend's grid_sample needs
+    opset 16, SegFormer's unflatten 13; CCNet exports at 11 through its rewrite (criss_cross.py)."""
+    pointrend = mmseg_model.run_problem("pointrend_r50_4xb2-80k_cityscapes-512x1024", opset=11)
+    assert pointrend.startswith("its ONNX export at opset 11 (model.opset) fails: ") and "grid_sampler" in pointrend
+    assert mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024", opset=11) is None
     segformer = "segformer_mit-b0_8xb1-160k_cityscapes-1024x1024"
     assert "aten::unflatten" in mmseg_model.run_problem(segformer, opset=11)
     assert mmseg_model.run_problem(segformer, opset=13) is None
