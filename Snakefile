@@ -20,6 +20,7 @@ include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/benchmark.smk"
+include: "rules/zoo.smk"
 include: "rules/planning.smk"
 
 

@@ -99,7 +99,8 @@ note_clamped_shards(PLAN, config["shards"])
 
 try:
     check_checkpoints_fit(PLAN)
-    check_models_run(PLAN)
+    # the zoo.support models that cannot run here: no jobs, a row with the reason in the support table
+    PLAN = PLAN.without(check_models_run(PLAN))
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 CELL = PLAN.cell  # the configured cell: results/result.json
@@ -515,6 +516,13 @@ def get_matrix_results():
 
 def get_matrix_predictions():
     return [path for cell in PLAN.matrix_cells for path in PLAN.predictions(cell)]
+
+
+def get_support_args():
+    """zoo_support's --entry MODEL ENTRY FAMILY and --refused MODEL REASON (PLAN.support, PLAN.refused)."""
+    args = [arg for entry in PLAN.support for arg in ("--entry", entry.model, entry.entry, entry.family)]
+    args += [arg for model, reason in PLAN.refused for arg in ("--refused", model, reason)]
+    return shlex.join(args)
 
 
 # ---------------------------------------------------------------- report (rules/report.smk)

@@ -3,6 +3,8 @@
 
     python scripts/zoo.py list [--family pspnet] [--output zoo.md]
     python scripts/zoo.py check [--family pspnet | --all] [--opset 11] [--output support.md]
+    python scripts/zoo.py support --matrix results/matrix.json --entry MODEL ENTRY FAMILY ... \
+        [--refused MODEL REASON ...] --output results/zoo/support
 
 Prints (or writes) a Markdown table: the entry's name (its config name: what `model.config` and
 `matrix.models[].config` take), its family, the mIoU mmseg publishes, and the checkpoint URL that
@@ -11,6 +13,10 @@ Prints (or writes) a Markdown table: the entry's name (its config name: what `mo
 ``check`` runs the workflow's start check (deeplabv3_pipeline/model/zoo_check.py) on one entry per family
 (or every entry of ``--family``, or ``--all`` 269): whether it builds, runs and exports to ONNX here, or why
 not. Seconds per entry; the first check of a large model takes longer.
+
+``support`` is the workflow's rule zoo_support (``zoo.support`` in the config): the support table of the
+entries the matrix ran, each variant's pixel agreement with the reference, and the reason for each entry
+that got no jobs; ``<output>.md`` and ``<output>.json``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deeplabv3_pipeline.errors import UserError, run_cli
-from deeplabv3_pipeline.io.binio import write_text
-from deeplabv3_pipeline.model.zoo import cityscapes_entries
-from deeplabv3_pipeline.model.zoo_check import check_entry, check_rows, family_of, one_per_family
+from deeplabv3_pipeline.io.binio import write_json, write_text
+from deeplabv3_pipeline.model.zoo import cityscapes_entries, family_of, one_per_family
+from deeplabv3_pipeline.model.zoo_check import check_entry, check_rows, support_table
+from deeplabv3_pipeline.report.figures import load_json
 from deeplabv3_pipeline.report.tables import markdown_table
 
 
@@ -39,11 +46,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     chosen.add_argument("--all", action="store_true", help="every Cityscapes entry (269)")
     checking.add_argument("--opset", type=int, default=11, help="ONNX opset of the export (model.opset; default 11)")
     checking.add_argument("--output", type=Path, help="write the table here instead of printing it")
+    support = commands.add_parser("support", help="the support table of zoo.support's entries (rule zoo_support)")
+    support.add_argument("--matrix", type=Path, required=True, help="results/matrix.json of the run")
+    support.add_argument("--entry", nargs=3, action="append", default=[], metavar=("MODEL", "ENTRY", "FAMILY"))
+    support.add_argument("--refused", nargs=2, action="append", default=[], metavar=("MODEL", "REASON"))
+    support.add_argument("--output", type=Path, required=True, help="writes <output>.md and <output>.json")
     return parser.parse_args(argv)
+
+
+def write_support(args: argparse.Namespace) -> int:
+    if not args.entry:
+        raise UserError(
+            "zoo.support names no entry: set it to families, all or a list of entry names, e.g. "
+            "snakemake --cores 2 results/zoo/support.md --config 'zoo={support: families}'"
+        )
+    matrix = load_json(args.matrix, "matrix file")
+    header, rows, records = support_table(matrix, [tuple(entry) for entry in args.entry], dict(args.refused))
+    write_text(args.output.with_suffix(".md"), "\n".join(markdown_table(header, rows)) + "\n")
+    write_json(args.output.with_suffix(".json"), {"reference": matrix["reference"], "entries": records})
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "support":
+        return write_support(args)
     entries = [entry for entry in cityscapes_entries() if args.family in (None, family_of(entry))]
     if not entries:
         raise UserError(f"no Cityscapes entry in family {args.family!r}: `python scripts/zoo.py list` lists them")

@@ -246,14 +246,22 @@ def export_problem(model: SegmentationExport, opset: int) -> str | None:
     return None
 
 
-def check_model_runs(config: str | Path, opset: int | None = None) -> None:
-    """A :class:`UserError` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
-    problem = run_problem(config, opset)
-    if problem:
-        raise UserError(
-            f"model config {config} cannot run in this workflow here: {problem}. Choose another model "
+class ModelCannotRun(UserError):
+    """A model that cannot run here; ``reason`` is :func:`run_problem`'s clause (the support table's)."""
+
+    def __init__(self, config: str | Path, reason: str) -> None:
+        super().__init__(
+            f"model config {config} cannot run in this workflow here: {reason}. Choose another model "
             "(`python scripts/zoo.py list` lists the zoo's), or install what it needs"
         )
+        self.reason = reason
+
+
+def check_model_runs(config: str | Path, opset: int | None = None) -> None:
+    """A :class:`ModelCannotRun` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
+    problem = run_problem(config, opset)
+    if problem:
+        raise ModelCannotRun(config, problem)
 
 
 def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:

@@ -45,20 +45,30 @@ def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
             raise UserError(f"model {model.name}: {error}") from None
 
 
-def check_models_run(plan: Plan, cache: Path | None = None) -> None:
+def check_models_run(plan: Plan, cache: Path | None = None) -> dict[str, str]:
     """Every model builds and its export graph runs here (mmseg_model.run_problem), and exports to ONNX at
     model.opset where a cell runs more than the checkpoint in PyTorch: a model that calls one of mmcv-full's
     compiled kernels, as PSANet does, or an operator the opset lacks, is refused with the reason, not left
-    to fail in a job."""
+    to fail in a job. A model of ``zoo.support`` that cannot run is not an error: returns {its name: why},
+    for the support table (plan.without)."""
     cache = cache or runs_cache()
     versions = environment_versions()  # the same for every model: read once
     opset = int(plan.config["model"]["opset"])
+    support = {entry.model for entry in plan.support}
+    refused: dict[str, str] = {}
     for model in plan.models:
-        config_file = str(resolve_config(model.config))
         exported = any(cell.model == model.name and cell.backend != "pytorch" for cell in plan.cells)
-        key = f"{fingerprint([config_file])} {config_file} {versions}" + (f" onnx opset {opset}" if exported else "")
-        check = partial(_mmseg_check, "check_model_runs", model.config, opset if exported else None)
         try:
-            cached_check(cache, key, check)
+            config_file = str(resolve_config(model.config))
+            key = f"{fingerprint([config_file])} {config_file} {versions}" + (
+                f" onnx opset {opset}" if exported else ""
+            )
+            cached_check(
+                cache, key, partial(_mmseg_check, "check_model_runs", model.config, opset if exported else None)
+            )
         except UserError as error:
-            raise UserError(f"model {model.name}: {error}") from None
+            if model.name not in support:
+                raise UserError(f"model {model.name}: {error}") from None
+            # the clause alone (ModelCannotRun), or why its config cannot be found
+            refused[model.name] = getattr(error, "reason", str(error))
+    return refused

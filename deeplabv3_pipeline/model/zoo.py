@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -154,3 +155,38 @@ def zoo_checkpoint(name_or_path: str | Path, where: str = "checkpoint") -> str:
 def cityscapes_entries() -> list[ZooEntry]:
     """Every Cityscapes entry of the model zoo, in metafile order."""
     return [entry for entry in zoo_entries() if entry.dataset == "Cityscapes"]
+
+
+def family_of(entry: ZooEntry) -> str:
+    """The configs/<family>/ folder the metafile lists the entry's config in."""
+    return Path(entry.config).parent.name
+
+
+def one_per_family(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
+    """The first entry of each family, in metafile order."""
+    chosen: dict[str, ZooEntry] = {}
+    for entry in entries:
+        chosen.setdefault(family_of(entry), entry)
+    return list(chosen.values())
+
+
+def support_entries(choice: str | Sequence[str] | None) -> list[ZooEntry]:
+    """The Cityscapes entries ``zoo.support`` names: ``families`` (the first of each family), ``all``, or a
+    list of entry names (an unknown one is a UserError naming the closest)."""
+    entries = cityscapes_entries()
+    if choice is None:
+        return []
+    if choice == "families":
+        return one_per_family(entries)
+    if choice == "all":
+        return entries
+    by_name = {entry.name: entry for entry in entries}
+    unknown = [name for name in choice if name not in by_name]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(by_name), n=3)
+        raise UserError(
+            f"zoo.support: {unknown[0]!r} is not a Cityscapes entry of the model zoo"
+            + (f"; close: {', '.join(close)}" if close else "")
+            + " (`python scripts/zoo.py list` lists them)"
+        )
+    return [by_name[name] for name in dict.fromkeys(choice)]

@@ -3,19 +3,20 @@ exports to ONNX here, or why not, as the check before any job decides it (mmseg_
 weights on a 128x256 zero image, ONNX at the given opset with the export's exact rewrites).
 
 ``scripts/zoo.py check`` prints it; docs/zoo-support.md holds the table measured over one entry per
-family. It says which models a run accepts; the agreement of each backend with PyTorch is the matrix's
-(results/matrix.json) over the models it accepts.
+family. It says which models a run accepts. The support table (:func:`support_table`, rule zoo_support,
+``results/zoo/support.md``) adds what the matrix measured of the entries of ``zoo.support``: each
+variant's pixel agreement with the reference, or the reason an entry got no jobs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.model.zoo import ZooEntry, resolve_config
+from deeplabv3_pipeline.model.zoo import ZooEntry, family_of, resolve_config
 
 
 @dataclass(frozen=True)
@@ -28,19 +29,6 @@ class EntryCheck:
     @property
     def family(self) -> str:
         return family_of(self.entry)
-
-
-def family_of(entry: ZooEntry) -> str:
-    """The configs/<family>/ folder the metafile lists the entry's config in."""
-    return Path(entry.config).parent.name
-
-
-def one_per_family(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
-    """The first entry of each family, in metafile order."""
-    chosen: dict[str, ZooEntry] = {}
-    for entry in entries:
-        chosen.setdefault(family_of(entry), entry)
-    return list(chosen.values())
 
 
 def check_entry(entry: ZooEntry, opset: int) -> EntryCheck:
@@ -72,3 +60,39 @@ def check_rows(checks: Sequence[EntryCheck], opset: int) -> tuple[list[str], lis
         for check in checks
     ]
     return header, rows
+
+
+def support_table(
+    matrix: Mapping[str, Any], entries: Sequence[tuple[str, str, str]], refused: Mapping[str, str]
+) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """The support table of ``entries`` ((model, entry, family) each) from a matrix.json's rows: header,
+    Markdown rows and JSON records. An entry in ``refused`` ({model: why}) has no cells: its row says why."""
+    reference = matrix["reference"]
+    variants = list(dict.fromkeys(row["variant"] for row in matrix["rows"] if row["variant"] != reference))
+    cells = {(row["model"], row["variant"]): row for row in matrix["rows"]}
+    header = ["family", "entry (model.config)", "runs here", *(f"{variant} agreement" for variant in variants)]
+    rows, records = [], []
+    for model, entry, family in entries:
+        reason = refused.get(model)
+        if reason is None and (model, reference) not in cells:
+            raise UserError(f"the matrix has no cell of {model} ({entry}): is it the matrix of this config?")
+        agreement = {
+            variant: cells[model, variant]["pixel_agreement"] for variant in variants if (model, variant) in cells
+        }
+        runs = "yes" if reason is None else f"no: {reason}"
+        rows.append([family, entry, runs, *(_agreement(agreement.get(variant)) for variant in variants)])
+        records.append(
+            {
+                "family": family,
+                "entry": entry,
+                "model": model,
+                "runs": reason is None,
+                "reason": reason,
+                "pixel_agreement": agreement,
+            }
+        )
+    return header, rows, records
+
+
+def _agreement(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

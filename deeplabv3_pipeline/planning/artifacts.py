@@ -86,6 +86,7 @@ GATHER_SUMMARIES = Step("gather_summaries", "infer/{data}/{model}/{variant}/gath
 EVALUATE = Step("evaluate", "evaluate/{data}/{model}/{variant}")
 RESULT = Step("result", "result")
 MATRIX = Step("matrix", "matrix", "results/matrix.json")
+ZOO_SUPPORT = Step("zoo_support", "zoo_support", "results/zoo/support.json")
 REPORT_FIGURES = Step("report_figures", "report_figures")
 
 # The speed benchmark (rules/benchmark.smk): the configured model's variants on this CPU

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from deeplabv3_pipeline.data.cityscapes import Frame, dataset_id, discover_frame
 from deeplabv3_pipeline.data.demo import demo_frames
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.checkpoint import cached_path, is_url
-from deeplabv3_pipeline.model.zoo import ZOO, published_miou, resolve_config, zoo_checkpoint
+from deeplabv3_pipeline.model.zoo import (
+    ZOO,
+    family_of,
+    published_miou,
+    resolve_config,
+    support_entries,
+    zoo_checkpoint,
+)
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 from deeplabv3_pipeline.planning.variants import Variant, check_config_names, configured_variant, get_variant
@@ -103,6 +110,29 @@ def models_of(config: Mapping) -> tuple[Model, ...]:
     return tuple(models.values())
 
 
+@dataclass(frozen=True)
+class SupportEntry:
+    """A model-zoo entry of ``zoo.support``: a matrix model of its own (random weights, the demo's way)."""
+
+    model: str  # its model name: zoo-<family> (zoo.support: families), else zoo-<entry name>
+    entry: str  # the entry's name: its config name
+    family: str
+
+
+def support_of(config: Mapping) -> tuple[SupportEntry, ...]:
+    """The entries ``zoo.support`` names, each with the name of the model it becomes."""
+    choice = config.get("zoo", {}).get("support")
+    entries = support_entries(choice)
+    return tuple(
+        SupportEntry(
+            f"zoo-{family_of(entry)}" if choice == "families" else "zoo-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry.name),
+            entry.name,
+            family_of(entry),
+        )
+        for entry in entries
+    )
+
+
 def matrix_variants(config: Mapping) -> tuple[Variant, ...]:
     """``matrix.reference`` first, then ``matrix.variants``, each checked (an unknown one names the valid ones)."""
     matrix = config["matrix"]
@@ -127,6 +157,8 @@ class Plan:
     models: tuple[Model, ...] = ()  # the configured model first
     cell: Cell | None = None  # the configured one: results/result.json
     matrix_cells: tuple[Cell, ...] = ()  # models x matrix variants, the reference variant first
+    support: tuple[SupportEntry, ...] = ()  # zoo.support's entries, models of the matrix
+    refused: tuple[tuple[str, str], ...] = ()  # (support model, why it cannot run here): no cells
     cache_dir: Path = Path("checkpoints")
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -139,7 +171,13 @@ class Plan:
         root = DEMO_ROOT if demo else Path(config["dataset"]["root"])
         frames = tuple(demo_frames(config["demo"]["images"]) if demo else discover_frames(root, split))
         without = tuple(frame for frame in frames if demo or not frame.train_ids(root, split).exists())
+        support = support_of(config)
         models = models_of(config)
+        taken = {model.name for model in models}
+        clash = next((entry.model for entry in support if entry.model in taken), None)
+        if clash:
+            raise UserError(f"zoo.support: its model {clash!r} has the name of a model of the config: rename that one")
+        models += tuple(Model(entry.model, entry.entry, "") for entry in support)
         variant = configured_variant(config["backend"], config["precision"], config["winograd"]["enabled"])
         return cls(
             root=root,
@@ -152,7 +190,20 @@ class Plan:
             cell=Cell(models[0].name, variant),
             matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix_variants(config)),
             cache_dir=Path(config["model"]["cache_dir"]),
+            support=support,
             config=config,
+        )
+
+    def without(self, refused: Mapping[str, str]) -> Plan:
+        """The plan less the support models that cannot run here (``refused``: name -> why): no job of theirs
+        is planned, and the support table gives the reason."""
+        if not refused:
+            return self
+        return replace(
+            self,
+            models=tuple(model for model in self.models if model.name not in refused),
+            matrix_cells=tuple(cell for cell in self.matrix_cells if cell.model not in refused),
+            refused=tuple(refused.items()),
         )
 
     @property

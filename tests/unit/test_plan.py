@@ -280,3 +280,29 @@ def test_the_start_checks_refuse_a_model_that_cannot_run_and_keep_their_passes(t
 
     monkeypatch.setattr(mmseg_model, "check_model_runs", never)
     model_checks.check_models_run(plan(), cache)  # the kept pass
+
+
+CGNET, ERFNET = "cgnet_fcn_4xb4-60k_cityscapes-680x680", "erfnet_fcn_4xb4-160k_cityscapes-512x1024"
+
+
+def test_zoo_support_entries_join_the_matrix_and_refused_ones_get_no_cells():
+    planned = plan(matrix=MATRIX, zoo={"support": [CGNET, ERFNET]})
+    names = [entry.model for entry in planned.support]
+    assert names == [f"zoo-{CGNET}", f"zoo-{ERFNET}"] and [e.family for e in planned.support] == ["cgnet", "erfnet"]
+    assert [model.name for model in planned.models][-2:] == names
+    assert all(planned.model(name).demo for name in names)  # random weights in the checkpoint's format
+    cells = {(cell.model, cell.variant.name) for cell in planned.matrix_cells}
+    assert {(names[0], "pytorch-fp32"), (names[0], "onnxruntime-int8"), (names[1], "onnxruntime-fp32")} <= cells
+    kept = planned.without({names[0]: "it needs the mmdet package"})
+    assert names[0] not in [model.name for model in kept.models]
+    assert not any(cell.model == names[0] for cell in kept.matrix_cells)
+    assert kept.refused == ((names[0], "it needs the mmdet package"),) and kept.support == planned.support
+    assert planned.without({}) is planned
+
+
+def test_zoo_support_families_is_one_model_per_family_and_bad_names_are_errors():
+    families = plan(zoo={"support": "families"}).support
+    assert len(families) >= 30 and families[0].model == f"zoo-{families[0].family}"
+    assert len({entry.family for entry in families}) == len(families)
+    with pytest.raises(UserError, match=r"zoo.support: 'cgnet_fcn_4xb4-60k_cityscapes-680' is not a .*close: cgnet_"):
+        plan(zoo={"support": ["cgnet_fcn_4xb4-60k_cityscapes-680"]})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deeplabv3_pipeline.model.zoo import cityscapes_entries
-from deeplabv3_pipeline.model.zoo_check import check_entry, family_of, one_per_family
+from deeplabv3_pipeline.model.zoo import cityscapes_entries, family_of, one_per_family
+from deeplabv3_pipeline.model.zoo_check import check_entry, support_table
 
 from ..conftest import run_script
 
@@ -37,3 +37,41 @@ def test_the_check_cli_prints_the_table():
         "| psanet | psanet_r50-d8_4xb2-40k_cityscapes-512x1024 | whole | no: it calls mmcv._ext.psamask_forward"
         in table
     )
+
+
+MATRIX = {
+    "reference": "pytorch-fp32",
+    "rows": [
+        {"model": "zoo-cgnet", "variant": "pytorch-fp32", "pixel_agreement": 1.0},
+        {"model": "zoo-cgnet", "variant": "onnxruntime-fp32", "pixel_agreement": 0.99995},
+        {"model": "zoo-cgnet", "variant": "onnxruntime-int8", "pixel_agreement": 0.9312},
+        {"model": "deeplabv3", "variant": "onnxruntime-fp32", "pixel_agreement": 0.5},  # not an entry of the table
+    ],
+}
+ENTRIES = [("zoo-cgnet", "cgnet_fcn_4xb4-60k_cityscapes-680x680", "cgnet"), ("zoo-psanet", "psanet_r50", "psanet")]
+
+
+def test_the_support_table_is_the_matrixs_agreement_per_entry_and_the_reason_for_the_others():
+    header, rows, records = support_table(MATRIX, ENTRIES, {"zoo-psanet": "it calls mmcv._ext.psamask_forward"})
+    assert header == ["family", "entry (model.config)", "runs here", "onnxruntime-fp32 agreement",
+                      "onnxruntime-int8 agreement"]  # fmt: skip
+    assert rows == [
+        ["cgnet", "cgnet_fcn_4xb4-60k_cityscapes-680x680", "yes", "1.0000", "0.9312"],
+        ["psanet", "psanet_r50", "no: it calls mmcv._ext.psamask_forward", "-", "-"],
+    ]
+    assert records[0]["pixel_agreement"] == {"onnxruntime-fp32": 0.99995, "onnxruntime-int8": 0.9312}
+    assert records[1]["runs"] is False and records[1]["reason"] == "it calls mmcv._ext.psamask_forward"
+
+
+def test_the_support_cli_writes_markdown_and_json_and_names_the_missing_setting(tmp_path):
+    import json
+
+    matrix = tmp_path / "matrix.json"
+    matrix.write_text(json.dumps(MATRIX))
+    entries = [arg for entry in ENTRIES for arg in ("--entry", *entry)]
+    run_script("zoo.py", "support", "--matrix", matrix, *entries, "--refused", "zoo-psanet", "why", "--output",
+               tmp_path / "support")  # fmt: skip
+    assert "| psanet | psanet_r50 | no: why | - | - |" in (tmp_path / "support.md").read_text()
+    assert json.loads((tmp_path / "support.json").read_text())["entries"][0]["runs"] is True
+    refused = run_script("zoo.py", "support", "--matrix", matrix, "--output", tmp_path / "none", check=False)
+    assert refused.returncode == 2 and "error: zoo.support names no entry: set it to families" in refused.stderr

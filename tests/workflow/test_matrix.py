@@ -173,3 +173,16 @@ def test_a_model_that_cannot_run_here_is_refused_at_start(tmp_path):
     assert "error: model psanet: model config psanet_r50-d8_4xb2-40k_cityscapes-512x1024 cannot run" in failed.stdout
     assert "it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in failed.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_zoo_support_plans_the_entries_that_run_and_names_why_the_others_cannot(tmp_path):
+    """zoo.support: CGNet joins the matrix (its cells planned), PSANet gets no job and its reason goes to
+    the support table's command; the table itself from a run: tests/unit/test_zoo_check.py."""
+    cgnet, psanet = "cgnet_fcn_4xb4-60k_cityscapes-680x680", "psanet_r50-d8_4xb2-40k_cityscapes-512x1024"
+    write_config(tmp_path, merged(TINY, {"zoo": {"support": [cgnet, psanet]}}))
+    planned = snakemake(tmp_path, "-n", "-p", "results/zoo/support.md").stdout
+    assert f"--entry zoo-{cgnet} {cgnet} cgnet --entry zoo-{psanet} {psanet} psanet" in planned
+    assert f"--refused zoo-{psanet} 'it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in planned
+    ran = re.findall(r"^rule (\w+):", planned, flags=re.MULTILINE)
+    assert "infer_zoo_cgnet_fcn_4xb4_60k_cityscapes_680x680_onnxruntime_fp32" in ran and "zoo_support" in ran
+    assert not [rule for rule in ran if "psanet" in rule]
