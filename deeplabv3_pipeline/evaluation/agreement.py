@@ -6,7 +6,7 @@ the scripts that do it (scripts/quantize_onnx.py, scripts/winograd_onnx.py).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,16 @@ def agreement_check(
 
 
 def enforce_min_agreement(
-    agreement: dict[str, Any] | None, minimum: float, outputs: Sequence[Path], what: str, report: Path, advice: str = ""
+    agreement: Mapping[str, Any] | None,
+    minimum: float,
+    outputs: Sequence[Path],
+    what: str,
+    report: Path,
+    advice: str = "",
 ) -> None:
     """The gate of ``--min-agreement``: below it the outputs are removed (the report stays, to look into)
-    and a UserError says ``what`` agreed how much; no check (``agreement`` None) passes."""
-    if agreement is None or agreement["mean"] >= minimum:
+    and a UserError says ``what`` agreed how much; no check (``agreement`` None or empty) passes."""
+    if not agreement or agreement["mean"] >= minimum:
         return
     for path in outputs:
         path.unlink(missing_ok=True)

@@ -148,7 +148,8 @@ def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_
     result = json.loads((workdir / "results" / "result.json").read_text())
     assert result["variant"] == "openvino-fp32-winograd"
     assert result["backend"] == "openvino" and result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
-    assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 10  # ASPP: mostly padding here
+    # R18-D8's 3x3 convolutions with 256 inputs or more (layer3, layer4; the ASPP's: mostly padding here)
+    assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 8
     assert result["winograd"]["agreement"]["mean"] >= 0.99
     direct = json.loads((tiny_run / "results" / "result.json").read_text())  # onnxruntime, direct model
     assert abs(result["mIoU"] - direct["mIoU"]) < 1.0  # the same function up to rounding
