@@ -41,7 +41,10 @@ from deeplabv3_pipeline.model.model_checks import (
     check_checkpoints_fit,
     check_models_run,
 )  # noqa: E402
-from deeplabv3_pipeline.evaluation.provenance import fingerprint, kept_result_problem  # noqa: E402
+from deeplabv3_pipeline.evaluation.provenance import (
+    fingerprint,
+    kept_result_problem,
+)  # noqa: E402
 from deeplabv3_pipeline.backends.ascend.atc import atc_command  # noqa: E402
 from deeplabv3_pipeline.cpu import has_bf16  # noqa: E402
 from deeplabv3_pipeline.optimize.quantize import (
@@ -520,8 +523,14 @@ def get_matrix_predictions():
 
 def get_support_args():
     """zoo_support's --entry MODEL ENTRY FAMILY and --refused MODEL REASON (PLAN.support, PLAN.refused)."""
-    args = [arg for entry in PLAN.support for arg in ("--entry", entry.model, entry.entry, entry.family)]
-    args += [arg for model, reason in PLAN.refused for arg in ("--refused", model, reason)]
+    args = [
+        arg
+        for entry in PLAN.support
+        for arg in ("--entry", entry.model, entry.entry, entry.family)
+    ]
+    args += [
+        arg for model, reason in PLAN.refused for arg in ("--refused", model, reason)
+    ]
     return shlex.join(args)
 
 
