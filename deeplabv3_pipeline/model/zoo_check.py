@@ -33,15 +33,19 @@ class EntryCheck:
 
 def check_entry(entry: ZooEntry, opset: int) -> EntryCheck:
     """The start check of one entry (seconds: a build, one PyTorch pass and an export at 128x256)."""
-    from deeplabv3_pipeline.model.mmseg_model import PROBE_SHAPE, SegmentationExport, build_model, run_problem
+    from mmengine.config import Config
+
+    from deeplabv3_pipeline.model.inference_mode import inference_mode
+    from deeplabv3_pipeline.model.mmseg_model import run_problem
 
     start = time.perf_counter()
     mode = "-"
     try:
-        resolve_config(entry.name)
+        config_file = resolve_config(entry.name)
         problem = run_problem(entry.name, opset)
         if problem is None or not problem.startswith("it does not build"):
-            mode = SegmentationExport(build_model(entry.name), PROBE_SHAPE).mode.describe()
+            # the mode the export wrapper takes: the config's test_cfg (read, not a second build)
+            mode = inference_mode(Config.fromfile(str(config_file)).model.get("test_cfg")).describe()
     except UserError as error:  # a metafile naming a config mmseg does not ship
         problem = f"its config is not in mmsegmentation ({str(error).split(':')[0]})"
     return EntryCheck(entry, mode, problem, time.perf_counter() - start)
