@@ -9,10 +9,13 @@ module that *names* them (and raises if one is ever called) lets mmseg import. I
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import pickle
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +234,23 @@ def run_problem(config: str | Path, opset: int | None = None) -> str | None:
     return None if opset is None else export_problem(model, opset)
 
 
+@contextlib.contextmanager
+def _stdout_discarded() -> Iterator[None]:
+    """File descriptor 1 to /dev/null while it lasts: on a failed export, PyTorch's exporter prints the whole
+    TorchScript graph there from C++ (thousands of lines), which the check's one-line reason replaces; it
+    would otherwise flood the parse's output and `zoo.py check`'s table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def export_problem(model: SegmentationExport, opset: int) -> str | None:
     """Why ``model`` does not export to ONNX at ``opset`` (the exporter's first line), or None."""
     import tempfile
@@ -239,7 +259,8 @@ def export_problem(model: SegmentationExport, opset: int) -> str | None:
 
     with tempfile.TemporaryDirectory(prefix="deeplabv3-export-check-") as scratch:
         try:
-            export_onnx(model, Path(scratch) / "model.onnx", opset)
+            with _stdout_discarded():
+                export_onnx(model, Path(scratch) / "model.onnx", opset)
         except Exception as error:  # the exporter raises many kinds (unsupported operator, symbolic errors)
             reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             return f"its ONNX export at opset {opset} (model.opset) fails: {reason}"
