@@ -401,10 +401,10 @@ def get_min_agreement(wildcards):
 
 
 def quantizer_outputs(step):
-    """The model, the OpenVINO IR's weights file where there is one, and the settings JSON."""
+    """The model, the OpenVINO IR's weights file where there is one, and the record (its settings JSON)."""
     weights = artifacts.companion_files(step)
     outputs = {"model": step.output} | ({"weights": weights[0]} if weights else {})
-    return outputs | {"report": artifacts.report_path(step.output)}
+    return outputs | {"record": artifacts.record_path(step.output)}
 
 
 # ---------------------------------------------------------------- inference (rules/infer.smk)
@@ -489,14 +489,14 @@ def get_synthetic_note(cell):
     return shlex.join(["--synthetic", synthetic]) if synthetic else ""
 
 
-def get_model_report_files(cell):
-    return [path for _, path in PLAN.model_reports(cell)]
+def get_model_record_files(cell):
+    return [path for _, path in PLAN.model_records(cell)]
 
 
-def get_model_report_args(cell):
-    """evaluate.py --model-report KEY=JSON for each model report (none: no flag)."""
-    reports = [f"{key}={path}" for key, path in PLAN.model_reports(cell)]
-    return shlex.join(["--model-report", *reports]) if reports else ""
+def get_model_record_args(cell):
+    """evaluate.py --model-record KEY=JSON for each model record (none: no flag)."""
+    records = [f"{key}={path}" for key, path in PLAN.model_records(cell)]
+    return shlex.join(["--model-record", *records]) if records else ""
 
 
 def get_expect_args():

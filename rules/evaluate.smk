@@ -14,7 +14,7 @@ for cell in PLAN.cells:
             summary=PLAN.summary(cell),
             model=PLAN.model_file(cell),
             checkpoint=PLAN.checkpoint(cell.model),
-            model_reports=get_model_report_files(cell),
+            model_records=get_model_record_files(cell),
         output:
             json=PLAN.result(cell),
             text=PLAN.result_text(cell),
@@ -39,7 +39,7 @@ for cell in PLAN.cells:
             variant=cell.variant.name,
             backend=cell.backend,
             synthetic_flags=get_synthetic_note(cell),
-            model_report_flags=get_model_report_args(cell),
+            model_record_flags=get_model_record_args(cell),
             script=script("evaluate.py"),
         shell:
             "python {params.script:q} --predictions {input.predictions:q} --labels {input.labels:q}"
@@ -47,7 +47,7 @@ for cell in PLAN.cells:
             " --summary {input.summary:q} --backend {params.backend:q} --model-file {input.model:q}"
             " --model-name {params.model_name:q} --variant {params.variant:q}"
             " --checkpoint {input.checkpoint:q} --dataset {params.dataset:q}"
-            " --run-config {params.run_config:q} {params.synthetic_flags} {params.model_report_flags} > {log:q} 2>&1"
+            " --run-config {params.run_config:q} {params.synthetic_flags} {params.model_record_flags} > {log:q} 2>&1"
 
 
 rule result:

@@ -15,7 +15,7 @@ for cell in PLAN.cells:
             input:
                 bins=get_shard_bins(shard_index),
                 model=PLAN.model_file(cell),
-                # read by the runtime beside the model (an IR's weights, an engine's build report)
+                # read by the runtime beside the model (an IR's weights, an engine's build record)
                 companions=PLAN.model_companions(cell),
             output:
                 predictions=kept(

@@ -68,7 +68,7 @@ rule verify_onnx:
     shell:
         "python {params.script:q} {input.model:q} {params.model_config:q} --checkpoint {input.checkpoint:q}"
         " --shape {params.shape:q} {params.test_mode} --tolerance {params.tolerance:q}"
-        " --report {output:q} > {log:q} 2>&1"
+        " --record {output:q} > {log:q} 2>&1"
 
 
 rule simplify_onnx:
@@ -97,7 +97,7 @@ rule winograd_onnx:
         check=get_winograd_check_bins,
     output:
         model=artifacts.WINOGRAD_ONNX.output,
-        report=artifacts.report_path(artifacts.WINOGRAD_ONNX.output),
+        record=artifacts.record_path(artifacts.WINOGRAD_ONNX.output),
     log:
         artifacts.WINOGRAD_ONNX.log,
     benchmark:
@@ -115,7 +115,7 @@ rule winograd_onnx:
     shell:
         "python {params.script:q} {input.model:q} {output.model:q} --tile {params.tile:q}"
         " --min-channels {params.min_channels:q} {params.check_flags}"
-        " --min-agreement {params.min_agreement:q} --report {output.report:q} > {log:q} 2>&1"
+        " --min-agreement {params.min_agreement:q} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule atc:
@@ -147,7 +147,7 @@ rule convert_fp16:
         get_sim_model,
     output:
         model=artifacts.CONVERT_FP16.output,
-        report=artifacts.report_path(artifacts.CONVERT_FP16.output),
+        record=artifacts.record_path(artifacts.CONVERT_FP16.output),
     log:
         artifacts.CONVERT_FP16.log,
     benchmark:
@@ -159,7 +159,7 @@ rule convert_fp16:
     params:
         script=script("convert_fp16.py"),
     shell:
-        "python {params.script:q} {input:q} {output.model:q} --report {output.report:q} > {log:q} 2>&1"
+        "python {params.script:q} {input:q} {output.model:q} --record {output.record:q} > {log:q} 2>&1"
 
 
 rule build_engine:
@@ -167,7 +167,7 @@ rule build_engine:
         get_engine_source,
     output:
         engine=artifacts.BUILD_ENGINE.output,
-        report=artifacts.report_path(artifacts.BUILD_ENGINE.output),
+        record=artifacts.record_path(artifacts.BUILD_ENGINE.output),
     log:
         artifacts.BUILD_ENGINE.log,
     benchmark:
@@ -186,4 +186,4 @@ rule build_engine:
     shell:
         "python {params.script:q} {input:q} {output.engine:q} --precision {wildcards.precision:q}"
         " --workspace-gib {params.workspace:q} --optimization-level {params.level:q}"
-        " --device {params.device:q} --report {output.report:q} > {log:q} 2>&1"
+        " --device {params.device:q} --record {output.record:q} > {log:q} 2>&1"

@@ -42,4 +42,4 @@ for step, engine_flags in QUANTIZERS.items():
         shell:
             "python {params.script:q} {input.model:q} {output.model:q} {params.engine_flags}"
             " --calibration-data {input.calibration:q} --calibration-images {params.images:q} {params.check_flags}"
-            " --min-agreement {params.min_agreement:q} --settings-json {output.report:q} > {log:q} 2>&1"
+            " --min-agreement {params.min_agreement:q} --record {output.record:q} > {log:q} 2>&1"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ONNX -> TensorRT engine, with its build report (JSON) beside it, on this machine's NVIDIA GPU.
+"""ONNX -> TensorRT engine, with its build record (JSON) beside it, on this machine's NVIDIA GPU.
 
     python scripts/build_engine.py results/models/deeplabv3/deeplabv3_sim_bs1.onnx \\
         results/models/deeplabv3_bs1_fp32.engine --precision fp32
@@ -7,7 +7,7 @@
 An engine runs only with the TensorRT version and on the GPU model that built it. ``--precision``:
 fp32 (TF32 off), fp16 (TensorRT 10: the FP16 builder flag; TensorRT 11 builds strongly typed networks
 only and needs an fp16 ONNX: scripts/convert_fp16.py's, rule convert_fp16), int8 (the Q/DQ ONNX of rule
-quantize_tensorrt). The report (default ``<engine stem>.json``) records the settings, the TensorRT, GPU
+quantize_tensorrt). The record (default ``<engine stem>.json``) records the settings, the TensorRT, GPU
 and CUDA versions, the network mode and builder flags, the engine's inputs and outputs, and the source
 ONNX's sha256; it is written after the engine, and the tensorrt backend reads it. Needs envs/requirements-gpu.txt.
 """
@@ -25,11 +25,11 @@ from deeplabv3_pipeline.backends.tensorrt.engine import (
     PRECISIONS,
     EngineSettings,
     build_engine,
-    engine_report_path,
     environment_problems,
 )
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_json
+from deeplabv3_pipeline.planning.artifacts import record_path
 
 LOG = logging.getLogger("build_engine")
 
@@ -52,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--optimization-level", type=int, default=3, help="builder optimization level 0..5 (default 3)")
     parser.add_argument("--tf32", action="store_true", help="let fp32 layers use TF32 (off: fp32 stays fp32)")
     parser.add_argument("--device", type=int, default=0, help="CUDA device to build on (default 0)")
-    parser.add_argument("--report", type=Path, help="build report JSON (default: the engine's name with .json)")
+    parser.add_argument("--record", type=Path, help="build record JSON (default: the engine's name with .json)")
     return parser.parse_args(argv)
 
 
@@ -62,22 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = environment_problems()
     if problems:
         raise UserError("cannot build TensorRT engines here: " + "; ".join(problems))
-    report_path = args.report or engine_report_path(args.engine)
-    # A report must never describe an older engine: drop it before the engine is replaced.
-    report_path.unlink(missing_ok=True)
-    report = build_engine(args.onnx_model, args.engine, settings, device=args.device)
-    write_json(report_path, report)
+    record_file = args.record or record_path(args.engine)
+    # A record must never describe an older engine: drop it before the engine is replaced.
+    record_file.unlink(missing_ok=True)
+    record = build_engine(args.onnx_model, args.engine, settings, device=args.device)
+    write_json(record_file, record)
     LOG.info(
-        "built %s in %.1f s: %.1f MB, %s, %s with flags %s (TensorRT %s on %s); report %s",
+        "built %s in %.1f s: %.1f MB, %s, %s with flags %s (TensorRT %s on %s); record %s",
         args.engine,
-        report["build_seconds"],
-        report["engine_bytes"] / 1e6,
+        record["build_seconds"],
+        record["engine_bytes"] / 1e6,
         settings.precision,
-        report["network_mode"],
-        json.dumps(report["builder_flags"]),
-        report["tensorrt_version"],
-        report["gpu"]["name"],
-        report_path,
+        record["network_mode"],
+        json.dumps(record["builder_flags"]),
+        record["tensorrt_version"],
+        record["gpu"]["name"],
+        record_file,
     )
     return 0
 

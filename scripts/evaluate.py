@@ -52,11 +52,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-config", default=None, help="the workflow config used, as JSON")
     parser.add_argument("--synthetic", default=None, help="say what is synthetic (demo data or checkpoint)")
     parser.add_argument(
-        "--model-report",
+        "--model-record",
         nargs="*",
         default=[],
         metavar="KEY=JSON",
-        help="JSON reports of the steps that made the model, recorded under KEY: quantization (int8 settings, "
+        help="JSON records of the steps that made the model, recorded under KEY: quantization (int8 settings, "
         "calibration, agreement), winograd (rewritten sites, agreement), fp16 (the fp16 conversion), "
         "engine (TensorRT build settings)",
     )
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset=json.loads(args.dataset) if args.dataset else None,
         run_config=json.loads(args.run_config) if args.run_config else None,
         synthetic=args.synthetic,
-        model_reports=args.model_report,
+        model_records=args.model_record,
     )
     json_path, text_path = result_paths(args.result_path)
     write_json(json_path, result)

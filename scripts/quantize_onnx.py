@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quantize-tail", action="store_true", help="quantize the classifier too (not advised)")
     parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")
     add_agreement_arguments(parser, "the fp32 model", "default: bins held out from calibration")
-    parser.add_argument("--settings-json", type=Path, help="settings/report JSON (default: <output stem>.json)")
+    parser.add_argument("--record", type=Path, help="settings and agreement JSON (default: <output stem>.json)")
     return parser.parse_args(argv)
 
 
@@ -105,16 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_agreement_arguments(args)
     candidates = calibration_bins(args.calibration_data)
     calibration = select_calibration_files(candidates, args.calibration_images)
-    report = quantize_model(args.model, args.output, calibration, settings_from_args(args))
-    LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, report.quantized_node_count, report.float_nodes)
+    record = quantize_model(args.model, args.output, calibration, settings_from_args(args))
+    LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, record.quantized_node_count, record.float_nodes)
     check = agreement_files(candidates, calibration, args.check_data, args.check_images)
     if check:
-        report.agreement = agreement_check(args.model, args.output, args.quantizer, check, report.input_shape)
-        report.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
-        LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", report.agreement["mean"], len(check))
-    path = args.settings_json or args.output.with_suffix(".json")
-    write_atomic(path, report.to_json().encode())
-    enforce_min_agreement(report.agreement, args.min_agreement, model_files(args.output), "int8 agrees with fp32", path)
+        record.agreement = agreement_check(args.model, args.output, args.quantizer, check, record.input_shape)
+        record.agreement["held_out"] = not set(map(Path, check)) & set(calibration)
+        LOG.info("int8 vs fp32 pixel agreement: mean %.4f on %d image(s)", record.agreement["mean"], len(check))
+    path = args.record or args.output.with_suffix(".json")
+    write_atomic(path, record.to_json().encode())
+    enforce_min_agreement(record.agreement, args.min_agreement, model_files(args.output), "int8 agrees with fp32", path)
     return 0
 
 

@@ -3,11 +3,11 @@
 
     python scripts/verify_onnx.py results/models/deeplabv3/deeplabv3.onnx deeplabv3_r50-d8_512x1024_40k_cityscapes \\
         --checkpoint checkpoint.pth --shape 1024 2048 --tolerance 0.0001 \\
-        --report results/models/deeplabv3/deeplabv3_verify.json
+        --record results/models/deeplabv3/deeplabv3_verify.json
 
 Runs ONNX Runtime and PyTorch on one random input and fails if more than ``--tolerance`` of the
 pixels get another class where PyTorch's two best logits are not a near-tie (float rounding may flip
-those: deeplabv3_pipeline/model/export.py, NEAR_TIE_MARGIN). Writes the report (the fraction, the tolerance, what
+those: deeplabv3_pipeline/model/export.py, NEAR_TIE_MARGIN). Writes the record (the fraction, the tolerance, what
 was compared) only when the check passes.
 """
 
@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), required=True)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest fraction of pixels allowed to differ")
-    parser.add_argument("--report", type=Path, required=True, help="JSON written when the check passes")
+    parser.add_argument("--record", type=Path, required=True, help="JSON written when the check passes")
     add_option_arguments(parser, InferenceModeOptions, "the test mode")
     return parser.parse_args(argv)
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         found.near_ties * 100,
     )
     check_agreement(found, args.tolerance, args.model)
-    report = {
+    record = {
         "model": str(args.model),
         "model_sha256": file_sha256(args.model),
         "config": args.config,
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "near_tie_pixels": found.near_ties,
         "tolerance": args.tolerance,
     }
-    write_json(args.report, report)
+    write_json(args.record, record)
     return 0
 
 

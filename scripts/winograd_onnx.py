@@ -11,7 +11,7 @@ F(tile x tile, 3 x 3) written in plain ONNX operators (see deeplabv3_pipeline/op
 padding. The model keeps its interface (``input`` float32 1x3xHxW -> ``output`` int64 1x1xHxW).
 
 The result equals the direct model up to float rounding. ``--check-images`` images (default 1)
-are run through both models with OpenVINO (``--check-backend``) and the pixel agreement goes to the report JSON
+are run through both models with OpenVINO (``--check-backend``) and the pixel agreement goes to the record JSON
 (``<output stem>.json``); below ``--min-agreement`` the output is removed and the run fails.
 """
 
@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check-backend", choices=("openvino", "onnxruntime"), default="openvino", help="runtime of the check"
     )
-    parser.add_argument("--report", type=Path, help="report JSON (default: <output stem>.json)")
+    parser.add_argument("--record", type=Path, help="what the rewrite did, JSON (default: <output stem>.json)")
     return parser.parse_args(argv)
 
 
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--check-data is needed for the agreement check (or pass --check-images 0)")
     sites, left_direct = rewrite_file(args.model, args.output, args.tile, args.min_channels)
     LOG.info("wrote %s: %d convolutions in Winograd F(%d, 3) form", args.output, len(sites), args.tile)
-    report: dict = {
+    record: dict = {
         "source": str(args.model),
         "tile": args.tile,
         "min_channels": args.min_channels,
@@ -71,12 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_images:
         files = select_calibration_files(calibration_bins(args.check_data), args.check_images)
         shape = model_input(args.model)[1]
-        report["agreement"] = agreement_check(args.model, args.output, args.check_backend, files, shape)
-        LOG.info("pixel agreement with the direct model: mean %.6f", report["agreement"]["mean"])
-    path = args.report or args.output.with_suffix(".json")
-    write_json(path, report)
+        record["agreement"] = agreement_check(args.model, args.output, args.check_backend, files, shape)
+        LOG.info("pixel agreement with the direct model: mean %.6f", record["agreement"]["mean"])
+    path = args.record or args.output.with_suffix(".json")
+    write_json(path, record)
     enforce_min_agreement(
-        report.get("agreement"),
+        record.get("agreement"),
         args.min_agreement,
         [args.output],
         "the Winograd model agrees with the direct one",

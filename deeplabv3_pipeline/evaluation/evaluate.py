@@ -112,23 +112,23 @@ def result_paths(result_path: Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
 
 
-MODEL_REPORT_KEYS = ("quantization", "winograd", "fp16", "engine")
+MODEL_RECORD_KEYS = ("quantization", "winograd", "fp16", "engine")
 
 
-def read_model_reports(entries: Sequence[str]) -> dict[str, object]:
-    """``KEY=JSON`` entries -> {key: parsed JSON}, every key of MODEL_REPORT_KEYS present (None: no such step)."""
-    reports: dict[str, object] = dict.fromkeys(MODEL_REPORT_KEYS)
+def read_model_records(entries: Sequence[str]) -> dict[str, object]:
+    """``KEY=JSON`` entries -> {key: parsed JSON}, every key of MODEL_RECORD_KEYS present (None: no such step)."""
+    records: dict[str, object] = dict.fromkeys(MODEL_RECORD_KEYS)
     for entry in entries:
         key, _, path = entry.partition("=")
-        if key not in MODEL_REPORT_KEYS or not path:
+        if key not in MODEL_RECORD_KEYS or not path:
             raise UserError(
-                f"--model-report {entry!r}: expected KEY=JSON with KEY one of {', '.join(MODEL_REPORT_KEYS)}"
+                f"--model-record {entry!r}: expected KEY=JSON with KEY one of {', '.join(MODEL_RECORD_KEYS)}"
             )
         try:
-            reports[key] = json.loads(Path(path).read_text())
+            records[key] = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise UserError(f"model report {path} is unreadable ({error}): {recompute_hint(path)}") from error
-    return reports
+            raise UserError(f"model record {path} is unreadable ({error}): {recompute_hint(path)}") from error
+    return records
 
 
 def result_record(
@@ -142,7 +142,7 @@ def result_record(
     dataset: Mapping[str, Any] | None = None,
     run_config: Mapping[str, Any] | None = None,
     synthetic: str | None = None,
-    model_reports: Sequence[str] = (),
+    model_records: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Everything result.json holds for these (frame, prediction, label) pairs: the metrics, per image
     and per class, what made the predictions (``cell``: model, variant, backend), the files read with
@@ -185,7 +185,7 @@ def result_record(
         "code": code_version(),
         "throughput": throughput_figures(summary) if summary else None,
         "synthetic_inputs": synthetic,
-        **read_model_reports(model_reports),
+        **read_model_records(model_records),
         "config": dict(run_config) if run_config else None,
     }
     return result

@@ -1,5 +1,5 @@
 """int8 post-training quantization of the exported model: what every quantizer shares (settings, the
-calibration images and their reader, the float tail, the report; the agreement check is
+calibration images and their reader, the float tail, the record; the agreement check is
 evaluation/agreement.py). The quantizers are the backends' own (the ``QUANTIZER`` their package names):
 ONNX Runtime's static QDQ in ``backends/onnxruntime/quantize.py``, OpenVINO NNCF in ``backends/openvino/quantize.py``.
 
@@ -66,7 +66,7 @@ class QuantizeSettings:
 
 
 @dataclass
-class QuantizeReport:
+class QuantizeRecord:
     """The settings plus what the run found: the files used, the nodes left in float, the agreement check."""
 
     settings: QuantizeSettings
@@ -237,7 +237,7 @@ def quantize_model(
     output: Path,
     calibration_files: Sequence[Path],
     settings: QuantizeSettings | None = None,
-) -> QuantizeReport:
+) -> QuantizeRecord:
     """Quantize the fp32 ONNX ``source`` to ``output`` with ranges measured on ``calibration_files``.
 
     ``settings.quantizer`` picks ONNX Runtime (``output`` a QDQ ``.onnx``) or OpenVINO NNCF
@@ -256,7 +256,7 @@ def quantize_model(
     if count == 0:
         output.unlink(missing_ok=True)
         raise UserError(f"quantization of {source} inserted no quantize node: nothing was quantized")
-    return QuantizeReport(
+    return QuantizeRecord(
         settings=settings,
         source_model=str(source),
         source_sha256=file_sha256(source),

@@ -8,6 +8,8 @@ has). Paths may hold ``{wildcards}``; :meth:`Step.format` fills some and leaves 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
 
 
 class _KeepMissing(dict):
@@ -26,13 +28,13 @@ def fill(pattern: str, **wildcards: object) -> str:
 class Step:
     """One kind of job. ``rule``: its rule's name; ``key``: its place under results/logs and
     results/benchmarks; ``output``: its main artifact ("" where the rule's outputs are many);
-    ``report``: for a model-making step that writes a JSON beside its model (:func:`report_path`),
-    the key under which result.json records it."""
+    ``record``: for a model-making step that writes a record beside its model (:func:`record_path`),
+    the key under which result.json keeps it."""
 
     rule: str
     key: str
     output: str = ""
-    report: str = ""
+    record: str = ""
 
     @property
     def log(self) -> str:
@@ -95,16 +97,21 @@ BENCHMARK_VARIANT = Step("benchmark_variant", "benchmark/{model}/{variant}", "re
 BENCHMARK = Step("benchmark", "benchmark/gather", "results/benchmark.json")
 
 
-def report_path(model: str) -> str:
-    """The JSON a model-making step writes beside its model (settings, checks, build log)."""
-    return model.rsplit(".", 1)[0] + ".json"
+PathT = TypeVar("PathT", str, Path)
+
+
+def record_path(model: PathT) -> PathT:
+    """The record a model-making step writes beside its model, a JSON of what the step did (settings,
+    checks, a TensorRT engine's build): ``x.onnx`` -> ``x.json``, ``x.engine`` -> ``x.json``."""
+    path = Path(model).with_suffix(".json")
+    return path if isinstance(model, Path) else str(path)
 
 
 def companion_files(step: Step) -> list[str]:
     """What a runtime reads beside the step's model, so that rules declare it too: an OpenVINO IR's
-    weights (``.bin``), a TensorRT engine's build report (its precision and the GPU it was built for)."""
+    weights (``.bin``), a TensorRT engine's build record (its precision and the GPU it was built for)."""
     if step.output.endswith(".xml"):
         return [step.output.removesuffix(".xml") + ".bin"]
     if step.rule == BUILD_ENGINE.rule:
-        return [report_path(step.output)]
+        return [record_path(step.output)]
     return []

@@ -298,9 +298,9 @@ class Plan:
         steps = self.model_steps(cell)
         return artifacts.companion_files(steps[-1]) if steps else []
 
-    def model_reports(self, cell: Cell) -> list[tuple[str, str]]:
+    def model_records(self, cell: Cell) -> list[tuple[str, str]]:
         """(result.json key, JSON) of every model step that writes one beside its model."""
-        return [(step.report, artifacts.report_path(step.output)) for step in self.model_steps(cell) if step.report]
+        return [(step.record, artifacts.record_path(step.output)) for step in self.model_steps(cell) if step.record]
 
     def sim_model(self, name: str) -> str:
         return artifacts.SIMPLIFY_ONNX.format(model=name).output

@@ -247,8 +247,8 @@ def test_fp16_model_keeps_its_io_types_and_computes_the_same_classes(onnx_models
     int64 class ids, Resize kept fp32; OpenVINO runs it here and it agrees with the fp32 model."""
     fp16 = tmp_path / "deeplabv3_sim_bs1_fp16.onnx"
     run_script("convert_fp16.py", onnx_models[1], fp16)
-    report = json.loads(fp16.with_suffix(".json").read_text())
-    assert report["initializers_after"].get("FLOAT16") and "Resize" in report["kept_fp32_ops"]
+    record = json.loads(fp16.with_suffix(".json").read_text())
+    assert record["initializers_after"].get("FLOAT16") and "Resize" in record["kept_fp32_ops"]
     model = onnx.load(str(fp16))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
@@ -286,18 +286,18 @@ def test_a_label_of_another_size_is_blamed_not_the_prediction(predictions, demo_
     assert f"prediction {prediction} holds 8,192 pixels" in without.stderr
 
 
-def test_verify_onnx_writes_its_report_and_refuses_another_models_onnx(onnx_models, checkpoint, tmp_path):
-    report = tmp_path / "verify.json"
-    args = ["--checkpoint", checkpoint, "--shape", *SHAPE, "--report", report]
+def test_verify_onnx_writes_its_record_and_refuses_another_models_onnx(onnx_models, checkpoint, tmp_path):
+    record = tmp_path / "verify.json"
+    args = ["--checkpoint", checkpoint, "--shape", *SHAPE, "--record", record]
     run_script("verify_onnx.py", onnx_models[0], DEFAULT_CONFIG, *args)
-    verified = json.loads(report.read_text())
+    verified = json.loads(record.read_text())
     assert verified["differing_decisive_pixels"] <= verified["tolerance"] == 1e-4
     assert len(verified["model_sha256"]) == 64
-    # the same ONNX against another checkpoint (other weights): most pixels differ, no report
+    # the same ONNX against another checkpoint (other weights): most pixels differ, no record
     from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
     other = make_random_checkpoint(DEFAULT_CONFIG, tmp_path / "other.pth", seed=11)
-    report.unlink()
+    record.unlink()
     wrong = run_script(
         "verify_onnx.py",
         onnx_models[0],
@@ -306,9 +306,9 @@ def test_verify_onnx_writes_its_report_and_refuses_another_models_onnx(onnx_mode
         other,
         "--shape",
         *SHAPE,
-        "--report",
-        report,
+        "--record",
+        record,
         check=False,
     )
     assert wrong.returncode == 2 and "ONNX Runtime and PyTorch disagree on" in wrong.stderr
-    assert not report.exists()
+    assert not record.exists()

@@ -45,8 +45,8 @@ def test_quantized_model_keeps_the_interface_and_runs(int8_model, prep_dir):
 
 
 def test_classifier_resize_and_argmax_stay_float(int8_model):
-    path, report = int8_model
-    assert report["float_nodes"] == TAIL
+    path, record = int8_model
+    assert record["float_nodes"] == TAIL
     graph = onnx.load(str(path)).graph
     nodes = {node.name: node for node in graph.node}
     weights = {tensor.name: tensor for tensor in graph.initializer}
@@ -60,7 +60,7 @@ def test_classifier_resize_and_argmax_stay_float(int8_model):
 
 def test_int8_agrees_with_fp32_on_the_demo_images(int8_model, onnx_models, prep_dir):
     """Computed and reported, not gated tightly: an untrained checkpoint's logits are full of near-ties."""
-    path, report = int8_model
+    path, record = int8_model
     fp32, int8 = session(onnx_models[1]), session(path)
     bins = sorted(prep_dir.glob("*.bin"))
     agreement = {
@@ -69,18 +69,18 @@ def test_int8_agrees_with_fp32_on_the_demo_images(int8_model, onnx_models, prep_
     }
     print("int8 vs fp32 pixel agreement on the demo images:", {name: round(v, 4) for name, v in agreement.items()})
     assert 0.5 < min(agreement.values()) <= 1.0
-    check = report["agreement"]
+    check = record["agreement"]
     assert check["runtime"] == "onnxruntime" and check["held_out"] and len(check["per_image"]) == 1
     for name, value in check["per_image"].items():
         assert value == pytest.approx(agreement[name])
 
 
 def test_calibration_reads_the_real_bins(int8_model, prep_dir):
-    _, report = int8_model
+    _, record = int8_model
     bins = sorted(prep_dir.glob("*.bin"))
-    assert [Path(name) for name in report["calibration_files"]] == [bins[0], bins[-1]]  # spread over the list
-    assert report["settings"]["per_channel"] and report["settings"]["quant_format"] == "QDQ"
-    assert report["settings"]["calibration_images"] == 2 and report["input_shape"] == list(SHAPE)
+    assert [Path(name) for name in record["calibration_files"]] == [bins[0], bins[-1]]  # spread over the list
+    assert record["settings"]["per_channel"] and record["settings"]["quant_format"] == "QDQ"
+    assert record["settings"]["calibration_images"] == 2 and record["input_shape"] == list(SHAPE)
     reader = BinCalibrationReader([bins[0], bins[-1]], "input", SHAPE)
     for expected in (bins[0], bins[-1]):
         batch = reader.get_next()
@@ -151,9 +151,9 @@ def test_openvino_nncf_quantizer_writes_ir(onnx_models, prep_dir, tmp_path):
         "--check-images",
         1,
     )
-    report = json.loads(output.with_suffix(".json").read_text())
-    assert output.with_suffix(".bin").is_file() and report["quantized_node_count"] > 50
-    assert report["versions"]["nncf"] and 0.5 < report["agreement"]["mean"] <= 1.0
+    record = json.loads(output.with_suffix(".json").read_text())
+    assert output.with_suffix(".bin").is_file() and record["quantized_node_count"] > 50
+    assert record["versions"]["nncf"] and 0.5 < record["agreement"]["mean"] <= 1.0
     compiled = ov.Core().compile_model(str(output), "CPU")
     prediction = compiled(demo_images(prep_dir)[0])[compiled.output(0)]
     assert prediction.shape == (1, 1, *SHAPE) and compiled.output(0).get_any_name() == "output"

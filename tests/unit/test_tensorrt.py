@@ -34,7 +34,6 @@ from deeplabv3_pipeline.backends.tensorrt.engine import (
     cuda_version_text,
     dtype_name,
     engine_evidence,
-    engine_report_path,
     numpy_dtype,
     plan_build,
     severity_name,
@@ -43,6 +42,8 @@ from deeplabv3_pipeline.backends.tensorrt.engine import (
 from deeplabv3_pipeline.backends.tensorrt.runner import TensorRTBackend, host_view, image_io
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import file_sha256, read_bin
+from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.artifacts import fill, record_path
 
 from ..conftest import run_script
 
@@ -427,15 +428,15 @@ def test_build_log_keeps_warnings_and_counts_info():
     assert severity_name(Member("WARNING", 2)) == "WARNING" and severity_name("Severity.INFO") == "INFO"
 
 
-def test_evidence_line_comes_from_the_report():
-    report = {
+def test_evidence_line_comes_from_the_record():
+    record = {
         "tensorrt_version": "10.16.1.11",
         "network_mode": "weakly typed",
         "builder_flags": {"FP16": True, "INT8": False, "TF32": False},
         "gpu": {"name": "NVIDIA H200", "compute_capability": "9.0"},
         "source_onnx": {"qdq_nodes": 0, "fp16_tensors": 0},
     }
-    line = engine_evidence(report, "10.16.1.11", "NVIDIA H200")
+    line = engine_evidence(record, "10.16.1.11", "NVIDIA H200")
     assert line.startswith("TensorRT 10.16.1.11 engine built weakly typed with flags FP16 on, INT8 off, TF32 off")
     assert "on NVIDIA H200 (compute 9.0)" in line and line.endswith("run by TensorRT 10.16.1.11 on NVIDIA H200")
 
@@ -487,8 +488,13 @@ def test_image_io_wants_one_float_image_and_class_ids():
         image_io([image, TensorInfo("logits", False, (1, 19, H, W), "FLOAT")], Path("e"))
 
 
-def test_report_lives_beside_the_engine():
-    assert engine_report_path(Path("models/deeplabv3_fp16.engine")) == Path("models/deeplabv3_fp16.json")
+def test_the_record_the_rule_declares_is_the_one_the_runner_reads():
+    # a model name with a dot: only the engine's suffix gives way to .json
+    engine = fill(artifacts.BUILD_ENGINE.output, model="r50.v2", precision="fp16")
+    assert artifacts.companion_files(artifacts.BUILD_ENGINE.format(model="r50.v2", precision="fp16")) == [
+        "results/models/r50.v2/r50.v2_bs1_fp16.json"
+    ]
+    assert record_path(Path(engine)) == Path("results/models/r50.v2/r50.v2_bs1_fp16.json")
 
 
 # --- without TensorRT ----------------------------------------------------------------------------------
@@ -526,11 +532,11 @@ def test_backend_without_tensorrt_is_a_user_error(tmp_path):
 
 def test_build_on_tensorrt_11_is_strongly_typed_fp32(fakes, fp32_onnx, tmp_path):
     engine = tmp_path / "out" / "m.engine"
-    report = build_engine(fp32_onnx, engine, EngineSettings("fp32", workspace_gib=2, builder_optimization_level=4))
-    assert engine.read_bytes() == ENGINE and report["engine_bytes"] == len(ENGINE)
-    assert report["network_mode"] == "strongly typed" and report["network_flags"] == ["STRONGLY_TYPED"]
-    assert report["builder_flags"] == {"TF32": False}
-    assert report["settings"] == {
+    record = build_engine(fp32_onnx, engine, EngineSettings("fp32", workspace_gib=2, builder_optimization_level=4))
+    assert engine.read_bytes() == ENGINE and record["engine_bytes"] == len(ENGINE)
+    assert record["network_mode"] == "strongly typed" and record["network_flags"] == ["STRONGLY_TYPED"]
+    assert record["builder_flags"] == {"TF32": False}
+    assert record["settings"] == {
         "precision": "fp32",
         "workspace_gib": 2,
         "builder_optimization_level": 4,
@@ -538,7 +544,7 @@ def test_build_on_tensorrt_11_is_strongly_typed_fp32(fakes, fp32_onnx, tmp_path)
     }
     network_flags, flags, pool, level = fakes.trt.built[0]
     assert network_flags == 1 << 1 and flags == set() and pool == {"WORKSPACE": 2 << 30} and level == 4
-    assert report["gpu"] == {
+    assert record["gpu"] == {
         "device": 0,
         "name": "Fake GPU",
         "compute_capability": "9.0",
@@ -546,24 +552,24 @@ def test_build_on_tensorrt_11_is_strongly_typed_fp32(fakes, fp32_onnx, tmp_path)
         "cuda_driver": "13.0",
         "cuda_runtime": "12.9",
     }
-    assert report["inputs"] == [{"name": "input", "shape": [1, 3, H, W], "dtype": "FLOAT"}]
-    assert report["outputs"] == [{"name": "output", "shape": [1, 1, H, W], "dtype": "INT32"}]
-    assert report["source_onnx"] == {
+    assert record["inputs"] == [{"name": "input", "shape": [1, 3, H, W], "dtype": "FLOAT"}]
+    assert record["outputs"] == [{"name": "output", "shape": [1, 1, H, W], "dtype": "INT32"}]
+    assert record["source_onnx"] == {
         "path": str(fp32_onnx),
         "sha256": file_sha256(fp32_onnx),
         "qdq_nodes": 0,
         "fp16_tensors": 0,
     }
-    assert report["builder_log"] == {"messages": ["[WARNING] fake warning"], "info_lines": 1, "verbose_lines": 0}
-    assert report["engine_device_memory_mb"] == 3.0
-    json.dumps(report)  # the CLI writes it as JSON
+    assert record["builder_log"] == {"messages": ["[WARNING] fake warning"], "info_lines": 1, "verbose_lines": 0}
+    assert record["engine_device_memory_mb"] == 3.0
+    json.dumps(record)  # the CLI writes it as JSON
 
 
 def test_build_on_tensorrt_10_sets_fp16(fakes, fp32_onnx, tmp_path):
     fakes.use(fake_trt(fakes.cudart, weak=True, version="10.16.1.11"))
-    report = build_engine(fp32_onnx, tmp_path / "m.engine", EngineSettings("fp16"))
-    assert report["network_mode"] == "weakly typed" and report["network_flags"] == []
-    assert report["builder_flags"] == {"FP16": True, "INT8": False, "TF32": False}
+    record = build_engine(fp32_onnx, tmp_path / "m.engine", EngineSettings("fp16"))
+    assert record["network_mode"] == "weakly typed" and record["network_flags"] == []
+    assert record["builder_flags"] == {"FP16": True, "INT8": False, "TF32": False}
     assert fakes.trt.built[0][0] == 0
 
 
@@ -571,8 +577,8 @@ def test_fp16_on_tensorrt_11_needs_an_fp16_onnx(fakes, fp32_onnx, fp16_onnx, tmp
     with pytest.raises(UserError, match="needs an fp16 ONNX model"):
         build_engine(fp32_onnx, tmp_path / "a.engine", EngineSettings("fp16"))
     assert not (tmp_path / "a.engine").exists()
-    report = build_engine(fp16_onnx, tmp_path / "b.engine", EngineSettings("fp16"))
-    assert report["source_onnx"]["fp16_tensors"] == 1
+    record = build_engine(fp16_onnx, tmp_path / "b.engine", EngineSettings("fp16"))
+    assert record["source_onnx"]["fp16_tensors"] == 1
 
 
 def test_int8_needs_the_symmetric_qdq_model(fakes, fp32_onnx, tmp_path):
@@ -582,10 +588,10 @@ def test_int8_needs_the_symmetric_qdq_model(fakes, fp32_onnx, tmp_path):
         build_engine(
             qdq_onnx(tmp_path / "u.onnx", np.array(128, np.uint8)), tmp_path / "b.engine", EngineSettings("int8")
         )
-    report = build_engine(
+    record = build_engine(
         qdq_onnx(tmp_path / "s.onnx", np.array(0, np.int8)), tmp_path / "c.engine", EngineSettings("int8")
     )
-    assert report["source_onnx"]["qdq_nodes"] == 2
+    assert record["source_onnx"]["qdq_nodes"] == 2
 
 
 def test_parser_errors_name_the_file_and_nodes(fakes, fp32_onnx, tmp_path):
@@ -598,11 +604,11 @@ def test_parser_errors_name_the_file_and_nodes(fakes, fp32_onnx, tmp_path):
 
 
 def write_engine(folder: Path, fakes: Any, precision: str = "fp32") -> Path:
-    """A fake engine with the report build_engine gives for it."""
+    """A fake engine with the record build_engine gives for it."""
     onnx_path = save_model(folder / "m.onnx", [argmax()])
     engine = folder / "m.engine"
-    report = build_engine(onnx_path, engine, EngineSettings(precision))
-    engine_report_path(engine).write_text(json.dumps(report))
+    record = build_engine(onnx_path, engine, EngineSettings(precision))
+    record_path(engine).write_text(json.dumps(record))
     return engine
 
 
@@ -651,8 +657,8 @@ def test_backend_needs_engine_and_report(fakes, tmp_path):
     with pytest.raises(UserError, match=r"does not exist: build it with scripts/build_engine.py"):
         TensorRTBackend(tmp_path / "none.engine")
     engine = write_engine(tmp_path, fakes)
-    engine_report_path(engine).unlink()
-    with pytest.raises(UserError, match=r"build report of .*m.engine, does not exist: rebuild"):
+    record_path(engine).unlink()
+    with pytest.raises(UserError, match=r"build record of .*m.engine, does not exist: rebuild"):
         TensorRTBackend(engine)
 
 
@@ -696,8 +702,8 @@ def test_engine_agrees_with_onnxruntime_cpu(precision, minimum, onnx_models, pre
         run_script("convert_fp16.py", onnx_models[1], source)
     engine = tmp_path / f"deeplabv3_{precision}.engine"
     run_script("build_engine.py", source, engine, "--precision", precision, "--workspace-gib", 2)
-    report = json.loads(engine_report_path(engine).read_text())
-    assert report["settings"]["precision"] == precision and report["engine_bytes"] == engine.stat().st_size
+    record = json.loads(record_path(engine).read_text())
+    assert record["settings"]["precision"] == precision and record["engine_bytes"] == engine.stat().st_size
     bins = sorted(prep_dir.glob("*.bin"))
     with TensorRTBackend(engine, precision=precision) as backend:
         assert backend.inference_precision == precision

@@ -233,9 +233,9 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
     infer_rule = f"infer_deeplabv3_tensorrt_{precision}"
     infer = re.search(rf"^rule {infer_rule}:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
-    assert f"{models}/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build report
+    assert f"{models}/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build record
     assert "--device 1" in dry
-    assert f"engine={models}/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-report
+    assert f"engine={models}/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-record
     calibration = re.search(r"quantize_onnx\.py (\S+) (\S+) (.*?) --calibration-data (.*?) --calibration-images", dry)
     if precision == "int8":
         # symmetric int8 activations (zero point 0, what TensorRT takes), calibrated on the workflow's own bins

@@ -1,4 +1,4 @@
-"""TensorRT engines: the environment check, the build from ONNX, and the build report beside the engine.
+"""TensorRT engines: the environment check, the build from ONNX, and the build record beside the engine.
 
 TensorRT and the CUDA runtime bindings are imported inside the functions that need them, so this module
 (and the workflow that imports it) loads where neither is installed.
@@ -9,11 +9,11 @@ with ``BuilderFlag.INT8`` (explicit quantization; without the flag a weakly type
 build). TensorRT 11 removed FP16/INT8/BF16/FP8 and the precision-constraint flags: every network is
 *strongly typed* and computes in the types of its ONNX tensors, so an fp32 ONNX gives an fp32 engine
 whatever is asked, fp16 needs an fp16 ONNX (scripts/convert_fp16.py) and int8 a Q/DQ ONNX. Which API this
-TensorRT has is read from the module (``hasattr``), not from its version number, and the report says
+TensorRT has is read from the module (``hasattr``), not from its version number, and the record says
 which mode was used. ``BuilderFlag.TF32`` exists in both, on by default: it lets fp32 convolutions
 round their inputs to TF32 on Ampere and later, so an "fp32" engine clears it unless asked otherwise.
 
-The report (``engine_report_path``: the engine's name with ``.json``) records the settings, the
+The record (``record_path``: the engine's name with ``.json``) records the settings, the
 TensorRT, GPU and CUDA versions, the network mode and the builder flags as the config reads them back,
 the engine's I/O tensors, the source ONNX and its sha256, and the builder's warnings: the runtime
 backend reads its precision and evidence from it, and names it when an engine must be rebuilt.
@@ -40,8 +40,8 @@ LOG = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install -r envs/requirements-gpu.txt on a machine with an NVIDIA driver"
 PRECISIONS = ("fp32", "fp16", "int8")
-# Builder flags whose state the report records (those this TensorRT has).
-REPORTED_FLAGS = ("FP16", "BF16", "INT8", "FP8", "TF32")
+# Builder flags whose state the record holds (those this TensorRT has).
+RECORDED_FLAGS = ("FP16", "BF16", "INT8", "FP8", "TF32")
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 ONNX_FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 MIB = 1 << 20
@@ -370,11 +370,6 @@ def check_model_precision(precision: str, facts: OnnxFacts, plan: BuildPlan, mod
 # --- engines -----------------------------------------------------------------------------------------
 
 
-def engine_report_path(engine: Path) -> Path:
-    """The build report lives beside the engine: ``x.engine`` -> ``x.json``."""
-    return Path(engine).with_suffix(".json")
-
-
 def dtype_name(trt_dtype: Any) -> str:
     """``trt.DataType.INT64`` (or its str, "DataType.INT64") -> "INT64"."""
     return str(getattr(trt_dtype, "name", trt_dtype)).rsplit(".", 1)[-1]
@@ -442,15 +437,15 @@ def read_flags(trt: Any, config: Any) -> dict[str, bool]:
     """The precision-related builder flags as the config reads them back (those this TensorRT has)."""
     return {
         name: bool(config.get_flag(getattr(trt.BuilderFlag, name)))
-        for name in REPORTED_FLAGS
+        for name in RECORDED_FLAGS
         if hasattr(trt.BuilderFlag, name)
     }
 
 
 def build_engine(onnx_model: Path, engine_path: Path, settings: EngineSettings, *, device: int = 0) -> dict[str, Any]:
-    """Build ``onnx_model`` into ``engine_path`` (written atomically) and return the build report.
+    """Build ``onnx_model`` into ``engine_path`` (written atomically) and return the build record.
 
-    The report is returned, not written: the caller writes it beside the engine after the engine.
+    The record is returned, not written: the caller writes it beside the engine after the engine.
     """
     onnx_model, engine_path = Path(onnx_model), Path(engine_path)
     if not onnx_model.is_file():
@@ -535,14 +530,14 @@ def flags_text(flags: Mapping[str, bool]) -> str:
     return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in flags.items()) or "none"
 
 
-def engine_evidence(report: Mapping[str, Any], runtime_version: str, runtime_gpu: str | None = None) -> str:
-    """One line from the build report: what built the engine, how, on what; and what runs it."""
-    gpu = report.get("gpu", {})
-    source = report.get("source_onnx", {})
+def engine_evidence(record: Mapping[str, Any], runtime_version: str, runtime_gpu: str | None = None) -> str:
+    """One line from the build record: what built the engine, how, on what; and what runs it."""
+    gpu = record.get("gpu", {})
+    source = record.get("source_onnx", {})
     built_on = f"{gpu.get('name', '?')} (compute {gpu.get('compute_capability', '?')})"
     parts = [
-        f"TensorRT {report.get('tensorrt_version', '?')} engine built {report.get('network_mode', '?')} with flags "
-        f"{flags_text(report.get('builder_flags', {}))} on {built_on}",
+        f"TensorRT {record.get('tensorrt_version', '?')} engine built {record.get('network_mode', '?')} with flags "
+        f"{flags_text(record.get('builder_flags', {}))} on {built_on}",
         f"ONNX with {source.get('qdq_nodes', 0)} Q/DQ nodes and {source.get('fp16_tensors', 0)} fp16 tensors",
         f"run by TensorRT {runtime_version}" + (f" on {runtime_gpu}" if runtime_gpu else ""),
     ]

@@ -8,7 +8,7 @@ image i, while a thread reads the next file and another writes the finished outp
 compute time is the CUDA events around ``execute_async_v3`` on the compute stream (trtexec's "GPU Compute
 Time"); the copies are timed alike (its "H2D/D2H Latency"); the pass's wall time is end to end.
 
-The precision is the engine's: its build report (``<engine>.json``) says what it was built for and how
+The precision is the engine's: its build record (``<engine>.json``) says what it was built for and how
 (weakly typed with FP16/INT8 flags on TensorRT 10, strongly typed on 11), and the caller compares it
 with what it asked for. TensorRT and cuda-python are imported when an engine is opened.
 """
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from deeplabv3_pipeline.benchmark.timing import latency_stats
+from deeplabv3_pipeline.planning.artifacts import record_path
 
 from ...errors import UserError
 from ..files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
@@ -38,34 +39,34 @@ CLASS_ID_TYPES = ("INT32", "INT64")
 EVENTS = ("input_start", "input_end", "compute_start", "compute_end", "output_start", "output_end")
 
 
-def read_report(engine: Path) -> dict[str, Any]:
-    """The build report beside ``engine``, checked to describe this engine file."""
-    path = engines.engine_report_path(engine)
+def read_build_record(engine: Path) -> dict[str, Any]:
+    """The build record beside ``engine``, checked to describe this engine file."""
+    path = record_path(engine)
     if not engine.is_file():
         raise UserError(
             f"TensorRT engine {engine} does not exist: build it with scripts/build_engine.py (the "
             "workflow's build_engine rule)"
         )
     if not path.is_file():
-        raise UserError(f"{path}, the build report of {engine}, does not exist: {REBUILD}")
+        raise UserError(f"{path}, the build record of {engine}, does not exist: {REBUILD}")
     try:
-        report = json.loads(path.read_text())
-        precision = report["settings"]["precision"]
+        record = json.loads(path.read_text())
+        precision = record["settings"]["precision"]
     except (ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{path} is not a TensorRT build report ({error!r}): {REBUILD}") from error
+        raise UserError(f"{path} is not a TensorRT build record ({error!r}): {REBUILD}") from error
     if precision not in engines.PRECISIONS:
         raise UserError(f"{path} records precision {precision!r}, not one of {', '.join(engines.PRECISIONS)}")
     size = engine.stat().st_size
-    if report.get("engine_bytes") not in (None, size):
-        raise UserError(f"{path} describes a {report['engine_bytes']}-byte engine, {engine} has {size}: {REBUILD}")
-    return report
+    if record.get("engine_bytes") not in (None, size):
+        raise UserError(f"{path} describes a {record['engine_bytes']}-byte engine, {engine} has {size}: {REBUILD}")
+    return record
 
 
-def version_problem(report: Mapping[str, Any], version: str, gpu: str) -> str:
+def version_problem(record: Mapping[str, Any], version: str, gpu: str) -> str:
     """Why an engine will not load here: engines are tied to the TensorRT version and GPU that built them."""
-    built = report.get("gpu", {})
+    built = record.get("gpu", {})
     return (
-        f"was built by TensorRT {report.get('tensorrt_version', '?')} on {built.get('name', '?')} (compute "
+        f"was built by TensorRT {record.get('tensorrt_version', '?')} on {built.get('name', '?')} (compute "
         f"{built.get('compute_capability', '?')}), this is TensorRT {version} on {gpu}"
     )
 
@@ -113,8 +114,8 @@ class TensorRTBackend:
 
     name = "tensorrt"
     input_shape: tuple[int, int]  # (H, W) of the engine's float32 (1,3,H,W) input
-    inference_precision: str  # the build report's settings.precision
-    precision_evidence: str  # one line from the build report, and this runtime
+    inference_precision: str  # the build record's settings.precision
+    precision_evidence: str  # one line from the build record, and this runtime
 
     def __init__(self, engine: Path, *, device: int = 0, precision: str = "fp32") -> None:
         self._closed = True  # until everything is allocated; close() and __del__ rely on it
@@ -130,19 +131,19 @@ class TensorRTBackend:
         problems = engines.environment_problems()
         if problems:
             raise UserError("the tensorrt backend cannot run here: " + "; ".join(problems))
-        report = read_report(engine)
+        record = read_build_record(engine)
         self.engine_path = engine
         self.device = device
         self.requested_precision = precision
-        self.inference_precision = report["settings"]["precision"]
+        self.inference_precision = record["settings"]["precision"]
         trt, cudart = engines.import_tensorrt(), engines.import_cudart()
         self._trt, self._cudart = trt, cudart
         cuda_value(cudart.cudaSetDevice(device), "cudaSetDevice")
         gpu = engines.gpu_facts(cudart, device)
         self.gpu_name: str = gpu["name"]
-        self.precision_evidence = engines.engine_evidence(report, trt.__version__, self.gpu_name)
-        if report.get("tensorrt_version") != trt.__version__:
-            raise UserError(f"engine {engine} {version_problem(report, trt.__version__, self.gpu_name)}: {REBUILD}")
+        self.precision_evidence = engines.engine_evidence(record, trt.__version__, self.gpu_name)
+        if record.get("tensorrt_version") != trt.__version__:
+            raise UserError(f"engine {engine} {version_problem(record, trt.__version__, self.gpu_name)}: {REBUILD}")
 
         free_before, _ = cuda_value(cudart.cudaMemGetInfo(), "cudaMemGetInfo")
         self._log = engines.BuildLog()
@@ -153,7 +154,7 @@ class TensorRTBackend:
             reason = "; ".join(self._log.errors()[-2:]) or "TensorRT gave no reason"
             raise UserError(
                 f"TensorRT cannot load engine {engine} ({reason}); it "
-                f"{version_problem(report, trt.__version__, self.gpu_name)}: {REBUILD}"
+                f"{version_problem(record, trt.__version__, self.gpu_name)}: {REBUILD}"
             )
         self._closed = False
         try:
