@@ -23,6 +23,7 @@ sys.path.insert(0, workflow.basedir)
 from deeplabv3_pipeline.planning import artifacts  # noqa: E402
 from deeplabv3_pipeline.backends import REGISTRY, backend_flags  # noqa: E402
 from deeplabv3_pipeline.model.checkpoint import is_url  # noqa: E402
+from deeplabv3_pipeline.model.footprint import job_resources  # noqa: E402
 from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions  # noqa: E402
 from deeplabv3_pipeline.options import from_config, to_flags  # noqa: E402
 from deeplabv3_pipeline.planning.plan import (
@@ -102,8 +103,9 @@ note_clamped_shards(PLAN, config["shards"])
 
 try:
     check_checkpoints_fit(PLAN)
+    MODELS_RUN = check_models_run(PLAN)
     # the zoo.support models that cannot run here: no jobs, a row with the reason in the support table
-    PLAN = PLAN.without(check_models_run(PLAN))
+    PLAN = PLAN.without(MODELS_RUN.refused)
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 CELL = PLAN.cell  # the configured cell: results/result.json
@@ -155,6 +157,22 @@ def job_threads(wildcards):
 def stage_resources(stage):
     """mem_mb, runtime (and gpu for infer) of a kind of job, from config `resources`."""
     return dict(config["resources"][stage])
+
+
+def model_job_resources(stage):
+    """mem_mb and runtime of a model's export_onnx, verify_onnx or simplify_onnx job: config
+    resources.export_onnx's numbers, or (auto) sized from the model's footprint (model/footprint.py).
+    """
+
+    def sized(key):
+        return lambda wildcards: job_resources(
+            MODELS_RUN.footprints[wildcards.model],
+            stage,
+            INPUT_SHAPE,
+            config["resources"]["export_onnx"],
+        )[key]
+
+    return {"mem_mb": sized("mem_mb"), "runtime": sized("runtime")}
 
 
 def rule_name(stage, shard_index):
@@ -522,7 +540,9 @@ def get_matrix_predictions():
 
 
 def get_support_args():
-    """zoo_support's --entry MODEL ENTRY FAMILY and --refused MODEL REASON (PLAN.support, PLAN.refused)."""
+    """zoo_support's --entry MODEL ENTRY FAMILY, --refused MODEL REASON (PLAN.support, PLAN.refused), and
+    --atc MODEL SOC COMMAND: the ATC command each accepted entry's .om would be made with (rule atc, fp16,
+    per ascend.soc_versions), and --opset."""
     args = [
         arg
         for entry in PLAN.support
@@ -531,7 +551,26 @@ def get_support_args():
     args += [
         arg for model, reason in PLAN.refused for arg in ("--refused", model, reason)
     ]
-    return shlex.join(args)
+    refused = dict(PLAN.refused)
+    for entry in (entry for entry in PLAN.support if entry.model not in refused):
+        for soc in config["ascend"]["soc_versions"]:
+            command = atc_command(
+                Path(artifacts.fill(artifacts.SIMPLIFY_ONNX.output, model=entry.model)),
+                Path(
+                    artifacts.fill(
+                        artifacts.ATC.output,
+                        model=entry.model,
+                        precision="fp16",
+                        soc=soc,
+                    )
+                ),
+                soc,
+                INPUT_SHAPE,
+                "fp16",
+                config["ascend"]["atc_args"],
+            )
+            args += ["--atc", entry.model, soc, shlex.join(command)]
+    return shlex.join(args + ["--opset", str(config["model"]["opset"])])
 
 
 # ---------------------------------------------------------------- report (rules/report.smk)

@@ -29,7 +29,7 @@ rule export_onnx:
     conda:
         "../envs/deeplabv3.yaml"
     resources:
-        **stage_resources("export_onnx"),
+        **model_job_resources("export_onnx"),
     params:
         model_config=get_model_config,
         shape=list(INPUT_SHAPE),
@@ -58,7 +58,7 @@ rule verify_onnx:
     conda:
         "../envs/deeplabv3.yaml"
     resources:
-        **stage_resources("export_onnx"),
+        **model_job_resources("verify_onnx"),
     params:
         model_config=get_model_config,
         shape=list(INPUT_SHAPE),
@@ -83,7 +83,7 @@ rule simplify_onnx:
     conda:
         "../envs/deeplabv3.yaml"
     resources:
-        **stage_resources("default"),
+        **model_job_resources("simplify_onnx"),
     params:
         input_shape=f"1,3,{INPUT_SHAPE[0]},{INPUT_SHAPE[1]}",
         script=script("simplify_onnx.py"),
@@ -105,7 +105,7 @@ rule winograd_onnx:
     conda:
         "../envs/deeplabv3.yaml"
     resources:
-        **stage_resources("export_onnx"),
+        **stage_resources("winograd_onnx"),
     params:
         tile=config["winograd"]["tile"],
         min_channels=config["winograd"]["min_channels"],

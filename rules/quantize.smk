@@ -15,7 +15,7 @@ QUANTIZERS = {
 }
 
 
-for step, engine_flags in QUANTIZERS.items():
+for step, quantizer_flags in QUANTIZERS.items():
 
     rule:
         name:
@@ -34,12 +34,12 @@ for step, engine_flags in QUANTIZERS.items():
             "../envs/deeplabv3.yaml"
         threads: job_threads
         params:
-            engine_flags=engine_flags,
+            quantizer_flags=quantizer_flags,
             images=config["int8"]["calibration_images"],
             check_flags=get_check_args,
             min_agreement=get_min_agreement,
             script=script("quantize_onnx.py"),
         shell:
-            "python {params.script:q} {input.model:q} {output.model:q} {params.engine_flags}"
+            "python {params.script:q} {input.model:q} {output.model:q} {params.quantizer_flags}"
             " --calibration-data {input.calibration:q} --calibration-images {params.images:q} {params.check_flags}"
             " --min-agreement {params.min_agreement:q} --record {output.record:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
     python scripts/zoo.py list [--family pspnet] [--output zoo.md]
     python scripts/zoo.py check [--family pspnet | --all] [--opset 11] [--output support.md]
     python scripts/zoo.py support --matrix results/matrix.json --entry MODEL ENTRY FAMILY ... \
-        [--refused MODEL REASON ...] --output results/zoo/support
+        [--refused MODEL REASON ...] [--atc MODEL SOC COMMAND ...] [--opset 11] --output results/zoo/support
 
 Prints (or writes) a Markdown table: the entry's name (its config name: what `model.config` and
 `matrix.models[].config` take), its family, the mIoU mmseg publishes, and the checkpoint URL that
@@ -15,8 +15,9 @@ Prints (or writes) a Markdown table: the entry's name (its config name: what `mo
 not. Seconds per entry; the first check of a large model takes longer.
 
 ``support`` is the workflow's rule zoo_support (``zoo.support`` in the config): the support table of the
-entries the matrix ran, each variant's pixel agreement with the reference, and the reason for each entry
-that got no jobs; ``<output>.md`` and ``<output>.json``.
+entries the matrix ran, each variant's pixel agreement with the reference, the reason for each entry
+that got no jobs, and the ATC command planned per soc_version (``--atc``: planned, not run); ``<output>.md``
+and ``<output>.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     support.add_argument("--matrix", type=Path, required=True, help="results/matrix.json of the run")
     support.add_argument("--entry", nargs=3, action="append", default=[], metavar=("MODEL", "ENTRY", "FAMILY"))
     support.add_argument("--refused", nargs=2, action="append", default=[], metavar=("MODEL", "REASON"))
+    support.add_argument(
+        "--atc",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("MODEL", "SOC", "COMMAND"),
+        help="the ATC command planned for MODEL's .om on SOC (one shell line)",
+    )
+    support.add_argument("--opset", type=int, default=11, help="the run's model.opset")
     support.add_argument("--output", type=Path, required=True, help="writes <output>.md and <output>.json")
     return parser.parse_args(argv)
 
@@ -61,7 +71,11 @@ def write_support(args: argparse.Namespace) -> int:
             "snakemake --cores 2 results/zoo/support.md --config 'zoo={support: families}'"
         )
     matrix = load_json(args.matrix, "matrix file")
-    header, rows, records = support_table(matrix, [tuple(entry) for entry in args.entry], dict(args.refused))
+    atc: dict[str, dict[str, str]] = {}
+    for model, soc, command in args.atc:
+        atc.setdefault(model, {})[soc] = command
+    entries = [tuple(entry) for entry in args.entry]
+    header, rows, records = support_table(matrix, entries, dict(args.refused), atc, args.opset)
     write_text(args.output.with_suffix(".md"), "\n".join(markdown_table(header, rows)) + "\n")
     write_json(args.output.with_suffix(".json"), {"reference": matrix["reference"], "entries": records})
     return 0

@@ -23,6 +23,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # deeplabv3_pipeline/
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -192,6 +193,23 @@ def cached_check(cache: Path, key: str, check: Callable[[], None]) -> None:
 
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_json(cache, [*passed, key][-100:])  # the newest 100: old keys drop out
+
+
+def cached_value(cache: Path, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s value (JSON) as ``cache`` (a JSON object) keeps it under ``key``, computed and kept
+    when it has none; ``compute`` raising keeps nothing. As for :func:`cached_check`, put what the value
+    depends on in the key. A cache file that is not such an object (an older format) counts as empty."""
+    kept = json.loads(cache.read_text()) if cache.is_file() else {}
+    kept = kept if isinstance(kept, dict) else {}
+    if key in kept:
+        return kept[key]
+    value = compute()
+    from deeplabv3_pipeline.io.binio import write_json
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    kept.pop(key, None)
+    write_json(cache, dict(list({**kept, key: value}.items())[-100:]))  # the newest 100: old keys drop out
+    return value
 
 
 # The packages a model's build and graph depend on (the key of model_checks.check_models_run)

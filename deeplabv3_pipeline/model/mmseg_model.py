@@ -14,8 +14,10 @@ import importlib.util
 import os
 import pickle
 import sys
+import time
 import types
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from torch import nn
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.checkpoint import not_a_checkpoint_reason, verify_checkpoint
+from deeplabv3_pipeline.model.footprint import MIB, Footprint
 from deeplabv3_pipeline.model.inference_mode import (
     InferenceMode,
     InferenceModeOptions,
@@ -205,33 +208,68 @@ class SegmentationExport(nn.Module):
 PROBE_SHAPE = (128, 256)
 
 
-def run_problem(config: str | Path, opset: int | None = None) -> str | None:
-    """Why the model of ``config`` cannot run in this environment, in one clause, or None.
+@dataclass(frozen=True)
+class Probe:
+    """What the start check found of a model: why it cannot run here (one clause), or its footprint."""
+
+    problem: str | None
+    footprint: Footprint | None = None
+
+
+def probe_model(config: str | Path, opset: int | None = None) -> Probe:
+    """Whether the model of ``config`` runs in this environment, and its :class:`Footprint` where it does.
 
     It is built and its export graph (:class:`SegmentationExport`) run once on a zero image of
     ``PROBE_SHAPE``, random weights: a model that calls one of mmcv-full's compiled kernels (PSANet's
     PSAMask, ...) reaches the mmcv._ext stand-in there, a model of another OpenMMLab package (mmdet's
     Mask2Former heads) fails to build. With ``opset``, the graph is also exported to ONNX at that opset
     (with the export's exact rewrites), as the export job would: an operator that opset lacks (CCNet's
-    einsum below 12, SegFormer's unflatten below 13) is named before any job."""
+    einsum below 12, SegFormer's unflatten below 13) is named before any job. That forward pass is also
+    where the footprint is measured (its weights, its largest module output, its seconds), from which
+    the export jobs are sized (model/footprint.py)."""
+    largest = [0]
+
+    def note_output(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel() * output.element_size())
+
     try:
         model = SegmentationExport(build_model(config), PROBE_SHAPE)
-        with torch.inference_mode():
-            model(torch.zeros(1, 3, *PROBE_SHAPE))
+        hooks = [module.register_forward_hook(note_output) for module in model.modules()]
+        try:
+            start = time.perf_counter()
+            with torch.inference_mode():
+                model(torch.zeros(1, 3, *PROBE_SHAPE))
+            seconds = time.perf_counter() - start
+        finally:
+            for hook in hooks:
+                hook.remove()
     except UserError:
         raise
     except RuntimeError as error:
         kernel = str(error).split(" is a compiled mmcv-full kernel")[0]
         if kernel != str(error):
-            return f"it calls {kernel}, a compiled kernel of mmcv-full, which this environment (mmcv-lite) lacks"
-        return f"its graph fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} image ({str(error).splitlines()[0][:200]})"
+            return Probe(f"it calls {kernel}, a compiled kernel of mmcv-full, which this environment (mmcv-lite) lacks")
+        first_line = str(error).splitlines()[0][:200]
+        return Probe(f"its graph fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} image ({first_line})")
     except ImportError as error:
-        return f"it needs the {error.name or 'missing'} package ({error})"
+        return Probe(f"it needs the {error.name or 'missing'} package ({error})")
     except (KeyError, TypeError, AttributeError, ValueError, NotImplementedError) as error:
-        return (
+        return Probe(
             f"it does not build here ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
         )
-    return None if opset is None else export_problem(model, opset)
+    problem = None if opset is None else export_problem(model, opset)
+    if problem:
+        return Probe(problem)
+    tensors = [*model.segmentor.parameters(), *model.segmentor.buffers()]
+    weight_bytes = sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    pixels = PROBE_SHAPE[0] * PROBE_SHAPE[1]
+    return Probe(None, Footprint(weight_bytes / MIB, largest[0] / MIB, pixels, round(seconds, 4)))
+
+
+def run_problem(config: str | Path, opset: int | None = None) -> str | None:
+    """Why the model of ``config`` cannot run in this environment, in one clause, or None (:func:`probe_model`)."""
+    return probe_model(config, opset).problem
 
 
 @contextlib.contextmanager
@@ -278,11 +316,13 @@ class ModelCannotRun(UserError):
         self.reason = reason
 
 
-def check_model_runs(config: str | Path, opset: int | None = None) -> None:
-    """A :class:`ModelCannotRun` saying why the model of ``config`` cannot run here (:func:`run_problem`)."""
-    problem = run_problem(config, opset)
-    if problem:
-        raise ModelCannotRun(config, problem)
+def check_model_runs(config: str | Path, opset: int | None = None) -> Footprint:
+    """The model's footprint, or a :class:`ModelCannotRun` saying why the model of ``config`` cannot run here
+    (:func:`probe_model`)."""
+    probe = probe_model(config, opset)
+    if probe.problem or probe.footprint is None:
+        raise ModelCannotRun(config, probe.problem or "")
+    return probe.footprint
 
 
 def randomize_for_varied_predictions(model: nn.Module, seed: int) -> None:

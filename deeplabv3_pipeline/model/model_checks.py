@@ -5,11 +5,20 @@ model (seconds), so its passes are kept (provenance.cached_check) under a key of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.evaluation.provenance import cached_check, environment_versions, fingerprint, user_cache_dir
+from deeplabv3_pipeline.evaluation.provenance import (
+    cached_check,
+    cached_value,
+    environment_versions,
+    fingerprint,
+    user_cache_dir,
+)
+from deeplabv3_pipeline.model.footprint import Footprint
 from deeplabv3_pipeline.model.zoo import resolve_config
 from deeplabv3_pipeline.planning.plan import Plan
 
@@ -17,18 +26,31 @@ from deeplabv3_pipeline.planning.plan import Plan
 FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
 
 
-def _mmseg_check(name: str, *args: object) -> None:
+def _mmseg_check(name: str, *args: object) -> Any:
     """mmseg_model's check ``name``, imported when a check runs: importing it imports torch (seconds),
     which a parse whose checks all passed before never needs."""
     from deeplabv3_pipeline.model import mmseg_model
 
-    getattr(mmseg_model, name)(*args)
+    return getattr(mmseg_model, name)(*args)
+
+
+def _footprint_json(config: str, opset: int | None) -> dict[str, Any]:
+    return _mmseg_check("check_model_runs", config, opset).to_json()
 
 
 def runs_cache() -> Path:
-    """Configs whose model ran here, by the config file and the installed packages (the key holds both):
-    a fact of the environment, not of this folder, so kept per user."""
-    return user_cache_dir() / "models_that_run.json"
+    """The footprints of configs whose model ran here, by the config file and the installed packages (the
+    key holds both): a fact of the environment, not of this folder, so kept per user."""
+    return user_cache_dir() / "models_that_run_footprints.json"
+
+
+@dataclass(frozen=True)
+class ModelsRun:
+    """What check_models_run found: the zoo.support models refused ({name: why}), and each other model's
+    footprint ({name: Footprint}: what its export jobs are sized from)."""
+
+    refused: dict[str, str]
+    footprints: dict[str, Footprint]
 
 
 def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
@@ -45,17 +67,18 @@ def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
             raise UserError(f"model {model.name}: {error}") from None
 
 
-def check_models_run(plan: Plan, cache: Path | None = None) -> dict[str, str]:
+def check_models_run(plan: Plan, cache: Path | None = None) -> ModelsRun:
     """Every model builds and its export graph runs here (mmseg_model.run_problem), and exports to ONNX at
     model.opset where a cell runs more than the checkpoint in PyTorch: a model that calls one of mmcv-full's
     compiled kernels, as PSANet does, or an operator the opset lacks, is refused with the reason, not left
-    to fail in a job. A model of ``zoo.support`` that cannot run is not an error: returns {its name: why},
-    for the support table (plan.without)."""
+    to fail in a job. A model of ``zoo.support`` that cannot run is not an error: it is among the refused
+    ({its name: why}), for the support table (plan.without). Each model that runs has its footprint."""
     cache = cache or runs_cache()
     versions = environment_versions()  # the same for every model: read once
     opset = int(plan.config["model"]["opset"])
     support = {entry.model for entry in plan.support}
     refused: dict[str, str] = {}
+    footprints: dict[str, Footprint] = {}
     for model in plan.models:
         exported = any(cell.model == model.name and cell.backend != "pytorch" for cell in plan.cells)
         try:
@@ -63,12 +86,11 @@ def check_models_run(plan: Plan, cache: Path | None = None) -> dict[str, str]:
             key = f"{fingerprint([config_file])} {config_file} {versions}" + (
                 f" onnx opset {opset}" if exported else ""
             )
-            cached_check(
-                cache, key, partial(_mmseg_check, "check_model_runs", model.config, opset if exported else None)
-            )
+            measured = cached_value(cache, key, partial(_footprint_json, model.config, opset if exported else None))
+            footprints[model.name] = Footprint.from_json(measured)
         except UserError as error:
             if model.name not in support:
                 raise UserError(f"model {model.name}: {error}") from None
             # the clause alone (ModelCannotRun), or why its config cannot be found
             refused[model.name] = getattr(error, "reason", str(error))
-    return refused
+    return ModelsRun(refused, footprints)

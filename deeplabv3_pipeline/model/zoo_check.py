@@ -5,7 +5,8 @@ weights on a 128x256 zero image, ONNX at the given opset with the export's exact
 ``scripts/zoo.py check`` prints it; docs/zoo-support.md holds the table measured over one entry per
 family. It says which models a run accepts. The support table (:func:`support_table`, rule zoo_support,
 ``results/zoo/support.md``) adds what the matrix measured of the entries of ``zoo.support``: each
-variant's pixel agreement with the reference, or the reason an entry got no jobs.
+variant's pixel agreement with the reference, or the reason an entry got no jobs, and the ATC command
+planned for it per soc_version.
 """
 
 from __future__ import annotations
@@ -66,15 +67,35 @@ def check_rows(checks: Sequence[EntryCheck], opset: int) -> tuple[list[str], lis
     return header, rows
 
 
+# The opset the guide exports at, which its ATC command takes (FORMATS.md)
+ATC_OPSET = 11
+
+
 def support_table(
-    matrix: Mapping[str, Any], entries: Sequence[tuple[str, str, str]], refused: Mapping[str, str]
+    matrix: Mapping[str, Any],
+    entries: Sequence[tuple[str, str, str]],
+    refused: Mapping[str, str],
+    atc: Mapping[str, Mapping[str, str]] | None = None,
+    opset: int = ATC_OPSET,
 ) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
     """The support table of ``entries`` ((model, entry, family) each) from a matrix.json's rows: header,
-    Markdown rows and JSON records. An entry in ``refused`` ({model: why}) has no cells: its row says why."""
+    Markdown rows and JSON records. An entry in ``refused`` ({model: why}) has no cells: its row says why.
+    ``atc`` ({model: {soc_version: command}}): the ATC command the workflow plans for each accepted entry
+    (an .om per soc_version, fp16), a column per soc_version; planned, not run (ATC needs CANN). ``opset``:
+    the run's model.opset; above the guide's 11 the column says so (ATC's opset support is CANN's)."""
+    atc = atc or {}
     reference = matrix["reference"]
     variants = list(dict.fromkeys(row["variant"] for row in matrix["rows"] if row["variant"] != reference))
     cells = {(row["model"], row["variant"]): row for row in matrix["rows"]}
-    header = ["family", "entry (model.config)", "runs here", *(f"{variant} agreement" for variant in variants)]
+    socs = list(dict.fromkeys(soc for commands in atc.values() for soc in commands))
+    planned = "planned" if opset == ATC_OPSET else f"planned at opset {opset} (the guide's ATC takes {ATC_OPSET})"
+    header = [
+        "family",
+        "entry (model.config)",
+        "runs here",
+        *(f"{variant} agreement" for variant in variants),
+        *(f"ATC {soc} fp16" for soc in socs),
+    ]
     rows, records = [], []
     for model, entry, family in entries:
         reason = refused.get(model)
@@ -83,8 +104,17 @@ def support_table(
         agreement = {
             variant: cells[model, variant]["pixel_agreement"] for variant in variants if (model, variant) in cells
         }
+        commands = dict(atc.get(model, {})) if reason is None else {}
         runs = "yes" if reason is None else f"no: {reason}"
-        rows.append([family, entry, runs, *(_agreement(agreement.get(variant)) for variant in variants)])
+        rows.append(
+            [
+                family,
+                entry,
+                runs,
+                *(_agreement(agreement.get(variant)) for variant in variants),
+                *(planned if soc in commands else "-" for soc in socs),
+            ]
+        )
         records.append(
             {
                 "family": family,
@@ -93,6 +123,7 @@ def support_table(
                 "runs": reason is None,
                 "reason": reason,
                 "pixel_agreement": agreement,
+                "atc_commands": commands,
             }
         )
     return header, rows, records

@@ -1,5 +1,6 @@
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -165,6 +166,18 @@ def test_a_model_that_calls_a_compiled_mmcv_kernel_is_found_before_any_job():
         mmseg_model.check_model_runs(PSANET)
     assert mmseg_model.run_problem(DEFAULT_CONFIG) is None
     assert mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024") is None
+
+
+def test_the_probe_measures_the_models_footprint(checkpoint):
+    """What the export jobs are sized from (model/footprint.py): the weights, as many MB as the model's
+    checkpoint holds; the largest module output, R50-D8's 2048-channel layer4 output at 1/8 of the 128x256
+    probe (2048 x 16 x 32 float32 = 4 MiB); the probe's seconds. A model that cannot run has none."""
+    probe = mmseg_model.probe_model(DEFAULT_CONFIG)
+    assert probe.problem is None
+    assert probe.footprint.weight_mb == pytest.approx(Path(checkpoint).stat().st_size / 2**20, rel=0.01)
+    assert probe.footprint.activation_mb == 4.0
+    assert probe.footprint.probe_pixels == 128 * 256 and probe.footprint.probe_seconds > 0
+    assert mmseg_model.probe_model(PSANET).footprint is None
 
 
 def test_an_operator_the_opset_lacks_is_found_before_any_job():

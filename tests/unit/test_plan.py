@@ -272,14 +272,16 @@ def test_the_start_checks_refuse_a_model_that_cannot_run_and_keep_their_passes(t
         UserError, match=r"^model psanet: model config psanet_r50-d8_4xb2-40k_cityscapes-512x1024 cannot"
     ):
         model_checks.check_models_run(plan(matrix={**MATRIX, "models": [psanet]}), cache)
-    (kept,) = json.loads(cache.read_text())  # deeplabv3 (the configured model, checked first) passed
+    ((kept, footprint),) = json.loads(cache.read_text()).items()  # deeplabv3 (checked first) passed
     assert "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py torch=" in kept
+    assert footprint["weight_mb"] > 200  # R50-D8's 260 MB: what its export jobs are sized from
 
-    def never(config):
+    def never(config, opset=None):
         raise AssertionError(f"{config} was checked again")
 
     monkeypatch.setattr(mmseg_model, "check_model_runs", never)
-    model_checks.check_models_run(plan(), cache)  # the kept pass
+    found = model_checks.check_models_run(plan(), cache)  # the kept pass, and its footprint
+    assert found.refused == {} and found.footprints["deeplabv3"].to_json() == footprint
 
 
 CGNET, ERFNET = "cgnet_fcn_4xb4-60k_cityscapes-680x680", "erfnet_fcn_4xb4-160k_cityscapes-512x1024"

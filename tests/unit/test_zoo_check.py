@@ -51,16 +51,27 @@ MATRIX = {
 ENTRIES = [("zoo-cgnet", "cgnet_fcn_4xb4-60k_cityscapes-680x680", "cgnet"), ("zoo-psanet", "psanet_r50", "psanet")]
 
 
+ATC = {
+    "zoo-cgnet": {"Ascend310P3": "atc --framework=5 --model=results/models/zoo-cgnet/zoo-cgnet_sim_bs1.onnx ..."},
+    "zoo-psanet": {"Ascend310P3": "atc ..."},  # refused: no command in its row
+}
+
+
 def test_the_support_table_is_the_matrixs_agreement_per_entry_and_the_reason_for_the_others():
-    header, rows, records = support_table(MATRIX, ENTRIES, {"zoo-psanet": "it calls mmcv._ext.psamask_forward"})
+    header, rows, records = support_table(MATRIX, ENTRIES, {"zoo-psanet": "it calls mmcv._ext.psamask_forward"}, ATC)
     assert header == ["family", "entry (model.config)", "runs here", "onnxruntime-fp32 agreement",
-                      "onnxruntime-int8 agreement"]  # fmt: skip
+                      "onnxruntime-int8 agreement", "ATC Ascend310P3 fp16"]  # fmt: skip
     assert rows == [
-        ["cgnet", "cgnet_fcn_4xb4-60k_cityscapes-680x680", "yes", "1.0000", "0.9312"],
-        ["psanet", "psanet_r50", "no: it calls mmcv._ext.psamask_forward", "-", "-"],
+        ["cgnet", "cgnet_fcn_4xb4-60k_cityscapes-680x680", "yes", "1.0000", "0.9312", "planned"],
+        ["psanet", "psanet_r50", "no: it calls mmcv._ext.psamask_forward", "-", "-", "-"],
     ]
     assert records[0]["pixel_agreement"] == {"onnxruntime-fp32": 0.99995, "onnxruntime-int8": 0.9312}
+    assert records[0]["atc_commands"] == ATC["zoo-cgnet"]
     assert records[1]["runs"] is False and records[1]["reason"] == "it calls mmcv._ext.psamask_forward"
+    assert records[1]["atc_commands"] == {}
+    # a model exported above the guide's opset: the column says so
+    _, rows, _ = support_table(MATRIX, ENTRIES[:1], {}, ATC, opset=13)
+    assert rows[0][-1] == "planned at opset 13 (the guide's ATC takes 11)"
 
 
 def test_the_support_cli_writes_markdown_and_json_and_names_the_missing_setting(tmp_path):
@@ -69,9 +80,11 @@ def test_the_support_cli_writes_markdown_and_json_and_names_the_missing_setting(
     matrix = tmp_path / "matrix.json"
     matrix.write_text(json.dumps(MATRIX))
     entries = [arg for entry in ENTRIES for arg in ("--entry", *entry)]
-    run_script("zoo.py", "support", "--matrix", matrix, *entries, "--refused", "zoo-psanet", "why", "--output",
-               tmp_path / "support")  # fmt: skip
-    assert "| psanet | psanet_r50 | no: why | - | - |" in (tmp_path / "support.md").read_text()
-    assert json.loads((tmp_path / "support.json").read_text())["entries"][0]["runs"] is True
+    atc = ["--atc", "zoo-cgnet", "Ascend310P3", ATC["zoo-cgnet"]["Ascend310P3"]]
+    run_script("zoo.py", "support", "--matrix", matrix, *entries, "--refused", "zoo-psanet", "why", *atc,
+               "--output", tmp_path / "support")  # fmt: skip
+    assert "| psanet | psanet_r50 | no: why | - | - | - |" in (tmp_path / "support.md").read_text()
+    written = json.loads((tmp_path / "support.json").read_text())["entries"][0]
+    assert written["runs"] is True and written["atc_commands"] == ATC["zoo-cgnet"]
     refused = run_script("zoo.py", "support", "--matrix", matrix, "--output", tmp_path / "none", check=False)
     assert refused.returncode == 2 and "error: zoo.support names no entry: set it to families" in refused.stderr

@@ -183,6 +183,14 @@ def test_zoo_support_plans_the_entries_that_run_and_names_why_the_others_cannot(
     planned = snakemake(tmp_path, "-n", "-p", "results/zoo/support.md").stdout
     assert f"--entry zoo-{cgnet} {cgnet} cgnet --entry zoo-{psanet} {psanet} psanet" in planned
     assert f"--refused zoo-{psanet} 'it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in planned
+    # the ATC command of CGNet's .om, planned (not run) for the support table's column
+    model = f"results/models/zoo-{cgnet}"
+    assert (
+        f"--atc zoo-{cgnet} Ascend310P3 'atc --framework=5 --model={model}/zoo-{cgnet}_sim_bs1.onnx"
+        f" --output={model}/fp16/zoo-{cgnet}_bs1_Ascend310P3 --input_format=NCHW --input_shape=input:1,3,64,128"
+        in planned
+    )
+    assert f"--atc zoo-{psanet}" not in planned and "--opset 11" in planned
     ran = re.findall(r"^rule (\w+):", planned, flags=re.MULTILINE)
     assert "infer_zoo_cgnet_fcn_4xb4_60k_cityscapes_680x680_onnxruntime_fp32" in ran and "zoo_support" in ran
     assert not [rule for rule in ran if "psanet" in rule]

@@ -228,7 +228,7 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     }[precision]
     assert (
         f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
-        f" --optimization-level 3 --device 1 --report {models}/deeplabv3_bs1_{precision}.json" in dry
+        f" --optimization-level 3 --device 1 --record {models}/deeplabv3_bs1_{precision}.json" in dry
     )
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
     infer_rule = f"infer_deeplabv3_tensorrt_{precision}"
@@ -248,6 +248,33 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
         assert calibration is None
     fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} {models}/deeplabv3_sim_bs1_fp16.onnx"
     assert (fp16_conversion in dry) == (precision == "fp16")
+
+
+def job_resources_in(dry: str, rule: str) -> dict[str, dict[str, int]]:
+    """{model: {"mem_mb": .., "runtime": ..}} of each ``rule`` job a dry run lists."""
+    found = {}
+    for block in re.findall(rf"^rule {rule}:\n((?:\s{{4}}.*\n)+)", dry, flags=re.MULTILINE):
+        model = re.search(r"wildcards: model=(\S+)", block).group(1)
+        resources = re.search(r"resources: (.*)", block).group(1)
+        found[model] = {key: int(re.search(rf"\b{key}=(\d+)", resources).group(1)) for key in ("mem_mb", "runtime")}
+    return found
+
+
+def test_export_jobs_are_sized_by_their_model_unless_the_config_gives_numbers(tmp_path):
+    """resources.export_onnx auto: each model's export, verify and simplify job asks for what its footprint
+    (measured by the start check) needs (model/footprint.py); a number is used for every model."""
+    cgnet = {"name": "cgnet", "config": "cgnet_fcn_4xb4-60k_cityscapes-680x680", "checkpoint": ""}  # 2 MB of weights
+    matrix = {"models": [cgnet], "variants": ["onnxruntime-fp32"]}
+    write_config(tmp_path, merged(TINY, {"matrix": matrix}))
+    dry = snakemake(tmp_path, "-n", "results/matrix.json").stdout
+    for rule in ("export_onnx", "verify_onnx", "simplify_onnx"):
+        sized = job_resources_in(dry, rule)
+        assert sized["cgnet"]["mem_mb"] < sized["deeplabv3"]["mem_mb"] < 8000, (rule, sized)
+        assert all(job["runtime"] >= 5 for job in sized.values())
+    write_config(tmp_path, merged(TINY, {"matrix": matrix, "resources": {"export_onnx": {"mem_mb": 5000}}}))
+    fixed = job_resources_in(snakemake(tmp_path, "-n", "results/matrix.json").stdout, "export_onnx")
+    assert {job["mem_mb"] for job in fixed.values()} == {5000}
+    assert fixed == {model: {**job, "mem_mb": 5000} for model, job in job_resources_in(dry, "export_onnx").items()}
 
 
 def test_tensorrt_without_gpu_or_tensorrt_stops_before_any_job(tmp_path):

@@ -77,7 +77,7 @@ def quantize_onnxruntime(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quant_pre_process, quantize_static
 
     if output.suffix != ".onnx":
-        raise UserError(f"the onnxruntime engine writes an .onnx model, not {output.name}")
+        raise UserError(f"the onnxruntime quantizer writes an .onnx model, not {output.name}")
     activation_type, weight_type = quant_types(settings)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:

@@ -25,11 +25,11 @@ def quantize_openvino(
     try:
         import nncf
     except ImportError as error:
-        raise UserError("the openvino engine needs NNCF: pip install nncf (see requirements.txt)") from error
+        raise UserError("the openvino quantizer needs NNCF: pip install nncf (see requirements.txt)") from error
     import openvino as ov
 
     if output.suffix != ".xml":
-        raise UserError(f"the openvino engine writes OpenVINO IR (.xml + .bin), not {output.name}")
+        raise UserError(f"the openvino quantizer writes OpenVINO IR (.xml + .bin), not {output.name}")
     model = ov.Core().read_model(str(source))
     convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
     names = convolutions[-1:] if settings.float_tail else []
