@@ -83,8 +83,6 @@ os.environ.update(
     )
 )
 
-INPUT_SHAPE = tuple(config["model"]["input_shape"])
-
 # The frames, their shards, the models, the cells and every path (deeplabv3_pipeline/planning/plan.py).
 try:
     check_no_wildcard_braces(config["dataset"]["root"], "dataset.root")
@@ -109,6 +107,8 @@ try:
 except UserError as error:
     raise WorkflowError(f"error: {error}") from None
 CELL = PLAN.cell  # the configured cell: results/result.json
+INPUT_SHAPE = PLAN.input_shape  # the images' size: model.input_shape, else Cityscapes'
+
 BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo
 FRAMES = list(PLAN.frames)

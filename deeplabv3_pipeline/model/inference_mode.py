@@ -9,12 +9,18 @@
 Which mode a model uses is its mmseg config's ``model.test_cfg``; ``model.test_mode``, ``model.crop_size``
 and ``model.stride`` of the workflow's config (the flags ``--test-mode``, ``--crop-size``, ``--stride``)
 replace what they name.
+
+Either mode runs at the model's **test size**: mmseg's test pipeline resizes the image first (its
+``Resize`` step: a 769x769 config takes a 1024x2048 frame to 1025x2049) and its postprocess resizes the
+logits back to the image before argmax. With ``test_shape`` (``model.test_shape``, ``--test-shape``; the
+test pipeline's own, :func:`config_test_shape`, where ``model.input_shape`` is unset) the graph does both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
@@ -30,6 +36,7 @@ class InferenceMode:
     mode: str = "whole"
     crop_size: tuple[int, int] | None = None
     stride: tuple[int, int] | None = None
+    test_shape: tuple[int, int] | None = None  # the size it runs at; None: the input's
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -41,9 +48,10 @@ class InferenceMode:
                     raise UserError(f"slide mode needs {name} as two positive integers (height, width), not {value}")
 
     def describe(self) -> str:
+        at = "" if self.test_shape is None else " at {}x{}".format(*self.test_shape)
         if self.mode == "whole":
-            return "whole"
-        return "slide, crops {}x{} every {}x{}".format(*self.crop_size, *self.stride)
+            return "whole" + at
+        return "slide, crops {}x{} every {}x{}".format(*self.crop_size, *self.stride) + at
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,12 @@ class InferenceModeOptions:
     stride: tuple[int, int] | None = option(
         None, "slide stride, height and width; unset: the mmseg config's", config="model.stride", metavar=("H", "W")
     )
+    test_shape: tuple[int, int] | None = option(
+        None,
+        "the size the model runs at (the image resized to it, the logits back to the image); unset: the input's",
+        config="model.test_shape",
+        metavar=("H", "W"),
+    )
 
 
 def _pair(value: Any) -> tuple[int, int] | None:
@@ -73,7 +87,50 @@ def inference_mode(test_cfg: Mapping[str, Any] | None, options: InferenceModeOpt
         mode=options.test_mode or test_cfg.get("mode", "whole"),
         crop_size=_pair(options.crop_size or test_cfg.get("crop_size")),
         stride=_pair(options.stride or test_cfg.get("stride")),
+        test_shape=_pair(options.test_shape),
     )
+
+
+# The size of a Cityscapes frame (H, W): the images' size where model.input_shape is unset
+CITYSCAPES_SHAPE = (1024, 2048)
+
+
+def rescaled_shape(image_shape: tuple[int, int], step: Mapping[str, Any]) -> tuple[int, int]:
+    """(H, W) of an image of ``image_shape`` after mmcv's ``Resize`` ``step`` (its ``scale`` (w, h), kept
+    ratio or not, or its ``scale_factor``), with mmcv's arithmetic (``mmcv.image.rescale_size``: the
+    largest size within the scale, each side rounded half up)."""
+    height, width = image_shape
+    if step.get("scale") is not None:
+        scale_w, scale_h = step["scale"]
+        if not step.get("keep_ratio", False):
+            return int(scale_h), int(scale_w)
+        factor = min(max(scale_w, scale_h) / max(height, width), min(scale_w, scale_h) / min(height, width))
+    elif step.get("scale_factor") is not None:
+        factor = float(step["scale_factor"])
+    else:
+        return tuple(image_shape)
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def pipeline_test_shape(test_pipeline: Sequence[Mapping[str, Any]], image_shape: tuple[int, int]) -> tuple[int, int]:
+    """The size a test pipeline's ``Resize`` steps give an image of ``image_shape`` (the image's without one)."""
+    shape = tuple(image_shape)
+    for step in test_pipeline:
+        if str(step.get("type", "")).rsplit(".", 1)[-1] == "Resize":
+            shape = rescaled_shape(shape, step)
+    return shape
+
+
+def config_test_shape(config: str | Path, image_shape: tuple[int, int] = CITYSCAPES_SHAPE) -> tuple[int, int]:
+    """The test size of the mmseg config ``config`` (a name or file) for images of ``image_shape``: its test
+    pipeline's (read with mmengine, no model built; a 769x769 config: 1025x2049 for a Cityscapes frame)."""
+    from mmengine.config import Config
+
+    from deeplabv3_pipeline.model.zoo import resolve_config
+
+    parsed = Config.fromfile(str(resolve_config(config)))
+    pipeline = parsed.get("test_pipeline") or parsed.get("test_dataloader", {}).get("dataset", {}).get("pipeline")
+    return pipeline_test_shape(pipeline or [], image_shape)
 
 
 def slide_windows(shape: tuple[int, int], crop: tuple[int, int], stride: tuple[int, int]) -> list[tuple[int, ...]]:

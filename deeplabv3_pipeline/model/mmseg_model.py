@@ -166,7 +166,7 @@ class SegmentationExport(nn.Module):
     crop and padded to the input size, summed in mmseg's order and divided by how many crops cover
     each pixel (a constant of the graph). Either way the exported model maps a normalised (1,3,H,W)
     float32 image to (1,1,H,W) int64 class ids, as mmseg's pytorch2onnx did. ``mode``: the config's
-    ``test_cfg`` unless given.
+    ``test_cfg`` unless given; with its ``test_shape`` the model runs at that size (:meth:`logits`).
     """
 
     def __init__(self, segmentor: nn.Module, input_shape: tuple[int, int], mode: InferenceMode | None = None) -> None:
@@ -174,10 +174,12 @@ class SegmentationExport(nn.Module):
         self.segmentor = segmentor
         self.input_shape = tuple(input_shape)
         self.mode = mode or inference_mode(getattr(segmentor, "test_cfg", None))
+        # the size the model runs at (its test pipeline's resize of the image), the input's by default
+        self.test_shape = tuple(self.mode.test_shape or self.input_shape)
         self.windows: list[tuple[int, ...]] = []
         if self.mode.mode == "slide":
-            self.windows = slide_windows(self.input_shape, self.mode.crop_size, self.mode.stride)
-            count = torch.zeros(1, 1, *self.input_shape)
+            self.windows = slide_windows(self.test_shape, self.mode.crop_size, self.mode.stride)
+            count = torch.zeros(1, 1, *self.test_shape)
             for y1, y2, x1, x2 in self.windows:
                 count[:, :, y1:y2, x1:x2] += 1
             self.register_buffer("crop_count", count, persistent=False)
@@ -188,16 +190,28 @@ class SegmentationExport(nn.Module):
         size = tuple(int(side) for side in size)
         return self.segmentor.encode_decode(image, [{"img_shape": size, "pad_shape": size}])
 
-    def logits(self, image: torch.Tensor) -> torch.Tensor:
+    def test_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """mmseg's inference (whole or slide) of an image of the test size: logits at that size."""
         if not self.windows:
-            return self.whole_logits(image, self.input_shape)
-        height, width = self.input_shape
+            return self.whole_logits(image, self.test_shape)
+        height, width = self.test_shape
         total = None
         for y1, y2, x1, x2 in self.windows:
             crop = self.whole_logits(image[:, :, y1:y2, x1:x2], (y2 - y1, x2 - x1))
             padded = nn.functional.pad(crop, (x1, width - x2, y1, height - y2))
             total = padded if total is None else total + padded
         return total / self.crop_count
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits at the input size. At another test size, as mmseg's test pipeline and postprocess: the
+        image resized to it first (bilinear; mmseg's Resize does it to the uint8 image with cv2), the
+        logits resized back to the image (bilinear, the segmentor's align_corners)."""
+        if self.test_shape == self.input_shape:
+            return self.test_logits(image)
+        resized = nn.functional.interpolate(image, size=self.test_shape, mode="bilinear", align_corners=False)
+        logits = self.test_logits(resized)
+        corners = self.segmentor.align_corners
+        return nn.functional.interpolate(logits, size=self.input_shape, mode="bilinear", align_corners=corners)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.logits(image).argmax(dim=1, keepdim=True)

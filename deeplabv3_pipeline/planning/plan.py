@@ -11,6 +11,7 @@ switching between cells (another backend, precision, model or dataset) finds the
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from deeplabv3_pipeline.data.cityscapes import Frame, dataset_id, discover_frame
 from deeplabv3_pipeline.data.demo import demo_frames
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.checkpoint import cached_path, is_url
+from deeplabv3_pipeline.model.inference_mode import CITYSCAPES_SHAPE, config_test_shape
 from deeplabv3_pipeline.model.zoo import (
     ZOO,
     family_of,
@@ -140,6 +142,12 @@ def matrix_variants(config: Mapping) -> tuple[Variant, ...]:
     return tuple(get_variant(name, "matrix.variants") for name in names)
 
 
+@functools.cache
+def _pipeline_test_shape(config: str, image_shape: tuple[int, int]) -> tuple[int, int]:
+    """config_test_shape, read once per config in a parse (it reads the mmseg config with mmengine)."""
+    return config_test_shape(config, image_shape)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The frames of one config and where everything derived from them goes.
@@ -158,6 +166,8 @@ class Plan:
     cell: Cell | None = None  # the configured one: results/result.json
     matrix_cells: tuple[Cell, ...] = ()  # models x matrix variants, the reference variant first
     support: tuple[SupportEntry, ...] = ()  # zoo.support's entries, models of the matrix
+    # model.input_shape unset: the images are Cityscapes' size and each model runs at its test pipeline's
+    test_size_from_pipeline: bool = False
     refused: tuple[tuple[str, str], ...] = ()  # (support model, why it cannot run here): no cells
     cache_dir: Path = Path("checkpoints")
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -179,6 +189,9 @@ class Plan:
             raise UserError(f"zoo.support: its model {clash!r} has the name of a model of the config: rename that one")
         models += tuple(Model(entry.model, entry.entry, "") for entry in support)
         variant = configured_variant(config["backend"], config["precision"], config["winograd"]["enabled"])
+        from_pipeline = not config["model"].get("input_shape")
+        if from_pipeline:
+            config = {**config, "model": {**config["model"], "input_shape": list(CITYSCAPES_SHAPE)}}
         return cls(
             root=root,
             split=split,
@@ -191,6 +204,7 @@ class Plan:
             matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix_variants(config)),
             cache_dir=Path(config["model"]["cache_dir"]),
             support=support,
+            test_size_from_pipeline=from_pipeline,
             config=config,
         )
 
@@ -277,11 +291,34 @@ class Plan:
         model = self.model(name)
         return None if model.demo or is_url(model.checkpoint) else model.checkpoint
 
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """The images' (and bins', and predictions') height and width: model.input_shape, else Cityscapes'."""
+        height, width = self.config["model"]["input_shape"]
+        return int(height), int(width)
+
+    def test_shape(self, name: str) -> tuple[int, int] | None:
+        """The size model ``name`` runs at where it is not the input's: model.test_shape, or (model.input_shape
+        unset) its mmseg config's test pipeline's for a Cityscapes frame (a 769x769 config: 1025x2049)."""
+        if self.config["model"].get("test_shape"):
+            height, width = self.config["model"]["test_shape"]
+            return int(height), int(width)
+        if not self.test_size_from_pipeline:
+            return None
+        shape = _pipeline_test_shape(self.model(name).config, self.input_shape)
+        return None if shape == self.input_shape else shape
+
     def model_settings(self, name: str) -> dict[str, Any]:
         """The config as one model sees it: ``model`` is that model's entry over the shared model keys
-        (input_shape, opset, verify apply to every model)."""
+        (input_shape, opset, verify apply to every model), with its test size (:meth:`test_shape`)."""
         model = self.model(name)
-        entry = {"name": model.name, "config": model.config, "checkpoint": model.checkpoint}
+        test_shape = self.test_shape(name)
+        entry = {
+            "name": model.name,
+            "config": model.config,
+            "checkpoint": model.checkpoint,
+            "test_shape": list(test_shape) if test_shape else None,
+        }
         return {**self.config, "model": {**self.config["model"], **entry}}
 
     def model_steps(self, cell: Cell) -> list[Step]:

@@ -52,7 +52,7 @@ def test_backend_options_go_from_the_config_to_flags_and_back(name):
             "model": {
                 "config": "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024",
                 "input_shape": [32, 48],
-                **{"test_mode": "slide", "crop_size": [32, 32], "stride": [16, 24]},
+                **{"test_mode": "slide", "crop_size": [32, 32], "stride": [16, 24], "test_shape": [33, 49]},
             },
             "onnxruntime": {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
             "tensorrt": {"device": 3},

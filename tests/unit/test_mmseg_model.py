@@ -9,7 +9,14 @@ import torch
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model import mmseg_model
-from deeplabv3_pipeline.model.inference_mode import InferenceMode, InferenceModeOptions, slide_windows
+from deeplabv3_pipeline.model.inference_mode import (
+    CITYSCAPES_SHAPE,
+    InferenceMode,
+    InferenceModeOptions,
+    config_test_shape,
+    rescaled_shape,
+    slide_windows,
+)
 from deeplabv3_pipeline.model.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG, published_miou, resolve_config
 
@@ -113,6 +120,63 @@ def test_the_config_decides_the_mode_and_the_options_replace_what_they_name(chec
     assert smaller.mode == InferenceMode("slide", (64, 96), (513, 513)) and len(smaller.windows) == 2
     with pytest.raises(UserError, match=r"slide mode needs crop_size as two positive integers"):
         load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, InferenceModeOptions(test_mode="slide"))
+
+
+def test_the_test_size_is_the_test_pipelines_with_mmcvs_arithmetic():
+    """A 769x769 config resizes a Cityscapes frame to 1025x2049 (mmcv's keep-ratio rounding), the others
+    keep 1024x2048; every shape below as mmcv.image.rescale_size computes it."""
+    from mmcv.image import rescale_size
+
+    assert config_test_shape("deeplabv3_r50-d8_4xb2-80k_cityscapes-769x769") == (1025, 2049)
+    assert config_test_shape(DEFAULT_CONFIG) == CITYSCAPES_SHAPE
+    for shape in [(1024, 2048), (64, 128), (1000, 1999), (512, 1024), (777, 333)]:
+        for scale in [(2049, 1025), (2048, 1024), (1024, 512)]:
+            width, height = rescale_size((shape[1], shape[0]), scale)
+            assert rescaled_shape(shape, {"scale": scale, "keep_ratio": True}) == (height, width), (shape, scale)
+        width, height = rescale_size((shape[1], shape[0]), 0.75)
+        assert rescaled_shape(shape, {"scale_factor": 0.75}) == (height, width)
+    assert rescaled_shape((64, 128), {"scale": (100, 50), "keep_ratio": False}) == (50, 100)
+
+
+def test_at_another_test_size_the_logits_equal_mmsegs_predict_and_the_classes_its_pipeline(checkpoint):
+    """The image resized to the test size (64x128 -> 65x129: the 769x769 configs' 1024x2048 -> 1025x2049 in
+    small), slid in 48x48 crops every 32, the logits resized back: equal to mmseg's predict on the same
+    resized image with ori_shape the image's. Against mmseg's whole pipeline (cv2 resizes the uint8
+    image, then normalisation) the classes agree on nearly every pixel (the resize rounds to grey levels)."""
+    import cv2
+    from mmengine.config import ConfigDict
+    from mmseg.structures import SegDataSample
+
+    from deeplabv3_pipeline.data.transform import normalize
+
+    test_shape = (65, 129)
+    options = InferenceModeOptions(test_mode="slide", crop_size=(48, 48), stride=(32, 32), test_shape=test_shape)
+    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, options)
+    assert model.mode.describe() == "slide, crops 48x48 every 32x32 at 65x129"
+    assert len(model.windows) == 8 and model.windows[-1] == (17, 65, 81, 129)  # the crops tile the test size
+    bgr = np.random.default_rng(2).integers(0, 256, (*SHAPE, 3), dtype=np.uint8)
+    bgr = cv2.GaussianBlur(bgr, (9, 9), 3)  # image-like: neighbouring pixels alike
+    image = torch.from_numpy(normalize(bgr))
+    segmentor = model.segmentor
+    segmentor.test_cfg = ConfigDict(mode="slide", crop_size=(48, 48), stride=(32, 32))
+    meta = {"img_shape": test_shape, "ori_shape": SHAPE, "pad_shape": test_shape, "padding_size": [0, 0, 0, 0]}
+    with torch.inference_mode():
+        ours = model.logits(image)
+        resized = torch.nn.functional.interpolate(image, size=test_shape, mode="bilinear", align_corners=False)
+        theirs = segmentor.predict(resized, [SegDataSample(metainfo=meta)])[0]
+        # mmseg's own pipeline: cv2 resizes the uint8 image (mmcv's Resize), then the data preprocessor normalises
+        cv2_resized = cv2.resize(bgr, (test_shape[1], test_shape[0]), interpolation=cv2.INTER_LINEAR)
+        pipeline = segmentor.predict(torch.from_numpy(normalize(cv2_resized)), [SegDataSample(metainfo=meta)])
+    assert ours.shape[-2:] == SHAPE
+    assert torch.equal(ours[0], theirs.seg_logits.data)  # the same ops in the same order: equal, not close
+    classes = predict_class_ids(model, image.numpy())[0, 0]
+    np.testing.assert_array_equal(classes, theirs.pred_sem_seg.data.numpy()[0])
+    agreement = (classes == pipeline[0].pred_sem_seg.data.numpy()[0]).mean()
+    print(f"classes agree with mmseg's cv2 pipeline on {agreement:.4%} of the pixels")
+    assert agreement > 0.99, agreement
+    untouched = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, SLIDE)
+    with torch.inference_mode():
+        assert (untouched.logits(image).argmax(1) != ours.argmax(1)).float().mean() > 0.01  # the size matters
 
 
 def test_slide_export_agrees_with_pytorch_through_the_cli(checkpoint, tmp_path):

@@ -308,3 +308,25 @@ def test_zoo_support_families_is_one_model_per_family_and_bad_names_are_errors()
     assert len({entry.family for entry in families}) == len(families)
     with pytest.raises(UserError, match=r"zoo.support: 'cgnet_fcn_4xb4-60k_cityscapes-680' is not a .*close: cgnet_"):
         plan(zoo={"support": ["cgnet_fcn_4xb4-60k_cityscapes-680"]})
+
+
+SLIDE_769 = {"name": "slide769", "config": "deeplabv3_r50-d8_4xb2-80k_cityscapes-769x769", "checkpoint": ""}
+
+
+def test_without_an_input_shape_each_model_runs_at_its_test_pipelines_size():
+    """model.input_shape unset: the images are Cityscapes' 1024x2048; the 769x769 config runs at 1025x2049 (its
+    test pipeline's Resize), the guide's model at the image's size (no flag, no resize in its graph). The test
+    size goes to the export, verify and pytorch flags and to what result.json records."""
+    planned = plan(matrix={"models": [SLIDE_769], "variants": ["pytorch-fp32"]})
+    assert planned.input_shape == (1024, 2048) and planned.config["model"]["input_shape"] == [1024, 2048]
+    assert planned.test_shape("deeplabv3") is None and planned.test_shape("slide769") == (1025, 2049)
+    assert planned.model_settings("slide769")["model"]["test_shape"] == [1025, 2049]
+    assert planned.run_config(Cell("slide769", VARIANTS["pytorch-fp32"]))["model"]["test_shape"] == [1025, 2049]
+    from deeplabv3_pipeline.backends import backend_flags
+
+    assert "--test-shape 1025 2049" in " ".join(backend_flags("pytorch", planned.model_settings("slide769")))
+    # a given input_shape: every model runs at exactly that size; a given test_shape: every model at that one
+    given = plan(model={"input_shape": [64, 128]}, matrix={"models": [SLIDE_769]})
+    assert given.input_shape == (64, 128) and given.test_shape("slide769") is None
+    both = plan(model={"input_shape": [64, 128], "test_shape": [65, 129]}, matrix={"models": [SLIDE_769]})
+    assert both.test_shape("deeplabv3") == both.test_shape("slide769") == (65, 129)

@@ -37,5 +37,5 @@ def open_model(model: Path, precision: str, threads: int, options: Options) -> P
     why = "the checkpoint holds weights only"
     model_config = require_option(options, "model_config", "pytorch", why)
     input_shape = require_option(options, "input_shape", "pytorch", why)
-    mode = InferenceModeOptions(options.test_mode, options.crop_size, options.stride)
+    mode = InferenceModeOptions(options.test_mode, options.crop_size, options.stride, options.test_shape)
     return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision, mode_options=mode)
