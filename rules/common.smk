@@ -540,37 +540,8 @@ def get_matrix_predictions():
 
 
 def get_support_args():
-    """zoo_support's --entry MODEL ENTRY FAMILY, --refused MODEL REASON (PLAN.support, PLAN.refused), and
-    --atc MODEL SOC COMMAND: the ATC command each accepted entry's .om would be made with (rule atc, fp16,
-    per ascend.soc_versions), and --opset."""
-    args = [
-        arg
-        for entry in PLAN.support
-        for arg in ("--entry", entry.model, entry.entry, entry.family)
-    ]
-    args += [
-        arg for model, reason in PLAN.refused for arg in ("--refused", model, reason)
-    ]
-    refused = dict(PLAN.refused)
-    for entry in (entry for entry in PLAN.support if entry.model not in refused):
-        for soc in config["ascend"]["soc_versions"]:
-            command = atc_command(
-                Path(artifacts.fill(artifacts.SIMPLIFY_ONNX.output, model=entry.model)),
-                Path(
-                    artifacts.fill(
-                        artifacts.ATC.output,
-                        model=entry.model,
-                        precision="fp16",
-                        soc=soc,
-                    )
-                ),
-                soc,
-                INPUT_SHAPE,
-                "fp16",
-                config["ascend"]["atc_args"],
-            )
-            args += ["--atc", entry.model, soc, shlex.join(command)]
-    return shlex.join(args + ["--opset", str(config["model"]["opset"])])
+    """zoo_support's --entry, --refused, --atc and --opset (PLAN.support_args)."""
+    return shlex.join(PLAN.support_args())
 
 
 # ---------------------------------------------------------------- report (rules/report.smk)

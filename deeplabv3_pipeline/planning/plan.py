@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -320,6 +321,23 @@ class Plan:
             "test_shape": list(test_shape) if test_shape else None,
         }
         return {**self.config, "model": {**self.config["model"], **entry}}
+
+    def support_args(self) -> list[str]:
+        """The arguments of rule zoo_support's ``scripts/zoo.py support``: ``--entry MODEL ENTRY FAMILY`` per
+        zoo.support entry, ``--refused MODEL REASON`` per refused one, ``--atc MODEL SOC COMMAND`` per accepted
+        entry and ascend.soc_versions (the command rule atc would make its fp16 .om with), ``--opset``."""
+        from deeplabv3_pipeline.backends.ascend.atc import atc_command
+
+        args = [arg for entry in self.support for arg in ("--entry", entry.model, entry.entry, entry.family)]
+        args += [arg for model, reason in self.refused for arg in ("--refused", model, reason)]
+        refused, ascend = dict(self.refused), self.config["ascend"]
+        for entry in (entry for entry in self.support if entry.model not in refused):
+            for soc in ascend["soc_versions"]:
+                om = artifacts.fill(artifacts.ATC.output, model=entry.model, precision="fp16", soc=soc)
+                onnx = self.sim_model(entry.model)
+                command = atc_command(Path(onnx), Path(om), soc, self.input_shape, "fp16", ascend["atc_args"])
+                args += ["--atc", entry.model, soc, shlex.join(command)]
+        return [*args, "--opset", str(self.config["model"]["opset"])]
 
     def model_steps(self, cell: Cell) -> list[Step]:
         """The steps that make the model ``cell`` runs, with its model's name filled in."""

@@ -300,6 +300,17 @@ def test_zoo_support_entries_join_the_matrix_and_refused_ones_get_no_cells():
     assert not any(cell.model == names[0] for cell in kept.matrix_cells)
     assert kept.refused == ((names[0], "it needs the mmdet package"),) and kept.support == planned.support
     assert planned.without({}) is planned
+    # the support table's arguments: both entries, the refused one's reason, the ATC command of the other's .om
+    args = kept.support_args()
+    assert args[:8] == ["--entry", names[0], CGNET, "cgnet", "--entry", names[1], ERFNET, "erfnet"]
+    assert args[8:11] == ["--refused", names[0], "it needs the mmdet package"]
+    (atc,) = [args[index + 1 : index + 4] for index, arg in enumerate(args) if arg == "--atc"]
+    assert atc[:2] == [names[1], "Ascend310P3"] and atc[2].startswith(
+        f"atc --framework=5 --model=results/models/{names[1]}/{names[1]}_sim_bs1.onnx"
+        f" --output=results/models/{names[1]}/fp16/{names[1]}_bs1_Ascend310P3 --input_format=NCHW"
+        " --input_shape=input:1,3,1024,2048"
+    )
+    assert args[-2:] == ["--opset", "11"]
 
 
 def test_zoo_support_families_is_one_model_per_family_and_bad_names_are_errors():
