@@ -194,3 +194,22 @@ def test_zoo_support_plans_the_entries_that_run_and_names_why_the_others_cannot(
     ran = re.findall(r"^rule (\w+):", planned, flags=re.MULTILINE)
     assert "infer_zoo_cgnet_fcn_4xb4_60k_cityscapes_680x680_onnxruntime_fp32" in ran and "zoo_support" in ran
     assert not [rule for rule in ran if "psanet" in rule]
+
+
+@pytest.mark.slow
+def test_the_support_table_of_a_zoo_entry_run_end_to_end(tiny_run, tmp_path):
+    """A model-zoo entry by its name, run for real at 64x128: CGNet's random checkpoint, export, verify,
+    simplify and cells, then results/zoo/support.md with its agreement and ATC column."""
+    cgnet = "cgnet_fcn_4xb4-60k_cityscapes-680x680"
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    variants = ["pytorch-fp32", "onnxruntime-fp32"]
+    write_config(workdir, merged(TINY, {"zoo": {"support": [cgnet]}, "matrix": {"variants": variants}}))
+    snakemake(workdir, "results/zoo/support.md")
+    table = (workdir / "results" / "zoo" / "support.md").read_text().splitlines()
+    header = "| family | entry (model.config) | runs here | onnxruntime-fp32 agreement | ATC Ascend310P3 fp16 |"
+    assert table[0] == header
+    row = re.fullmatch(rf"\| cgnet \| {cgnet} \| yes \| (\S+) \| planned \|", table[2])
+    assert row and float(row.group(1)) >= 0.999  # the same model in two runtimes, fp32
+    (entry,) = json.loads((workdir / "results" / "zoo" / "support.json").read_text())["entries"]
+    assert entry["pixel_agreement"]["onnxruntime-fp32"] >= 0.999 and "Ascend310P3" in entry["atc_commands"]
+    assert (workdir / "results" / "models" / f"zoo-{cgnet}" / f"zoo-{cgnet}_verify.json").is_file()
