@@ -168,7 +168,8 @@ def model_job_resources(stage):
         return lambda wildcards: job_resources(
             MODELS_RUN.footprints[wildcards.model],
             stage,
-            INPUT_SHAPE,
+            PLAN.test_shape(wildcards.model)
+            or INPUT_SHAPE,  # the size the graph runs at
             config["resources"]["export_onnx"],
         )[key]
 
@@ -354,8 +355,9 @@ def get_model_config(wildcards):
 
 
 def get_test_mode_args(wildcards):
-    """--test-mode/--crop-size/--stride of export and verify: what the config sets over the mmseg
-    config's test_cfg (nothing: the mmseg config's own mode)."""
+    """--test-mode/--crop-size/--stride/--test-shape of export and verify: what the config sets over the
+    mmseg config's test_cfg, and the model's test size (PLAN.test_shape; nothing: the config's own mode at
+    the input's size)."""
     settings = from_config(InferenceModeOptions, PLAN.model_settings(wildcards.model))
     return shlex.join(to_flags(settings))
 

@@ -71,10 +71,10 @@ def enforce_min_agreement(
     minimum: float,
     outputs: Sequence[Path],
     what: str,
-    report: Path,
+    record: Path,
     advice: str = "",
 ) -> None:
-    """The gate of ``--min-agreement``: below it the outputs are removed (the report stays, to look into)
+    """The gate of ``--min-agreement``: below it the outputs are removed (the record stays, to look into)
     and a UserError says ``what`` agreed how much; no check (``agreement`` None or empty) passes."""
     if not agreement or agreement["mean"] >= minimum:
         return
@@ -82,5 +82,5 @@ def enforce_min_agreement(
         path.unlink(missing_ok=True)
     raise UserError(
         f"{what} on {agreement['mean']:.4%} of pixels, below --min-agreement {minimum:.4%}; "
-        f"{' and '.join(map(str, outputs))} removed (report: {report}){'. ' + advice if advice else ''}"
+        f"{' and '.join(map(str, outputs))} removed (record: {record}){'. ' + advice if advice else ''}"
     )

@@ -208,7 +208,8 @@ def cached_value(cache: Path, key: str, compute: Callable[[], Any]) -> Any:
 
     cache.parent.mkdir(parents=True, exist_ok=True)
     kept.pop(key, None)
-    write_json(cache, dict(list({**kept, key: value}.items())[-100:]))  # the newest 100: old keys drop out
+    # the newest 1000: old keys drop out (zoo.support: all is 269 models, each checked by every parse)
+    write_json(cache, dict(list({**kept, key: value}.items())[-1000:]))
     return value
 
 

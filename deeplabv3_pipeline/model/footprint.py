@@ -25,6 +25,9 @@ from typing import Any
 
 MIB = 2**20
 
+# The fields of Footprint, in the start check's cache key: a change of them measures every model again
+FOOTPRINT_FORMAT = 1
+
 # The jobs sized by the model, and the config `resources` section each one's explicit numbers come from.
 SIZED_STAGES = ("export_onnx", "verify_onnx", "simplify_onnx")
 
@@ -52,8 +55,12 @@ class Footprint:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> Footprint:
-        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+    def from_json(cls, record: Any) -> Footprint | None:
+        """The footprint a cache kept, or None where it is not one (an older version's entry)."""
+        try:
+            return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+        except (KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)

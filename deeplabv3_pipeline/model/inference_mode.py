@@ -100,6 +100,13 @@ def rescaled_shape(image_shape: tuple[int, int], step: Mapping[str, Any]) -> tup
     ratio or not, or its ``scale_factor``), with mmcv's arithmetic (``mmcv.image.rescale_size``: the
     largest size within the scale, each side rounded half up)."""
     height, width = image_shape
+    if isinstance(step.get("scale"), int):  # mmcv: an int scale is (scale, scale)
+        step = {**step, "scale": (step["scale"], step["scale"])}
+    if isinstance(step.get("scale_factor"), (tuple, list)):
+        raise UserError(
+            f"a test pipeline Resize with per-side scale_factor {step['scale_factor']} is not supported: "
+            "set model.test_shape (or model.input_shape) to the size the model runs at"
+        )
     if step.get("scale") is not None:
         scale_w, scale_h = step["scale"]
         if not step.get("keep_ratio", False):

@@ -18,7 +18,7 @@ from deeplabv3_pipeline.evaluation.provenance import (
     fingerprint,
     user_cache_dir,
 )
-from deeplabv3_pipeline.model.footprint import Footprint
+from deeplabv3_pipeline.model.footprint import FOOTPRINT_FORMAT, Footprint
 from deeplabv3_pipeline.model.zoo import resolve_config
 from deeplabv3_pipeline.planning.plan import Plan
 
@@ -86,8 +86,12 @@ def check_models_run(plan: Plan, cache: Path | None = None) -> ModelsRun:
             key = f"{fingerprint([config_file])} {config_file} {versions}" + (
                 f" onnx opset {opset}" if exported else ""
             )
+            # a footprint in the key's format: an older version's entry is measured again
+            key += f" footprint {FOOTPRINT_FORMAT}"
             measured = cached_value(cache, key, partial(_footprint_json, model.config, opset if exported else None))
-            footprints[model.name] = Footprint.from_json(measured)
+            footprints[model.name] = Footprint.from_json(measured) or Footprint.from_json(
+                _footprint_json(model.config, opset if exported else None)
+            )
         except UserError as error:
             if model.name not in support:
                 raise UserError(f"model {model.name}: {error}") from None

@@ -82,7 +82,7 @@ def support_table(
     Markdown rows and JSON records. An entry in ``refused`` ({model: why}) has no cells: its row says why.
     ``atc`` ({model: {soc_version: command}}): the ATC command the workflow plans for each accepted entry
     (an .om per soc_version, fp16), a column per soc_version; planned, not run (ATC needs CANN). ``opset``:
-    the run's model.opset; above the guide's 11 the column says so (ATC's opset support is CANN's)."""
+    the run's model.opset; another than the guide's 11, the column says so (ATC's opset support is CANN's)."""
     atc = atc or {}
     reference = matrix["reference"]
     variants = list(dict.fromkeys(row["variant"] for row in matrix["rows"] if row["variant"] != reference))

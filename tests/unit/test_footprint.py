@@ -79,3 +79,4 @@ def test_a_footprint_survives_its_json_cache():
     model = footprint(260.06, 4.0, seconds=0.98)
     assert Footprint.from_json(model.to_json()) == model
     assert Footprint.from_json({**model.to_json(), "added_later": 1}) == model
+    assert Footprint.from_json({"weight_mb": 260.0}) is None and Footprint.from_json([]) is None  # an older entry

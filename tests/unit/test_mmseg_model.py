@@ -136,6 +136,11 @@ def test_the_test_size_is_the_test_pipelines_with_mmcvs_arithmetic():
         width, height = rescale_size((shape[1], shape[0]), 0.75)
         assert rescaled_shape(shape, {"scale_factor": 0.75}) == (height, width)
     assert rescaled_shape((64, 128), {"scale": (100, 50), "keep_ratio": False}) == (50, 100)
+    assert rescaled_shape((64, 128), {"scale": 96, "keep_ratio": True}) == rescaled_shape(
+        (64, 128), {"scale": (96, 96), "keep_ratio": True}
+    )  # mmcv: an int scale is (scale, scale)
+    with pytest.raises(UserError, match="per-side scale_factor"):
+        rescaled_shape((64, 128), {"scale_factor": (0.5, 0.75)})
 
 
 def test_at_another_test_size_the_logits_equal_mmsegs_predict_and_the_classes_its_pipeline(checkpoint):
