@@ -207,7 +207,6 @@ def cached_value(cache: Path, key: str, compute: Callable[[], Any]) -> Any:
     from deeplabv3_pipeline.io.binio import write_json
 
     cache.parent.mkdir(parents=True, exist_ok=True)
-    kept.pop(key, None)
     # the newest 1000: old keys drop out (zoo.support: all is 269 models, each checked by every parse)
     write_json(cache, dict(list({**kept, key: value}.items())[-1000:]))
     return value

@@ -28,7 +28,7 @@ MIB = 2**20
 # The fields of Footprint, in the start check's cache key: a change of them measures every model again
 FOOTPRINT_FORMAT = 1
 
-# The jobs sized by the model, and the config `resources` section each one's explicit numbers come from.
+# The jobs sized by the model (config `resources.export_onnx` gives numbers for all three instead).
 SIZED_STAGES = ("export_onnx", "verify_onnx", "simplify_onnx")
 
 

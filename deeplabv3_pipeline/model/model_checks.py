@@ -88,9 +88,10 @@ def check_models_run(plan: Plan, cache: Path | None = None) -> ModelsRun:
             )
             # a footprint in the key's format: an older version's entry is measured again
             key += f" footprint {FOOTPRINT_FORMAT}"
-            measured = cached_value(cache, key, partial(_footprint_json, model.config, opset if exported else None))
-            footprints[model.name] = Footprint.from_json(measured) or Footprint.from_json(
-                _footprint_json(model.config, opset if exported else None)
+            measure = partial(_footprint_json, model.config, opset if exported else None)
+            # an entry damaged by hand is not a footprint: measured again
+            footprints[model.name] = Footprint.from_json(cached_value(cache, key, measure)) or Footprint.from_json(
+                measure()
             )
         except UserError as error:
             if model.name not in support:
