@@ -37,7 +37,16 @@ from deeplabv3_pipeline.errors import (
     check_no_wildcard_braces,
     recompute_hint,
 )  # noqa: E402
-from deeplabv3_pipeline.report.headline import headline  # noqa: E402
+from deeplabv3_pipeline.report.headline import cell_line, headline  # noqa: E402
+from deeplabv3_pipeline.config_check import check_config  # noqa: E402
+from deeplabv3_pipeline.planning.keys import shape_text  # noqa: E402
+from deeplabv3_pipeline.report.stamp import (
+    STAMP_FILE,
+    Stamp,
+    combined,
+    config_digest,
+    stamp_problem,
+)  # noqa: E402
 from deeplabv3_pipeline.model.model_checks import (
     check_checkpoints_fit,
     check_models_run,
@@ -64,6 +73,12 @@ for old_key, new_key in (("compare", "matrix (variants, reference)"),):
         raise WorkflowError(
             f"error: config key {old_key} is gone: use {new_key} (README, 'The validation matrix')"
         )
+# One line for a bad key or value (the closest valid key, the expected form and an example), before
+# Snakemake's own check, which prints the whole schema; that one still runs, to fill in the defaults.
+try:
+    check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+except UserError as error:
+    raise WorkflowError(f"error: {error}") from None
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -260,10 +275,25 @@ def check_backend_tools():
 
 
 def print_result_summary():
-    """At the end of a successful run: the headline figures of results/result.json."""
-    path = Path("results/result.json")
-    if path.is_file():
-        print(f"{path}: {headline(json.loads(path.read_text()))}", file=sys.stderr)
+    """At the end of a successful run: the headline of each result this run made or found up to date (the
+    results in its DAG: results/result.json, the cells'), so never a file on disk that this config did not
+    make (a result.json of another config that this run neither asked for nor checked)."""
+    in_run = {str(path) for job in workflow.dag.jobs for path in job.output}
+    published = "results/result.json"
+    lines = []
+    if published in in_run:
+        lines.append(f"{published}: {headline(json.loads(Path(published).read_text()))}")
+    cells = [
+        PLAN.result(cell)
+        for cell in PLAN.cells
+        if PLAN.result(cell) in in_run and (published not in in_run or cell != CELL)
+    ]
+    for path in cells:
+        lines.append(f"{path}: {cell_line(json.loads(Path(path).read_text()))}")
+    if cells and (DEMO_DATA or DEMO_MODELS):
+        lines.append("SYNTHETIC inputs: these mIoUs say nothing about the models")
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
 
 
 def get_extra_targets():
@@ -554,17 +584,65 @@ def get_report_benchmarks():
     return [step.benchmark for step in PLAN.run_steps(get_extra_targets())]
 
 
+REPORT_FIGURES = [
+    "per_class_iou.png",
+    "confusion_matrix.png",
+    "examples.png",
+    "runtimes.png",
+    "summary.html",
+    "summary.md",
+    STAMP_FILE,  # written last: what they were made for (report/stamp.py)
+]
+
+
+def get_report_figure(name):
+    """One of the configured cell's report files, in its cell's folder (PLAN.report_folder)."""
+    return f"{PLAN.report_folder(CELL)}/{name}"
+
+
 def get_report_figures():
     """The report's figures of the configured cell's result (rule report_figures)."""
-    names = [
-        "per_class_iou.png",
-        "confusion_matrix.png",
-        "examples.png",
-        "runtimes.png",
-        "summary.html",
-        "summary.md",
-    ]
-    return [f"results/report/{name}" for name in names]
+    return [get_report_figure(name) for name in REPORT_FIGURES]
+
+
+def expected_stamp(cell):
+    """What this config's figures and tables of ``cell`` are stamped with (report/stamp.py)."""
+    return Stamp(
+        (cell.name,),
+        PLAN.data,
+        shape_text(INPUT_SHAPE),
+        config_digest(json.loads(get_run_config_json(cell))),
+    )
+
+
+def get_matrix_stamp():
+    """What this config's matrix (matrix.json, .md, matrix.png) is stamped with: its cells, in order."""
+    return combined(map(expected_stamp, PLAN.matrix_cells))
+
+
+def get_stamp_labels(labels, stamp_file, expected, command):
+    """report()'s labels as a function that `snakemake --report` calls as it packs the file: ``labels``
+    and what the part was made for (``expected``, checked against ``stamp_file``). A part made for another
+    config than this one, or missing, stops the report with the ``command`` that brings it up to date
+    (Snakemake packs the files it finds without checking that they are current)."""
+
+    def labels_with_stamp(wildcards):
+        problem = stamp_problem(Path(stamp_file), expected, command)
+        if problem:
+            raise WorkflowError(f"error: {problem}")
+        return {**labels, "made for": expected.text().removeprefix("made for ")}
+
+    return labels_with_stamp
+
+
+def get_report_labels(figure):
+    """The labels of one of the configured cell's report figures, its stamp among them."""
+    return get_stamp_labels(
+        {"figure": figure, "cell": CELL.name},
+        get_report_figure(STAMP_FILE),
+        expected_stamp(CELL),
+        "snakemake --cores all results/result.json",
+    )
 
 
 def get_report_folder(wildcards, output):

@@ -86,7 +86,12 @@ rule matrix:
             "results/report/matrix.png",
             caption="../report/matrix.rst",
             category="Matrix",
-            labels={"figure": "validation matrix"},
+            labels=get_stamp_labels(
+                {"figure": "validation matrix"},
+                artifacts.MATRIX.output,
+                get_matrix_stamp(),
+                "snakemake --cores all results/matrix.json",
+            ),
         ),
     log:
         artifacts.MATRIX.log,

@@ -1,5 +1,6 @@
-# Report: figures and tables of the configured cell's result under results/report/ (the default
-# target builds them; matrix.png comes with results/matrix.json, rule matrix).
+# Report: figures and tables of the configured cell's result under results/report/{data}/{model}/{variant}/
+# (PLAN.report_folder: keyed as the cell; the default target builds them; matrix.png comes with
+# results/matrix.json, rule matrix).
 # `snakemake --report results/report.html` shows them with the captions of report/*.rst.
 
 
@@ -15,36 +16,37 @@ rule report_figures:
         benchmarks=get_report_benchmarks(),
     output:
         per_class=report(
-            "results/report/per_class_iou.png",
+            get_report_figure("per_class_iou.png"),
             caption="../report/per_class_iou.rst",
             category="Accuracy",
-            labels={"figure": "per-class IoU", "cell": CELL.name},
+            labels=get_report_labels("per-class IoU"),
         ),
         confusion=report(
-            "results/report/confusion_matrix.png",
+            get_report_figure("confusion_matrix.png"),
             caption="../report/confusion_matrix.rst",
             category="Accuracy",
-            labels={"figure": "confusion matrix", "cell": CELL.name},
+            labels=get_report_labels("confusion matrix"),
         ),
         summary=report(
-            "results/report/summary.html",
+            get_report_figure("summary.html"),
             caption="../report/summary.rst",
             category="Accuracy",
-            labels={"figure": "summary table", "cell": CELL.name},
+            labels=get_report_labels("summary table"),
         ),
         examples=report(
-            "results/report/examples.png",
+            get_report_figure("examples.png"),
             caption="../report/examples.rst",
             category="Examples",
-            labels={"figure": "lowest and highest mIoU frames", "cell": CELL.name},
+            labels=get_report_labels("lowest and highest mIoU frames"),
         ),
         runtimes=report(
-            "results/report/runtimes.png",
+            get_report_figure("runtimes.png"),
             caption="../report/runtimes.rst",
             category="Runtime",
-            labels={"figure": "time and memory per job", "cell": CELL.name},
+            labels=get_report_labels("time and memory per job"),
         ),
-        markdown="results/report/summary.md",
+        markdown=get_report_figure("summary.md"),
+        stamp=get_report_figure(STAMP_FILE),
     log:
         artifacts.REPORT_FIGURES.log,
     benchmark:

@@ -84,12 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.update(run.extra)
     summary.update(inference_precision=backend.inference_precision, precision_evidence=backend.precision_evidence)
     write_json(summary_path, summary)
+    # printed rounded as the tables are (summary.json keeps the full figures)
+    mean_ms, throughput = summary["compute_time"].get("mean"), summary.get("throughput")
     LOG.info(
-        "%d images at %s, compute %s ms/image (%s images/s), end to end %.2f images/s",
+        "%d images at %s, compute %s ms/image (%s images/s), end to end %.3f images/s",
         summary["num_images"],
         summary["inference_precision"],
-        summary["compute_time"].get("mean"),
-        summary.get("throughput"),
+        "n/a" if mean_ms is None else f"{mean_ms:.1f}",
+        "n/a" if throughput is None else f"{throughput:.3f}",
         summary["end_to_end"]["images_per_s"],
     )
     return 0

@@ -7,7 +7,8 @@
 Reads each cell's ``result.json`` (scripts/evaluate.py) and the prediction files it records it
 evaluated; compares each cell with the reference variant of its model frame by frame (pixel
 agreement, overall and worst frame) and with the mIoU mmseg publishes for its config. Writes
-``<output>.json`` (``{"rows": [...]}``, with per-image agreement), ``<output>.csv`` and ``<output>.md``,
+``<output>.json`` (``{"rows": [...]}``, with per-image agreement, and the ``stamp`` of the cells and
+configs it shows: deeplabv3_pipeline/report/stamp.py), ``<output>.csv`` and ``<output>.md``,
 and prints the table. Cells evaluated on other frames than their reference are an error.
 """
 
@@ -23,6 +24,7 @@ from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_json, write_text
 from deeplabv3_pipeline.model.zoo import published_miou
 from deeplabv3_pipeline.report.matrix import csv_text, markdown, matrix_rows, synthetic_note
+from deeplabv3_pipeline.report.stamp import combined, result_stamp
 
 
 def load_result(path: Path) -> dict:
@@ -45,9 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = matrix_rows(results, args.reference, published_miou)
     note = synthetic_note(rows)
     table = markdown(rows)
-    write_json(args.output.with_suffix(".json"), {"reference": args.reference, "note": note, "rows": rows})
+    stamps = [result_stamp(result) for result in results.values()]
+    stamp = combined(stamps) if all(stamps) else None  # (results made by hand record no config)
+    made_for = f"_{stamp.sentence()}_\n\n" if stamp else ""
+    matrix = {"reference": args.reference, "note": note, "rows": rows}
+    write_json(args.output.with_suffix(".json"), matrix | ({"stamp": stamp.to_json()} if stamp else {}))
     write_text(args.output.with_suffix(".csv"), csv_text(rows))
-    write_text(args.output.with_suffix(".md"), (f"**{note}**\n\n" if note else "") + table + "\n")
+    write_text(args.output.with_suffix(".md"), made_for + (f"**{note}**\n\n" if note else "") + table + "\n")
     print(table)
     return 0
 

@@ -28,10 +28,20 @@ SHAPE = [64, 128]
 # README tests of the default config.
 TINY_MODEL = "deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024"  # published mIoU 76.70 (mmseg's metafile)
 TINY = {"model": {"input_shape": SHAPE, "config": TINY_MODEL}, "demo": {"images": 3}, "threads": 2}
-DEMO_DATA = Path("demo") / "val"  # results/prep_dataset/<dataset>/<split>, results/infer/<dataset>/<split>/...
-SIM_MODEL_PATH = "results/models/deeplabv3/deeplabv3_sim_bs1.onnx"
-EXPORT_PATH = "results/models/deeplabv3/deeplabv3.onnx"
-DEMO_CHECKPOINT_PATH = "results/demo/checkpoints/deeplabv3.pth"
+# A size other than Cityscapes' keys the per-frame folders and the models (plan.data_tag, plan.model_tag).
+TAG = "@64x128"
+
+
+def key(model: str) -> str:
+    """A model's key at the tests' size: its folder, file and cell name (``deeplabv3@64x128``)."""
+    return model + TAG
+
+
+DEMO_DATA = Path("demo") / f"val{TAG}"  # results/prep_dataset/<dataset>/<split>@<size>, results/infer/...
+TINY_KEY = key("deeplabv3")
+SIM_MODEL_PATH = f"results/models/{TINY_KEY}/{TINY_KEY}_sim_bs1.onnx"
+EXPORT_PATH = f"results/models/{TINY_KEY}/{TINY_KEY}.onnx"
+DEMO_CHECKPOINT_PATH = f"results/demo/checkpoints/{TINY_KEY}.pth"
 # the 2-model x 3-variant matrix of the tests (tiny shapes): PSPNet's pooling bins do not divide its
 # 8x16 feature map, so its export is checked where the naive one would differ
 PSPNET = {"name": "pspnet", "config": "pspnet_r18-d8_4xb2-80k_cityscapes-512x1024", "checkpoint": ""}  # 74.87
@@ -41,12 +51,12 @@ MATRIX = {"models": [PSPNET], "variants": ["pytorch-fp32", "onnxruntime-fp32", "
 CELL_STAGES = ("infer", "gather_summaries", "evaluate")
 
 
-def infer_dir(variant: str = "onnxruntime-fp32", model: str = "deeplabv3", data: Path = DEMO_DATA) -> Path:
+def infer_dir(variant: str = "onnxruntime-fp32", model: str = TINY_KEY, data: Path = DEMO_DATA) -> Path:
     """A cell's prediction folder, relative to the workdir."""
     return Path("results") / "infer" / data / model / variant
 
 
-def cell_result(variant: str = "onnxruntime-fp32", model: str = "deeplabv3", data: Path = DEMO_DATA) -> Path:
+def cell_result(variant: str = "onnxruntime-fp32", model: str = TINY_KEY, data: Path = DEMO_DATA) -> Path:
     """A cell's result.json, relative to the workdir."""
     return Path("results") / "cells" / data / model / variant / "result.json"
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.options import option
+from deeplabv3_pipeline.planning.keys import CITYSCAPES_SHAPE
 
 MODES = ("whole", "slide")
 
@@ -90,9 +91,6 @@ def inference_mode(test_cfg: Mapping[str, Any] | None, options: InferenceModeOpt
         test_shape=_pair(options.test_shape),
     )
 
-
-# The size of a Cityscapes frame (H, W): the images' size where model.input_shape is unset
-CITYSCAPES_SHAPE = (1024, 2048)
 
 
 def rescaled_shape(image_shape: tuple[int, int], step: Mapping[str, Any]) -> tuple[int, int]:

@@ -5,6 +5,9 @@ model (seconds), so its passes are kept (provenance.cached_check) under a key of
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,14 +27,32 @@ from deeplabv3_pipeline.planning.plan import Plan
 
 # Checkpoints that fitted their config, by the file's fingerprint: a fact of this folder's inputs.
 FIT_CACHE = Path(".snakemake/deeplabv3/checkpoints_that_fit.json")
+# The libraries a check builds, loads and exports models with: their warnings (mmseg's and mmengine's
+# deprecations of their own API, torch's exporter) are about their code, nothing a user of the workflow can act on.
+LIBRARY_MODULES = ("mmseg", "mmengine", "mmcv", "torch", "torchvision", "onnx", "onnxruntime")
+
+
+@contextlib.contextmanager
+def quiet_library_warnings() -> Iterator[None]:
+    """While it lasts, the libraries' warnings (any category, from :data:`LIBRARY_MODULES`) and torch's
+    ``TracerWarning`` (which names the traced line, ours or mmseg's) are not shown: a start check's
+    model would otherwise print them before the run's banner. Other warnings are shown as before; the
+    filters are restored on exit. Imports torch (only where a check runs a model)."""
+    from torch.jit import TracerWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=rf"(?:{'|'.join(LIBRARY_MODULES)})(?:\.|$)")
+        warnings.filterwarnings("ignore", category=TracerWarning)
+        yield
 
 
 def _mmseg_check(name: str, *args: object) -> Any:
     """mmseg_model's check ``name``, imported when a check runs: importing it imports torch (seconds),
-    which a parse whose checks all passed before never needs."""
-    from deeplabv3_pipeline.model import mmseg_model
+    which a parse whose checks all passed before never needs. The libraries' warnings are not shown."""
+    with quiet_library_warnings():
+        from deeplabv3_pipeline.model import mmseg_model
 
-    return getattr(mmseg_model, name)(*args)
+        return getattr(mmseg_model, name)(*args)
 
 
 def _footprint_json(config: str, opset: int | None) -> dict[str, Any]:

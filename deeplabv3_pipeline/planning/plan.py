@@ -4,9 +4,11 @@ variant) and the path of every per-frame, per-model and per-cell file, each spel
 ``rules/common.smk`` builds one :class:`Plan` from the config and its ``get_*`` functions read it; the
 plan is plain data with no Snakemake in it, so it is unit-tested without a dry run (tests/unit/test_plan.py).
 
-Every path is keyed by exactly what it depends on: a model's files by its name (and precision or soc
-where they apply), predictions and results by data x model x variant. No two cells share a file, so
-switching between cells (another backend, precision, model or dataset) finds the earlier one's files.
+Every path is keyed by exactly what it depends on: a model's files by its key (its name, and the graph
+settings that differ from the defaults: :func:`model_tag`; precision or soc where they apply), per-frame
+files by the data (dataset, split and, where it is not Cityscapes', the image size: :func:`data_tag`),
+predictions and results by data x model x variant. No two cells share a file, so switching between
+configs (another size, backend, precision, model or dataset) and back finds the earlier one's files.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from deeplabv3_pipeline.model.zoo import (
 )
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
+from deeplabv3_pipeline.planning.keys import data_tag, given_name, model_tag
 from deeplabv3_pipeline.planning.variants import Variant, check_config_names, configured_variant, get_variant
 
 DEMO_ROOT = Path("results/demo/cityscapes")
@@ -54,7 +57,9 @@ VARIANT_SECTIONS = {"winograd": lambda variant: variant.winograd, "int8": lambda
 class Model:
     """One model of the run: ``model`` of the config, or an entry of ``matrix.models``."""
 
-    name: str  # names its files: results/models/<name>/<name>.onnx, ...
+    # its key: the config's name plus model_tag (``deeplabv3``, ``deeplabv3@64x128``); names its files
+    # (results/models/<key>/<key>.onnx, ...) and cells
+    name: str
     config: str  # an mmseg config name or file
     checkpoint: str  # as given: "" (a random one in the real format: the demo), a URL or a file
 
@@ -110,7 +115,8 @@ def models_of(config: Mapping) -> tuple[Model, ...]:
         except UserError as error:
             raise UserError(f"{where}.config: {error}") from None
         models[model.name] = model
-    return tuple(models.values())
+    tag = model_tag(config["model"])
+    return tuple(replace(model, name=model.name + tag) for model in models.values())
 
 
 @dataclass(frozen=True)
@@ -123,12 +129,14 @@ class SupportEntry:
 
 
 def support_of(config: Mapping) -> tuple[SupportEntry, ...]:
-    """The entries ``zoo.support`` names, each with the name of the model it becomes."""
+    """The entries ``zoo.support`` names, each with the key of the model it becomes."""
     choice = config.get("zoo", {}).get("support")
     entries = support_entries(choice)
+    tag = model_tag(config["model"])
     return tuple(
         SupportEntry(
-            f"zoo-{family_of(entry)}" if choice == "families" else "zoo-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry.name),
+            (f"zoo-{family_of(entry)}" if choice == "families" else "zoo-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry.name))
+            + tag,
             entry.name,
             family_of(entry),
         )
@@ -171,6 +179,7 @@ class Plan:
     test_size_from_pipeline: bool = False
     refused: tuple[tuple[str, str], ...] = ()  # (support model, why it cannot run here): no cells
     cache_dir: Path = Path("checkpoints")
+    size_tag: str = ""  # data_tag: what the per-frame folders' key adds for a non-default image size
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -179,7 +188,9 @@ class Plan:
         check_config_names(config)
         split = config["dataset"]["split"]
         demo = not config["dataset"]["root"]
-        root = DEMO_ROOT if demo else Path(config["dataset"]["root"])
+        size_tag = data_tag(config["model"])
+        # the demo draws its frames at the input size: one tree per size
+        root = DEMO_ROOT.with_name(DEMO_ROOT.name + size_tag) if demo else Path(config["dataset"]["root"])
         frames = tuple(demo_frames(config["demo"]["images"]) if demo else discover_frames(root, split))
         without = tuple(frame for frame in frames if demo or not frame.train_ids(root, split).exists())
         support = support_of(config)
@@ -206,6 +217,7 @@ class Plan:
             cache_dir=Path(config["model"]["cache_dir"]),
             support=support,
             test_size_from_pipeline=from_pipeline,
+            size_tag=size_tag,
             config=config,
         )
 
@@ -227,7 +239,9 @@ class Plan:
 
     @property
     def data(self) -> str:
-        return f"{self.dataset}/{self.split}"
+        """The per-frame files' key: ``<dataset>/<split>``, with the size tag where the images are not
+        Cityscapes' size (``demo/val@64x128``)."""
+        return f"{self.dataset}/{self.split}{self.size_tag}"
 
     @property
     def shards(self) -> list[int]:
@@ -394,6 +408,11 @@ class Plan:
         """The guide's ``aAcc: x`` / ``mIoU: y`` beside :meth:`result`."""
         return f"results/cells/{self.cell_folder(cell)}/result.txt"
 
+    def report_folder(self, cell: Cell) -> str:
+        """Where rule report_figures draws a cell's figures and tables: keyed as the cell, so that a figure
+        of another config (another size, model or variant) never stands in for this one's."""
+        return f"results/report/{self.cell_folder(cell)}"
+
     def step(self, step: Step, cell: Cell, **wildcards: object) -> Step:
         """A per-cell step (INFER, GATHER_SUMMARIES, EVALUATE) with the cell's keys filled in."""
         return step.format(data=self.data, model=cell.model, variant=cell.variant.name, **wildcards)
@@ -465,8 +484,9 @@ def rule_safe(text: str) -> str:
 
 
 def rule_name(stage: str, cell: Cell, shard: int | None = None) -> str:
-    """A per-cell rule's name: ``infer_<model>_<variant>[_shard<i>]`` (identifier characters only)."""
-    name = rule_safe(f"{stage}_{cell.model}_{cell.variant.name}")
+    """A per-cell rule's name: ``infer_<model>_<variant>[_shard<i>]`` (identifier characters only), by the
+    model's given name: within one config every model has the same tag, so the names stay unique."""
+    name = rule_safe(f"{stage}_{given_name(cell.model)}_{cell.variant.name}")
     return name if shard is None else f"{name}_shard{shard}"
 
 

@@ -24,8 +24,9 @@ from deeplabv3_pipeline.data.cityscapes import (
     frame_files,
 )
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.io.binio import read_bin, write_text
+from deeplabv3_pipeline.io.binio import read_bin, write_json, write_text
 from deeplabv3_pipeline.report.plots import plot_confusion_matrix, plot_examples, plot_per_class_iou, plot_runtimes
+from deeplabv3_pipeline.report.stamp import STAMP_FILE, result_stamp
 from deeplabv3_pipeline.report.summary import summary_html, summary_markdown, summary_title
 
 LOG = logging.getLogger("report")
@@ -143,18 +144,25 @@ def make_figures(
     prediction_files = frame_files(predictions, PREDICTION_SUFFIX, "prediction")
     shown = [read_example(frame, image_files, label_files, prediction_files) for frame, _ in frames]
     benchmarks = read_benchmarks(benchmark_files)
+    stamp = result_stamp(result)
+    made_for = stamp.sentence() if stamp else ""
     written = [
-        plot_per_class_iou(result, outdir / "per_class_iou.png"),
-        plot_confusion_matrix(result, outdir / "confusion_matrix.png"),
-        plot_examples(result, frames, shown, outdir / "examples.png"),
+        plot_per_class_iou(result, outdir / "per_class_iou.png", made_for),
+        plot_confusion_matrix(result, outdir / "confusion_matrix.png", made_for),
+        plot_examples(result, frames, shown, outdir / "examples.png", made_for),
         plot_runtimes(
-            benchmarks, outdir / "runtimes.png", f"Snakemake benchmark files of the run: {summary_title(result)}"
+            benchmarks,
+            outdir / "runtimes.png",
+            f"Snakemake benchmark files of the run: {summary_title(result)}",
+            made_for,
         ),
     ]
     for name, text in (
-        ("summary.md", summary_markdown(result, benchmarks)),
-        ("summary.html", summary_html(result, benchmarks)),
+        ("summary.md", summary_markdown(result, benchmarks, made_for)),
+        ("summary.html", summary_html(result, benchmarks, made_for)),
     ):
         write_text(outdir / name, text)
         written.append(outdir / name)
-    return written
+    # last: a stamp.json beside the figures says they are all there, and what they were made for
+    write_json(outdir / STAMP_FILE, stamp.to_json() if stamp else {})
+    return [*written, outdir / STAMP_FILE]

@@ -20,3 +20,11 @@ def headline(result: dict) -> str:
     if result.get("synthetic_inputs"):
         lines.append(f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model")
     return "\n".join(lines)
+
+
+def cell_line(result: dict) -> str:
+    """A cell's result.json as one line (the closing summary of a run of several cells)."""
+    cell = "/".join(filter(None, [result.get("model"), result.get("variant")])) or result.get("backend")
+    speed = (result.get("throughput") or {}).get("compute_images_per_s")
+    line = f"{cell} ({result['num_images']} images): mIoU {result['mIoU']}  aAcc {result['aAcc']}"
+    return line + (f"  {speed:.3f} images/s compute only" if speed else "")

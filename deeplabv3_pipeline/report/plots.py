@@ -22,6 +22,7 @@ from deeplabv3_pipeline.data.cityscapes import (
 )
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import write_atomic
+from deeplabv3_pipeline.report.stamp import Stamp
 from deeplabv3_pipeline.report.summary import (
     format_number,
     per_class_values,
@@ -58,7 +59,10 @@ def colorize(classes: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path, stamp: str = "") -> Path:
+    """Write the figure as a PNG, with its stamp (what it was made for: report/stamp.py) along the bottom."""
+    if stamp:
+        figure.text(0.002, 0.002, stamp, fontsize=7, color="dimgray", ha="left", va="bottom")
     buffer = io.BytesIO()
     figure.savefig(buffer, dpi=DPI, format="png")
     write_atomic(path, buffer.getvalue())
@@ -78,7 +82,7 @@ def add_synthetic_banner(figure: Figure, result: Mapping) -> None:
         )
 
 
-def plot_per_class_iou(result: Mapping, path: Path) -> Path:
+def plot_per_class_iou(result: Mapping, path: Path, stamp: str = "") -> Path:
     iou = per_class_values(result, "IoU")
     figure = Figure(figsize=(13, 6.2), layout="constrained")
     ax = figure.add_subplot()
@@ -109,10 +113,10 @@ def plot_per_class_iou(result: Mapping, path: Path) -> Path:
     ax.set_axisbelow(True)
     figure.legend(loc="outside lower center", ncols=4, fontsize=9, frameon=False)
     add_synthetic_banner(figure, result)
-    return save(figure, path)
+    return save(figure, path, stamp)
 
 
-def plot_confusion_matrix(result: Mapping, path: Path) -> Path:
+def plot_confusion_matrix(result: Mapping, path: Path, stamp: str = "") -> Path:
     percent = normalise_rows(result["confusion_matrix"]["counts"])
     figure = Figure(figsize=(11.5, 10), layout="constrained")
     ax = figure.add_subplot()
@@ -147,7 +151,7 @@ def plot_confusion_matrix(result: Mapping, path: Path) -> Path:
     colorbar = figure.colorbar(image, ax=ax, shrink=0.8)
     colorbar.set_label("share of the row's label pixels predicted as the column class (%)")
     add_synthetic_banner(figure, result)
-    return save(figure, path)
+    return save(figure, path, stamp)
 
 
 def plot_examples(
@@ -155,6 +159,7 @@ def plot_examples(
     frames: Sequence[tuple[str, str]],
     examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     path: Path,
+    stamp: str = "",
 ) -> Path:
     """One row per frame: image | ground truth | prediction (``examples`` as read_example returns them)."""
     height, width = examples[0][1].shape
@@ -193,10 +198,12 @@ def plot_examples(
         fontsize=12,
         color=SYNTHETIC_COLOUR if synthetic_note(result) else "black",
     )
-    return save(figure, path)
+    return save(figure, path, stamp)
 
 
-def plot_runtimes(benchmarks: Sequence[tuple[str, float, float]], path: Path, title: str) -> Path:
+def plot_runtimes(
+    benchmarks: Sequence[tuple[str, float, float]], path: Path, title: str, stamp: str = ""
+) -> Path:
     figure = Figure(figsize=(12, 1.6 + 0.42 * max(len(benchmarks), 1)), layout="constrained")
     time_ax, memory_ax = figure.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     if not benchmarks:
@@ -224,10 +231,10 @@ def plot_runtimes(benchmarks: Sequence[tuple[str, float, float]], path: Path, ti
         ax.grid(axis="x", alpha=0.3)
         ax.set_axisbelow(True)
     figure.suptitle(title)
-    return save(figure, path)
+    return save(figure, path, stamp)
 
 
-def plot_matrix(matrix: Mapping, path: Path) -> Path:
+def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.json's stamp
     """The matrix's cells side by side: mIoU delta to the model's reference, pixel disagreement, speed."""
     reference = matrix.get("reference", "?")
     rows: Sequence[Mapping] = matrix.get("rows") or []
@@ -304,4 +311,5 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:
     if matrix.get("note"):
         title += f"\n{matrix['note']}"
     figure.suptitle(title)
-    return save(figure, path)
+    stamp = Stamp.from_json(matrix["stamp"]).text() if matrix.get("stamp") else ""
+    return save(figure, path, stamp)

@@ -121,8 +121,9 @@ def runtime_rows(benchmarks: Sequence[tuple[str, float, float]]) -> tuple[list[s
     ]
 
 
-def summary_markdown(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = ()) -> str:
-    lines = [f"# {summary_title(result)}", ""]
+def summary_markdown(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = (), stamp: str = "") -> str:
+    """The summary table in Markdown; ``stamp``: what it was made for (report/stamp.py: Stamp.sentence), under the title."""
+    lines = [f"# {summary_title(result)}", ""] + ([f"_{stamp}_", ""] if stamp else [])
     if warning_text(result):
         lines += [f"> **{warning_text(result)}**", ""]
     lines += ["## Accuracy", "", *markdown_table(*metric_rows(result)), ""]
@@ -134,11 +135,12 @@ def summary_markdown(result: Mapping, benchmarks: Sequence[tuple[str, float, flo
     return "\n".join(lines)
 
 
-def summary_html(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = ()) -> str:
+def summary_html(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = (), stamp: str = "") -> str:
     warning = f'<p class="warning">{html.escape(warning_text(result))}</p>' if warning_text(result) else ""
+    made_for = f'<p class="stamp">{html.escape(stamp)}</p>' if stamp else ""
     return html_page(
         summary_title(result),
-        f"{warning}"
+        f"{made_for}{warning}"
         f"<h2>Accuracy</h2>{html_table(*metric_rows(result))}"
         "<p>References: the Ascend model-zoo guide (mIoU only; aAcc and mAcc are not published).</p>"
         f"<h2>Per class</h2>{html_table(*class_rows(result), swatches=PALETTE)}"

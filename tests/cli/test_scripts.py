@@ -1,6 +1,7 @@
 """Each stage's CLI, run as a user runs it, on the tiny synthetic dataset and random checkpoint."""
 
 import json
+import re
 import shutil
 
 import cv2
@@ -202,9 +203,12 @@ def test_infer_stops_when_the_model_cannot_run_the_precision_asked(onnx_models, 
 
 def test_infer_reads_exactly_the_files_given(onnx_models, prep_dir, tmp_path):
     chosen = sorted(prep_dir.glob("*.bin"))[:2]
-    run_infer("onnxruntime", onnx_models[1], chosen, tmp_path)
+    result = run_infer("onnxruntime", onnx_models[1], chosen, tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*_0.bin")) == [p.stem + "_0.bin" for p in chosen]
     assert json.loads((tmp_path / "summary.json").read_text())["num_images"] == 2
+    # its figures printed rounded as the tables are (ms to 0.1, images/s to 0.001)
+    printed = r"2 images at fp32, compute \d+\.\d ms/image \(\d+\.\d{3} images/s\), end to end \d+\.\d{3} images/s\n"
+    assert re.search(printed, result.stderr), result.stderr
 
 
 def test_evaluate_with_exact_files_ignores_what_else_the_folders_hold(predictions, demo_root, tmp_path):

@@ -167,3 +167,107 @@ def reads_own_section(name: str, spec, config: dict) -> bool:
             return True
         raise
     return False
+
+
+def config_with(**sections: object) -> dict:
+    """config.yaml with ``sections`` merged in (a dict into its section, anything else replacing the key)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in sections.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    return config
+
+
+TINY_CONFIG = "deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024"
+BAD_CONFIGS = {
+    "misspelt key": config_with(model={"input_shpae": [64, 128]}),
+    "misplaced key": config_with(input_shape=[64, 128]),
+    "unknown key": config_with(model={"xyzzy": 1}),
+    "shape as a string": config_with(model={"input_shape": "512x1024"}),
+    "shape too small": config_with(model={"input_shape": [16, 16]}),
+    "enum": config_with(precision="fp64"),
+    "nullable enum": config_with(model={"test_mode": "wole"}),
+    "missing in a list entry": config_with(
+        matrix={"models": [{"name": "r18", "config": TINY_CONFIG}, {"name": "r18b"}]}
+    ),
+    "pattern in a list entry": config_with(matrix={"models": [{"name": "r18 model", "config": TINY_CONFIG}]}),
+    "oneOf": config_with(resources={"export_onnx": {"mem_mb": 50, "runtime": "auto"}}),
+    "section not a mapping": config_with(model=None),
+}
+
+
+def problem(name: str) -> str:
+    from deeplabv3_pipeline.config_check import config_problem
+
+    message = config_problem(BAD_CONFIGS[name], SCHEMA)
+    assert message is not None, name
+    return message
+
+
+def test_the_default_config_has_no_problem_and_passes_the_check():
+    from deeplabv3_pipeline.config_check import check_config, config_problem
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert config_problem(config, SCHEMA) is None
+    assert config_problem({}, SCHEMA) is None  # every key has a default
+    check_config(config, REPO / "schemas" / "config.schema.yaml")
+
+
+def test_check_config_raises_a_user_error_of_the_problem():
+    from deeplabv3_pipeline.config_check import check_config
+    from deeplabv3_pipeline.errors import UserError
+
+    with pytest.raises(UserError, match=r"^config key model\.input_shpae is unknown"):
+        check_config(BAD_CONFIGS["misspelt key"], REPO / "schemas" / "config.schema.yaml")
+
+
+def test_a_misspelt_key_names_the_key_meant():
+    assert problem("misspelt key") == "config key model.input_shpae is unknown: did you mean model.input_shape?"
+
+
+def test_a_key_in_the_wrong_section_names_its_full_path():
+    assert problem("misplaced key") == "config key input_shape is unknown: did you mean model.input_shape?"
+
+
+def test_an_unknown_key_nothing_is_close_to_lists_its_sections_keys():
+    message = problem("unknown key")
+    assert message.startswith("config key model.xyzzy is unknown: the keys of model are name, config, ")
+    assert "input_shape" in message and "did you mean" not in message
+
+
+def test_a_shape_given_as_a_string_names_the_key_the_form_and_an_example():
+    message = problem("shape as a string")
+    assert message.startswith("config key model.input_shape is '512x1024': expected a list of two integers [H, W]")
+    assert "or null" in message and message.endswith("e.g. [1024, 2048]")
+    # an item out of bounds names the key, not the item, and the bound
+    assert problem("shape too small").startswith("config key model.input_shape is [16, 16]: ")
+    assert "at least 32" in problem("shape too small")
+
+
+def test_an_enum_names_the_valid_values():
+    assert (
+        problem("enum") == "config key precision is 'fp64': expected one of fp32, fp16, bf16, int8 (did you mean fp16?)"
+    )
+    assert problem("nullable enum") == (
+        "config key model.test_mode is 'wole': expected null, whole or slide (did you mean whole?)"
+    )
+
+
+def test_a_list_entry_is_named_with_its_index():
+    assert problem("missing in a list entry") == (
+        "config key matrix.models[1].config is missing: each entry of matrix.models needs name and config"
+    )
+    message = problem("pattern in a list entry")
+    assert message.startswith("config key matrix.models[0].name is 'r18 model': expected a string of letters, digits")
+
+
+def test_one_of_names_every_form():
+    assert problem("oneOf") == (
+        "config key resources.export_onnx.mem_mb is 50: expected an integer of at least 100 or auto, e.g. auto"
+    )
+    assert problem("section not a mapping").startswith("config key model is null: expected a section with keys name, ")
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_each_problem_is_one_short_line(name):
+    message = problem(name)
+    assert "\n" not in message and len(message) < 250, message

@@ -14,7 +14,17 @@ from deeplabv3_pipeline.backends import (
 )
 from deeplabv3_pipeline.planning import artifacts
 
-from ..helpers import CONFIG, TINY, copy_run, merged, snakemake, with_plugins, write_config
+from ..helpers import (
+    CONFIG,
+    DEMO_CHECKPOINT_PATH,
+    TINY,
+    TINY_KEY,
+    copy_run,
+    merged,
+    snakemake,
+    with_plugins,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +44,7 @@ def distinct_plans() -> list[tuple[str, str]]:
 
 def model_steps(backend: str, precision: str) -> list[artifacts.Step]:
     """The steps of the configured model's cell, with its name filled in (as the plan names them)."""
-    return [step.format(model="deeplabv3") for step in REGISTRY[backend].model_steps(precision, CONFIG)]
+    return [step.format(model=TINY_KEY) for step in REGISTRY[backend].model_steps(precision, CONFIG)]
 
 
 PAIRS = distinct_plans()
@@ -48,7 +58,7 @@ def test_every_backend_plans_the_steps_of_its_model_at_every_precision(tmp_path,
     planned = set(re.findall(r"^(?:local)?rule (\w+):", dry, flags=re.MULTILINE))
     steps = model_steps(backend, precision)
     assert {step.rule for step in steps} <= planned, planned
-    model = steps[-1].output if steps else "results/demo/checkpoints/deeplabv3.pth"
+    model = steps[-1].output if steps else DEMO_CHECKPOINT_PATH
     assert f"--backend {backend} --model {model} " in dry and f"--precision {precision}" in dry
     for step in steps:
         assert f"{step.log}" in dry, step  # the rule writes where artifacts.py says

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ..conftest import REPO
-from ..helpers import TINY, copy_run, merged, snakemake, write_config
+from ..helpers import TINY, copy_run, infer_dir, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def test_sigkill_mid_shard_resumes_without_redoing_finished_shards(tiny_run, tmp
     runner = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    infer = tmp_path / "results" / "infer" / "demo" / "val" / "deeplabv3" / "onnxruntime-fp32"
+    infer = tmp_path / infer_dir()
     deadline = time.monotonic() + 300
     killed_mid_shard = False
     try:

@@ -22,6 +22,7 @@ from ..helpers import (
     SHAPE,
     SIM_MODEL_PATH,
     TINY,
+    TINY_KEY,
     cell_result,
     copy_run,
     figures,
@@ -167,7 +168,7 @@ def test_more_shards_than_frames_plans_one_shard_per_frame(tiny_run, tmp_path):
 def test_model_verify_is_its_own_step(tiny_run, tmp_path):
     """Turning the check of the export off or on re-exports nothing and reruns no inference or evaluation."""
     workdir = copy_run(tiny_run, tmp_path / "copy")
-    report = json.loads((workdir / "results" / "models" / "deeplabv3" / "deeplabv3_verify.json").read_text())
+    report = json.loads((workdir / "results" / "models" / TINY_KEY / f"{TINY_KEY}_verify.json").read_text())
     assert report["differing_pixels"] <= report["tolerance"]
     result = read_result(workdir)
     assert len(result["code"]["files_sha256"]) == 64 and result["files"][SIM_MODEL_PATH] > 0

@@ -7,11 +7,13 @@ import re
 import pytest
 
 from ..helpers import (
+    DEMO_DATA,
     MATRIX,
     PSPNET,
     TINY,
     cell_result,
     copy_run,
+    key,
     merged,
     planned_rules,
     rules_in,
@@ -35,7 +37,7 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
     matrix = json.loads((matrix_run / "results" / "matrix.json").read_text())
     rows = matrix["rows"]
     assert [(row["model"], row["variant"]) for row in rows] == [
-        (model, variant) for model in ("deeplabv3", "pspnet") for variant in MATRIX["variants"]
+        (key(model), variant) for model in ("deeplabv3", "pspnet") for variant in MATRIX["variants"]
     ]
     assert "SYNTHETIC" in matrix["note"] and "SYNTHETIC" in (matrix_run / "results" / "matrix.md").read_text()
     seen = {}
@@ -44,20 +46,20 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
         assert row["result"] == str(cell_result(row["variant"], row["model"]))
         assert (result["model"], result["variant"]) == (row["model"], row["variant"])
         for path in result["predictions"].values():  # no two cells share a prediction file
-            assert path.startswith(f"results/infer/demo/val/{row['model']}/{row['variant']}/") and path not in seen
+            assert path.startswith(f"results/infer/{DEMO_DATA}/{row['model']}/{row['variant']}/") and path not in seen
             seen[path] = row["variant"]
-        assert row["published_miou"] == {"deeplabv3": 76.7, "pspnet": 74.87}[row["model"]]
+        assert row["published_miou"] == {key("deeplabv3"): 76.7, key("pspnet"): 74.87}[row["model"]]
         assert row["inference_precision"] == row["precision"] == row["variant"].split("-")[1]
     by_cell = {(row["model"], row["variant"]): row for row in rows}
-    for model in ("deeplabv3", "pspnet"):
+    for model in (key("deeplabv3"), key("pspnet")):
         for variant in ("onnxruntime-fp32", "openvino-fp32"):
             assert abs(by_cell[model, variant]["delta_miou"]) < 0.5, (model, variant)
     # PSPNet's pyramid pools bins that do not divide its 8x16 feature map: the export is exact there
     # (mmdeploy's floor(in/out) kernels agree on ~97 % of such pixels)
-    verify = json.loads((matrix_run / "results/models/pspnet/pspnet_verify.json").read_text())
+    verify = json.loads((matrix_run / f"results/models/{key('pspnet')}/{key('pspnet')}_verify.json").read_text())
     assert verify["differing_decisive_pixels"] == 0.0
-    assert by_cell["pspnet", "onnxruntime-fp32"]["pixel_agreement"] >= 0.9999
-    assert by_cell["pspnet", "openvino-fp32"]["result"].endswith("pspnet/openvino-fp32/result.json")
+    assert by_cell[key("pspnet"), "onnxruntime-fp32"]["pixel_agreement"] >= 0.9999
+    assert by_cell[key("pspnet"), "openvino-fp32"]["result"].endswith(f"{key('pspnet')}/openvino-fp32/result.json")
     # the documented flow: the report holds the matrix
     workdir = copy_run(matrix_run, matrix_run.parent / "report")
     snakemake(workdir, "--report", "results/report.html", "all", "results/matrix.json")
@@ -75,14 +77,14 @@ def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
         assert added and all("/onnxruntime-int8/" in path or "_int8." in path for path in added), added
         assert {path for path in added if "_int8." in path} == {
             f"results/models/{name}/{name}_sim_bs1_int8.{suffix}"
-            for name in ("deeplabv3", "pspnet")
+            for name in (key("deeplabv3"), key("pspnet"))
             for suffix in ("onnx", "json")
         }
         fcn = {"name": "fcn", "config": "fcn_r18-d8_4xb2-80k_cityscapes-512x1024"}
         write_config(matrix_run, merged(MATRIX_CONFIG, {"matrix": {"models": [PSPNET, fcn]}}))
         outputs = planned_outputs(matrix_run, "results/matrix.json")
         added = [path for path in outputs if not path.startswith(("results/matrix.", "results/report/matrix"))]
-        assert added and all("/fcn/" in path or "/fcn." in path for path in added), added
+        assert added and all(f"/{key('fcn')}/" in path or f"/{key('fcn')}." in path for path in added), added
     finally:
         write_config(matrix_run, MATRIX_CONFIG)
     assert "Nothing to be done" in snakemake(matrix_run, "-n", "results/matrix.json").stdout
@@ -98,8 +100,8 @@ def test_any_cell_of_the_matrix_is_a_result_json_without_inference(matrix_run, t
     write_config(workdir, merged(MATRIX_CONFIG, {"model": PSPNET, "matrix": {"models": []}, "backend": "openvino"}))
     assert rules_in(snakemake(workdir, "results/result.json").stdout) <= {"result", "report_figures"}
     result = json.loads((workdir / "results" / "result.json").read_text())
-    assert (result["model"], result["variant"]) == ("pspnet", "openvino-fp32")
-    assert result == json.loads((workdir / cell_result("openvino-fp32", "pspnet")).read_text())
+    assert (result["model"], result["variant"]) == (key("pspnet"), "openvino-fp32")
+    assert result == json.loads((workdir / cell_result("openvino-fp32", key("pspnet"))).read_text())
 
 
 @pytest.mark.slow
@@ -181,16 +183,17 @@ def test_zoo_support_plans_the_entries_that_run_and_names_why_the_others_cannot(
     cgnet, psanet = "cgnet_fcn_4xb4-60k_cityscapes-680x680", "psanet_r50-d8_4xb2-40k_cityscapes-512x1024"
     write_config(tmp_path, merged(TINY, {"zoo": {"support": [cgnet, psanet]}}))
     planned = snakemake(tmp_path, "-n", "-p", "results/zoo/support.md").stdout
-    assert f"--entry zoo-{cgnet} {cgnet} cgnet --entry zoo-{psanet} {psanet} psanet" in planned
-    assert f"--refused zoo-{psanet} 'it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in planned
+    cgnet_key, psanet_key = key(f"zoo-{cgnet}"), key(f"zoo-{psanet}")
+    assert f"--entry {cgnet_key} {cgnet} cgnet --entry {psanet_key} {psanet} psanet" in planned
+    assert f"--refused {psanet_key} 'it calls mmcv._ext.psamask_forward, a compiled kernel of mmcv-full" in planned
     # the ATC command of CGNet's .om, planned (not run) for the support table's column
-    model = f"results/models/zoo-{cgnet}"
+    model = f"results/models/{cgnet_key}"
     assert (
-        f"--atc zoo-{cgnet} Ascend310P3 'atc --framework=5 --model={model}/zoo-{cgnet}_sim_bs1.onnx"
-        f" --output={model}/fp16/zoo-{cgnet}_bs1_Ascend310P3 --input_format=NCHW --input_shape=input:1,3,64,128"
+        f"--atc {cgnet_key} Ascend310P3 'atc --framework=5 --model={model}/{cgnet_key}_sim_bs1.onnx"
+        f" --output={model}/fp16/{cgnet_key}_bs1_Ascend310P3 --input_format=NCHW --input_shape=input:1,3,64,128"
         in planned
     )
-    assert f"--atc zoo-{psanet}" not in planned and "--opset 11" in planned
+    assert f"--atc {psanet_key}" not in planned and "--opset 11" in planned
     ran = re.findall(r"^rule (\w+):", planned, flags=re.MULTILINE)
     assert "infer_zoo_cgnet_fcn_4xb4_60k_cityscapes_680x680_onnxruntime_fp32" in ran and "zoo_support" in ran
     assert not [rule for rule in ran if "psanet" in rule]

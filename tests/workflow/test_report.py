@@ -13,8 +13,10 @@ import pytest
 from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
 
 from ..helpers import (
+    DEMO_DATA,
     FIGURE_FILES,
     TINY,
+    TINY_KEY,
     assert_readable_figure,
     html_tables,
     merged,
@@ -62,8 +64,8 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
     runtime = markdown.split("## Runtime", 1)[1]
     shown = set(re.findall(r"^\| ([a-z_/0-9.-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
     assert shown == on_disk - {"report_figures"}
-    cell = "demo/val/deeplabv3/pytorch-fp32"
-    assert {"demo_checkpoint/deeplabv3", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
+    cell = f"{DEMO_DATA}/{TINY_KEY}/pytorch-fp32"
+    assert {f"demo_checkpoint/{TINY_KEY}", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
 
 
 @pytest.mark.slow

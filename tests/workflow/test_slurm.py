@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import REPO
-from ..helpers import PSPNET, TINY, merged, snakemake, write_config
+from ..helpers import DEMO_DATA, PSPNET, TINY, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "profiles" / "slurm"
@@ -180,7 +180,7 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
     for key in METRICS:
         assert on_cluster[key] == reference[key], key
     assert on_cluster["num_images"] == 3
-    summary = on_slurm / "results/infer/demo/val/pspnet/onnxruntime-fp32/summary.json"
+    summary = on_slurm / f"results/infer/{DEMO_DATA}/{key('pspnet')}/onnxruntime-fp32/summary.json"
     assert json.loads(summary.read_text())["shards"] == 2
     cluster_rows, local_rows = (
         {
@@ -190,7 +190,7 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
         for folder in (on_slurm, local)
     )
     assert list(cluster_rows) == [
-        (model, variant) for model in ("deeplabv3", "pspnet") for variant in ("pytorch-fp32", "onnxruntime-fp32")
+        (key(model), variant) for model in ("deeplabv3", "pspnet") for variant in ("pytorch-fp32", "onnxruntime-fp32")
     ]
     for cell, ours in cluster_rows.items():
         for key in ("miou", "aacc", "pixel_agreement", "worst_frame_agreement"):

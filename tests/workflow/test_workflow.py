@@ -28,12 +28,15 @@ from ..helpers import (
     EXPORT_PATH,
     SHAPE,
     SIM_MODEL_PATH,
+    TAG,
     TINY,
+    TINY_KEY,
     cell_result,
     clean_figures,
     copy_run,
     figures,
     infer_dir,
+    key,
     merged,
     planned_rules,
     read_result,
@@ -48,7 +51,7 @@ pytestmark = pytest.mark.slow
 def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     results = tiny_run / "results"
     stems = sorted(
-        p.name.removesuffix("_leftImg8bit.png") for p in results.glob("demo/cityscapes/leftImg8bit/val/*/*.png")
+        p.name.removesuffix("_leftImg8bit.png") for p in results.glob(f"demo/cityscapes{TAG}/leftImg8bit/val/*/*.png")
     )
     assert len(stems) == 3
     for stem in stems:
@@ -57,7 +60,7 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
         prediction = tiny_run / infer_dir() / f"{stem}_leftImg8bit_0.bin"
         classes = np.fromfile(prediction, dtype=np.int64)
         assert classes.size == SHAPE[0] * SHAPE[1] and classes.min() >= 0 and classes.max() < 19
-        assert list(results.glob(f"labels/demo/val/*/{stem}_gtFine_labelTrainIds.png"))
+        assert list(results.glob(f"labels/{DEMO_DATA}/*/{stem}_gtFine_labelTrainIds.png"))
     model = onnx.load(str(tiny_run / SIM_MODEL_PATH))
     assert model.graph.input[0].name == "input" and model.graph.output[0].name == "output"
     assert (tiny_run / EXPORT_PATH).is_file()
@@ -66,7 +69,7 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     result = json.loads((results / "result.json").read_text())
     assert result == json.loads((tiny_run / cell_result()).read_text())
     assert result["backend"] == "onnxruntime" and result["num_images"] == 3
-    assert result["model"] == "deeplabv3" and result["variant"] == "onnxruntime-fp32"
+    assert result["model"] == TINY_KEY and result["variant"] == "onnxruntime-fp32"
     assert set(result["per_class"]) >= {"road", "car", "bicycle"} and len(result["per_class"]) == 19
     assert result["model_sha256"] and len(result["model_sha256"]) == 64
     assert result["config"]["model"]["input_shape"] == SHAPE
@@ -75,11 +78,11 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     assert len(result["checkpoint_sha256"]) == 64 and sorted(result["predictions"]) == sorted(stems)
     assert (results / "result.txt").read_text() == f"aAcc: {result['aAcc']}\nmIoU: {result['mIoU']}\n"
     for stage in (
-        "export_onnx/deeplabv3",
-        "simplify_onnx/deeplabv3",
+        f"export_onnx/{TINY_KEY}",
+        f"simplify_onnx/{TINY_KEY}",
         "labels/shard0",
         "preprocess/shard0",
-        "evaluate/demo/val/deeplabv3/onnxruntime-fp32",
+        f"evaluate/{DEMO_DATA}/{TINY_KEY}/onnxruntime-fp32",
     ):
         assert (results / "logs" / f"{stage}.log").is_file()
         assert (results / "benchmarks" / f"{stage}.tsv").is_file()
@@ -107,18 +110,23 @@ def test_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n", "results/result.json").stdout
 
 
-def test_opset_change_reruns_export_onward_but_not_preprocessing(tiny_run, tmp_path):
+def test_opset_change_makes_its_own_model_and_switching_back_reruns_nothing(tiny_run, tmp_path):
+    """model.opset 13: a model of its own (key deeplabv3@64x128-opset13) from export on, the frames' files
+    reused; back to 11, the first model and cell are found again: only the published copy is made."""
     workdir = copy_run(tiny_run, tmp_path / "copy")
     bins = sorted((workdir / "results" / "prep_dataset" / DEMO_DATA).glob("*.bin"))
-    before = {path: path.stat().st_mtime_ns for path in bins}
-    model_before = (workdir / EXPORT_PATH).stat().st_mtime_ns
+    before = {path: path.stat().st_mtime_ns for path in [*bins, workdir / EXPORT_PATH]}
     write_config(workdir, merged(TINY, {"model": {"opset": 13}}))
     ran = rules_in(snakemake(workdir, "results/result.json").stdout)
     assert {"export_onnx", "simplify_onnx", "infer", "evaluate"} <= ran
-    assert not {"preprocess", "labels", "demo_dataset", "demo_checkpoint"} & ran
-    assert {path: path.stat().st_mtime_ns for path in bins} == before
-    assert (workdir / EXPORT_PATH).stat().st_mtime_ns != model_before
-    assert onnx.load(str(workdir / EXPORT_PATH)).opset_import[0].version == 13
+    assert not {"preprocess", "labels", "demo_dataset"} & ran
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+    opset13 = f"results/models/{TINY_KEY}-opset13/{TINY_KEY}-opset13.onnx"
+    assert onnx.load(str(workdir / opset13)).opset_import[0].version == 13
+    assert read_result(workdir)["model"] == f"{TINY_KEY}-opset13"
+    write_config(workdir, TINY)
+    assert planned_rules(workdir) == {"result"}  # the copy to results/result.json, nothing computed
+    assert "Nothing to be done" in snakemake(workdir, "-n", str(cell_result())).stdout
 
 
 def test_slide_mode_reaches_export_verify_and_the_pytorch_reference_and_reruns_export_onward(tiny_run, tmp_path):
@@ -147,14 +155,14 @@ def test_winograd_on_openvino_reruns_rewrite_inference_and_evaluation_only(tiny_
     assert (workdir / SIM_MODEL_PATH).stat().st_mtime_ns == sim_before
     result = json.loads((workdir / "results" / "result.json").read_text())
     assert result["variant"] == "openvino-fp32-winograd"
-    assert result["backend"] == "openvino" and result["model_file"].endswith("deeplabv3_sim_bs1_winograd.onnx")
+    assert result["backend"] == "openvino" and result["model_file"].endswith("_sim_bs1_winograd.onnx")
     # R18-D8's 3x3 convolutions with 256 inputs or more (layer3, layer4; the ASPP's: mostly padding here)
     assert result["winograd"]["tile"] == 4 and len(result["winograd"]["sites"]) == 8
     assert result["winograd"]["agreement"]["mean"] >= 0.99
     direct = json.loads((tiny_run / "results" / "result.json").read_text())  # onnxruntime, direct model
     assert abs(result["mIoU"] - direct["mIoU"]) < 1.0  # the same function up to rounding
     onnxruntime_result = workdir / cell_result()
-    assert json.loads(onnxruntime_result.read_text())["model_file"].endswith("deeplabv3_sim_bs1.onnx")
+    assert json.loads(onnxruntime_result.read_text())["model_file"].endswith(f"{TINY_KEY}_sim_bs1.onnx")
     # tile 2 is a new model: the rewrite and what follows it would run again, nothing before it.
     write_config(workdir, merged(TINY, {"backend": "openvino", "winograd": {"enabled": True, "tile": 2}}))
     planned = planned_rules(workdir)
@@ -170,10 +178,19 @@ def test_missing_dataset_root_fails_fast_naming_the_path(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_wrong_config_type_is_a_schema_error(tmp_path):
-    write_config(tmp_path, merged(TINY, {"shards": "two"}))
-    run = snakemake(tmp_path, "-n", check=False)
-    assert run.returncode != 0 and "'two' is not of type 'integer'" in run.stdout
+def test_a_bad_config_value_or_key_is_one_line_naming_the_key_and_the_fix(tmp_path):
+    """No schema dump: the key, the expected form and an example; a typo's closest valid key."""
+    for change, line in (
+        ({"shards": "two"}, "error: config key shards is 'two': expected an integer of at least 1, e.g. 1"),
+        (
+            {"model": {"input_shpae": [64, 128]}},
+            "error: config key model.input_shpae is unknown: did you mean model.input_shape?",
+        ),
+    ):
+        write_config(tmp_path, merged(TINY, change))
+        run = snakemake(tmp_path, "-n", check=False)
+        assert run.returncode != 0 and line in run.stdout.splitlines(), run.stdout
+        assert "properties" not in run.stdout and "additionalProperties" not in run.stdout  # no schema
 
 
 def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
@@ -184,10 +201,10 @@ def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
     for soc in ("Ascend310", "Ascend310P3"):
         assert (
             f"atc --framework=5 --model={SIM_MODEL_PATH}"
-            f" --output=results/models/deeplabv3/fp32/deeplabv3_bs1_{soc} --input_format=NCHW"  # precision: fp32
+            f" --output=results/models/{TINY_KEY}/fp32/{TINY_KEY}_bs1_{soc} --input_format=NCHW"  # precision: fp32
             f" --input_shape=input:1,3,64,128 --log=error --soc_version={soc}" in dry.stdout
         )
-    assert "--backend ascend --model results/models/deeplabv3/fp32/deeplabv3_bs1_Ascend310.om" in dry.stdout
+    assert f"--backend ascend --model results/models/{TINY_KEY}/fp32/{TINY_KEY}_bs1_Ascend310.om" in dry.stdout
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
     real = snakemake(tmp_path, check=False, env=env)
     assert real.returncode != 0 and "`atc` is not on PATH" in real.stdout and "CANN toolkit" in real.stdout
@@ -205,7 +222,7 @@ def test_ascend_backend_end_to_end_with_fake_cann(tiny_run, tmp_path):
     ascend = json.loads((workdir / "results" / "result.json").read_text())
     cpu = json.loads((tiny_run / "results" / "result.json").read_text())
     assert ascend["backend"] == "ascend" and ascend["mIoU"] == cpu["mIoU"]
-    assert (workdir / "results" / "models" / "deeplabv3" / "fp32" / "deeplabv3_bs1_Ascend310P3.om").is_file()
+    assert (workdir / "results" / "models" / TINY_KEY / "fp32" / f"{TINY_KEY}_bs1_Ascend310P3.om").is_file()
 
 
 def tensorrt_problems() -> list[str]:
@@ -219,34 +236,34 @@ def test_tensorrt_dry_run_plans_engine_calibration_and_inference(tmp_path, preci
     """What `snakemake -n -p` shows for backend tensorrt, on any machine (no GPU needed to plan)."""
     write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": precision, "tensorrt": {"device": 1}}))
     dry = snakemake(tmp_path, "-n", "-p").stdout
-    models = "results/models/deeplabv3"
-    engine = f"{models}/deeplabv3_bs1_{precision}.engine"
+    models = f"results/models/{TINY_KEY}"
+    engine = f"{models}/{TINY_KEY}_bs1_{precision}.engine"
     source = {
         "fp32": SIM_MODEL_PATH,
-        "fp16": f"{models}/deeplabv3_sim_bs1_fp16.onnx",  # TensorRT 11 computes in the model's types
-        "int8": f"{models}/deeplabv3_sim_bs1_int8_sym.onnx",
+        "fp16": f"{models}/{TINY_KEY}_sim_bs1_fp16.onnx",  # TensorRT 11 computes in the model's types
+        "int8": f"{models}/{TINY_KEY}_sim_bs1_int8_sym.onnx",
     }[precision]
     assert (
         f"scripts/build_engine.py {source} {engine} --precision {precision} --workspace-gib 8"
-        f" --optimization-level 3 --device 1 --record {models}/deeplabv3_bs1_{precision}.json" in dry
+        f" --optimization-level 3 --device 1 --record {models}/{TINY_KEY}_bs1_{precision}.json" in dry
     )
     assert f"--backend tensorrt --model {engine}" in dry and f"--precision {precision}" in dry
     infer_rule = f"infer_deeplabv3_tensorrt_{precision}"
     infer = re.search(rf"^rule {infer_rule}:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
-    assert f"{models}/deeplabv3_bs1_{precision}.json" in infer  # the runner reads the build record
+    assert f"{models}/{TINY_KEY}_bs1_{precision}.json" in infer  # the runner reads the build record
     assert "--device 1" in dry
-    assert f"engine={models}/deeplabv3_bs1_{precision}.json" in dry  # evaluate.py --model-record
+    assert f"engine={models}/{TINY_KEY}_bs1_{precision}.json" in dry  # evaluate.py --model-record
     calibration = re.search(r"quantize_onnx\.py (\S+) (\S+) (.*?) --calibration-data (.*?) --calibration-images", dry)
     if precision == "int8":
         # symmetric int8 activations (zero point 0, what TensorRT takes), calibrated on the workflow's own bins
-        assert calibration.group(2) == f"{models}/deeplabv3_sim_bs1_int8_sym.onnx"
+        assert calibration.group(2) == f"{models}/{TINY_KEY}_sim_bs1_int8_sym.onnx"
         assert "--activation-type int8 --symmetric-activations" in calibration.group(3)
         bins = calibration.group(4).split()
         assert bins and all(b.startswith(f"results/prep_dataset/{DEMO_DATA}/") and b.endswith(".bin") for b in bins)
-        assert f"quantization={models}/deeplabv3_sim_bs1_int8_sym.json" in dry
+        assert f"quantization={models}/{TINY_KEY}_sim_bs1_int8_sym.json" in dry
     else:
         assert calibration is None
-    fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} {models}/deeplabv3_sim_bs1_fp16.onnx"
+    fp16_conversion = f"scripts/convert_fp16.py {SIM_MODEL_PATH} {models}/{TINY_KEY}_sim_bs1_fp16.onnx"
     assert (fp16_conversion in dry) == (precision == "fp16")
 
 
@@ -269,7 +286,7 @@ def test_export_jobs_are_sized_by_their_model_unless_the_config_gives_numbers(tm
     dry = snakemake(tmp_path, "-n", "results/matrix.json").stdout
     for rule in ("export_onnx", "verify_onnx", "simplify_onnx"):
         sized = job_resources_in(dry, rule)
-        assert sized["cgnet"]["mem_mb"] < sized["deeplabv3"]["mem_mb"] < 8000, (rule, sized)
+        assert sized[key("cgnet")]["mem_mb"] < sized[TINY_KEY]["mem_mb"] < 8000, (rule, sized)
         assert all(job["runtime"] >= 5 for job in sized.values())
     write_config(tmp_path, merged(TINY, {"matrix": matrix, "resources": {"export_onnx": {"mem_mb": 5000}}}))
     fixed = job_resources_in(snakemake(tmp_path, "-n", "results/matrix.json").stdout, "export_onnx")
@@ -300,7 +317,7 @@ def test_tensorrt_end_to_end_on_a_gpu(tiny_run, tmp_path, precision):
     result = read_result(workdir)
     assert result["backend"] == "tensorrt" and result["inference_precision"] == precision
     assert result["engine"]["settings"]["precision"] == precision
-    assert (workdir / "results" / "models" / "deeplabv3" / f"deeplabv3_bs1_{precision}.engine").is_file()
+    assert (workdir / "results" / "models" / TINY_KEY / f"{TINY_KEY}_bs1_{precision}.engine").is_file()
     tensorrt = workdir / infer_dir(f"tensorrt-{precision}")
     agreement = [
         np.mean(np.fromfile(path, np.int64) == np.fromfile(tensorrt / path.name, np.int64))
@@ -391,7 +408,7 @@ def test_split_switch_keeps_each_splits_files_apart_and_reuses_them(tiny_run, tm
     result = read_result(workdir)
     assert result["num_images"] == 3 and result["dataset"]["split"] == "test"
     assert set(result["predictions"].values()) == {
-        f"results/infer/demo/test/deeplabv3/onnxruntime-fp32/{frame.stem}_0.bin" for frame in demo_frames(3)
+        f"results/infer/demo/test{TAG}/{TINY_KEY}/onnxruntime-fp32/{frame.stem}_0.bin" for frame in demo_frames(3)
     }
     assert {p: p.stat().st_mtime_ns for p in val_bins} == val_bins  # val's bins untouched
     write_config(workdir, TINY)  # back to val: its bins, predictions and result are found again
@@ -489,8 +506,8 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
         assert row["pixel_agreement"] > 0.999 and row["median_s"] > 0, name
         assert 0 < row["percent_of_peak"] <= 100.0, name
     assert summary["fastest"] in rows and summary["machine"]["theoretical_peak_gops"]["fp32"] > 0
-    timed = json.loads((workdir / "results" / "benchmark" / "deeplabv3" / "openvino-fp32.json").read_text())
-    assert timed["images"] == [f"results/prep_dataset/demo/val/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
+    timed = json.loads((workdir / "results" / "benchmark" / TINY_KEY / "openvino-fp32.json").read_text())
+    assert timed["images"] == [f"results/prep_dataset/{DEMO_DATA}/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
     assert "| onnxruntime-fp32" in (workdir / "results" / "benchmark.md").read_text()
     assert (workdir / "results" / "report" / "benchmark.html").is_file()
     # the default target is the config's, whatever is on disk: it does not take the benchmark in
@@ -500,7 +517,7 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
 
 def test_default_benchmark_plans_every_variant_this_cpu_runs(tiny_run, tmp_path):
     planned = snakemake(copy_run(tiny_run, tmp_path / "copy"), "-n", "results/benchmark.md").stdout
-    variants = set(re.findall(r"output: results/benchmark/deeplabv3/([a-z0-9-]+)\.json", planned))
+    variants = set(re.findall(rf"output: results/benchmark/{TINY_KEY}/([a-z0-9-]+)\.json", planned))
     expected = {"pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8"}
     expected |= {"openvino-fp32-winograd"} | ({"pytorch-bf16", "openvino-bf16"} if has_bf16() else set())
     assert variants == expected
