@@ -278,8 +278,16 @@ def print_result_summary():
     """At the end of a successful run: the headline of each result this run made or found up to date (the
     results in its DAG: results/result.json, the cells'), so never a file on disk that this config did not
     make (a result.json of another config that this run neither asked for nor checked)."""
-    in_run = {str(path) for job in workflow.dag.jobs for path in job.output}
     published = "results/result.json"
+    # the DAG keeps only the jobs that ran and those whose outputs a job that ran read; what the run was
+    # asked for is up to date too (it succeeded): the targets, and through the matrix its cells
+    in_run = {str(path) for job in workflow.dag.jobs for path in job.output}
+    targets = set(workflow.dag_settings.targets) or {"all"}
+    in_run |= targets
+    if targets & {"all", "result"}:
+        in_run.add(published)
+    if any(is_matrix_target(target) for target in targets):
+        in_run |= set(get_matrix_results())
     lines = []
     if published in in_run:
         lines.append(f"{published}: {headline(json.loads(Path(published).read_text()))}")
@@ -294,6 +302,13 @@ def print_result_summary():
         lines.append("SYNTHETIC inputs: these mIoUs say nothing about the models")
     if lines:
         print("\n".join(lines), file=sys.stderr)
+
+
+def is_matrix_target(target):
+    """Whether asking for ``target`` (a file or a rule) makes the matrix's cells: the matrix, the support table."""
+    return target in ("matrix", "zoo_support") or target.startswith(
+        ("results/matrix.", "results/report/matrix.png", "results/zoo/")
+    )
 
 
 def get_extra_targets():

@@ -9,7 +9,7 @@ if DEMO_DATA:
             images=get_image_files(),
             labels=[PLAN.label_ids(frame) for frame in FRAMES],
         log:
-            artifacts.DEMO_DATASET.log,
+            artifacts.DEMO_DATASET.format(data=PLAN.data).log,
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -89,9 +89,9 @@ for shard_index in [index for index in SHARDS if PLAN.frames_to_label(index)]:
         output:
             get_made_train_ids(shard_index),
         log:
-            artifacts.LABELS.format(shard=shard_index).log,
+            artifacts.LABELS.format(data=PLAN.data, shard=shard_index).log,
         benchmark:
-            artifacts.LABELS.format(shard=shard_index).benchmark
+            artifacts.LABELS.format(data=PLAN.data, shard=shard_index).benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:
@@ -115,9 +115,9 @@ for shard_index in SHARDS:
         output:
             kept(get_shard_bins(shard_index), "keep_prep_bins"),
         log:
-            artifacts.PREPROCESS.format(shard=shard_index).log,
+            artifacts.PREPROCESS.format(data=PLAN.data, shard=shard_index).log,
         benchmark:
-            artifacts.PREPROCESS.format(shard=shard_index).benchmark
+            artifacts.PREPROCESS.format(data=PLAN.data, shard=shard_index).benchmark
         conda:
             "../envs/deeplabv3.yaml"
         resources:

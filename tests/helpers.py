@@ -61,6 +61,11 @@ def cell_result(variant: str = "onnxruntime-fp32", model: str = TINY_KEY, data: 
     return Path("results") / "cells" / data / model / variant / "result.json"
 
 
+def report_dir(variant: str = "onnxruntime-fp32", model: str = TINY_KEY, data: Path = DEMO_DATA) -> Path:
+    """A cell's report figures and tables (rule report_figures), relative to the workdir."""
+    return Path("results") / "report" / data / model / variant
+
+
 def stage_of(rule: str) -> str:
     """``infer_deeplabv3_onnxruntime_fp32_shard1`` -> ``infer``; other rule names as they are."""
     for stage in CELL_STAGES:

@@ -51,12 +51,13 @@ class Step:
 MODELS = "results/models/{model}"  # one folder per model name: no two models share a file
 
 # Inputs
-DEMO_DATASET = Step("demo_dataset", "demo_dataset")
+# (keyed by the data, as the files they make: another size or split never overwrites their logs)
+DEMO_DATASET = Step("demo_dataset", "demo_dataset/{data}")
 # a random checkpoint in the real format, per model (its own config's architecture)
 DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint/{model}", "results/demo/checkpoints/{model}.pth")
 FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint/{name}")
-LABELS = Step("labels", "labels/shard{shard}")
-PREPROCESS = Step("preprocess", "preprocess/shard{shard}")
+LABELS = Step("labels", "labels/{data}/shard{shard}")
+PREPROCESS = Step("preprocess", "preprocess/{data}/shard{shard}")
 
 # Models: the guide's names ({model}.onnx, {model}_sim_bs1.onnx, {model}_bs1_{soc}.om) per model.
 EXPORT_ONNX = Step("export_onnx", "export_onnx/{model}", f"{MODELS}/{{model}}.onnx")

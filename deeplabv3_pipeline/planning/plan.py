@@ -471,8 +471,8 @@ class Plan:
         cell = self.cell
         assert cell is not None
         steps = [artifacts.DEMO_CHECKPOINT.format(model=cell.model)] if self.model(cell.model).demo else []
-        steps += [artifacts.LABELS.format(shard=index) for index in self.shards if self.frames_to_label(index)]
-        steps += [artifacts.PREPROCESS.format(shard=index) for index in self.shards]
+        steps += [artifacts.LABELS.format(data=self.data, shard=index) for index in self.shards if self.frames_to_label(index)]
+        steps += [artifacts.PREPROCESS.format(data=self.data, shard=index) for index in self.shards]
         steps += list(dict.fromkeys([*self.model_steps(cell), *extra]))
         steps += [self.step(artifacts.INFER, cell, shard=index) for index in self.shards]
         return [*steps, self.step(artifacts.EVALUATE, cell)]

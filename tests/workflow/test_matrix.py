@@ -66,6 +66,68 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
     assert "results/report/matrix.png" in (workdir / "results" / "report.html").read_text()
 
 
+def closing_results(output: str) -> list[str]:
+    """The result files a run's closing summary names (``<path>: <headline>`` lines)."""
+    return re.findall(r"^(results/(?:\S+/)?result\.json): ", output, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_another_size_and_back_plans_nothing_and_nothing_of_another_config_is_shown(matrix_run, tmp_path):
+    """The issue's flow: the matrix at another input size, then back. Each size keeps its own files
+    (demo/val@32x64, deeplabv3@32x64); the closing summary names only the results of the run; the report
+    refuses a part made for another config, naming the command that brings it up to date, and after the
+    README's commands in order it holds only what this config made, each part stamped."""
+    workdir = copy_run(matrix_run, tmp_path / "copy")
+    small = merged(
+        MATRIX_CONFIG,
+        {
+            "model": {"input_shape": [32, 64]},
+            "matrix": {"models": [], "variants": ["pytorch-fp32", "onnxruntime-fp32"]},
+        },
+    )
+    first = sorted((workdir / "results").rglob("*"))
+    before = {path: path.stat().st_mtime_ns for path in first if path.is_file()}
+    write_config(workdir, small)
+    run = snakemake(workdir, "results/matrix.json")
+    assert {"demo_dataset", "preprocess", "export_onnx", "infer", "evaluate"} <= rules_in(run.stdout)
+    assert (workdir / "results" / "prep_dataset" / "demo" / "val@32x64").is_dir()
+    views = ("results/matrix.", "results/report/matrix.png", "results/logs/", "results/benchmarks/")
+    kept = {path: mtime for path, mtime in before.items() if not str(path.relative_to(workdir)).startswith(views)}
+    assert {path: path.stat().st_mtime_ns for path in kept} == kept  # no file of the 64x128 run overwritten
+    assert sorted(closing_results(run.stdout)) == [
+        f"results/cells/demo/val@32x64/deeplabv3@32x64/{variant}/result.json"
+        for variant in ("onnxruntime-fp32", "pytorch-fp32")
+    ]  # not results/result.json, which is the 64x128 run's and this run neither made nor checked
+    assert json.loads((workdir / "results" / "result.json").read_text())["model"] == key("deeplabv3")  # untouched
+
+    # back to the first size: every model, frame file and cell is found again; only the views are redone
+    write_config(workdir, MATRIX_CONFIG)
+    assert planned_rules(workdir, "results/matrix.json") == {"matrix"}
+    assert planned_rules(workdir) == set()  # results/result.json and its figures are still this config's
+    cells = [
+        str(cell_result(variant, key(model))) for model in ("deeplabv3", "pspnet") for variant in MATRIX["variants"]
+    ]
+    assert "Nothing to be done" in snakemake(workdir, "-n", *cells).stdout
+
+    # results/matrix.json is the 32x64 one: --report refuses it, naming the command that remakes it
+    report = workdir / "results" / "report.html"
+    refused = snakemake(workdir, "--report", str(report), "all", "results/matrix.json", check=False)
+    assert refused.returncode != 0 and not report.exists()
+    assert (
+        "error: results/matrix.json was made for another config (made for deeplabv3@32x64/pytorch-fp32"
+        in refused.stdout
+    )
+    assert "run `snakemake --cores all results/matrix.json` first" in refused.stdout
+    # the README's order: the run, then the report
+    rerun = snakemake(workdir, "all", "results/matrix.json")
+    assert rules_in(rerun.stdout) == {"matrix"}
+    assert "results/result.json" in closing_results(rerun.stdout)
+    snakemake(workdir, "--report", str(report), "all", "results/matrix.json")
+    html = report.read_text()
+    # every part stamped (5 of the cell, the matrix figure), none of the other size
+    assert "@32x64" not in html and html.count(f"on {DEMO_DATA} at 64x128, config ") == 6
+
+
 @pytest.mark.slow
 def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
     more = merged(MATRIX_CONFIG, {"matrix": {"variants": [*MATRIX["variants"], "onnxruntime-int8"]}})

@@ -20,11 +20,14 @@ from ..helpers import (
     assert_readable_figure,
     html_tables,
     merged,
+    report_dir,
     snakemake,
     write_config,
 )
 
 pytestmark = pytest.mark.slow
+CELL_REPORT = report_dir("pytorch-fp32")  # the configured cell's figures
+MATRIX_FIGURE = "results/report/matrix.png"
 
 
 def report_variable(html: str, name: str) -> dict:
@@ -48,9 +51,8 @@ def report_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
-    out = report_run / "results" / "report"
-    for name in (*FIGURE_FILES, "matrix.png"):
-        assert_readable_figure(out / name)
+    for path in [*(report_run / CELL_REPORT / name for name in FIGURE_FILES), MATRIX_FIGURE]:
+        assert_readable_figure(report_run / path)
     assert (report_run / "results" / "logs" / "report_figures.log").is_file()
     assert "Nothing to be done" in snakemake(report_run, "-n").stdout
 
@@ -60,9 +62,9 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
     """rules/*.smk's benchmark paths and the report's list of them (common.smk) agree."""
     benchmarks = report_run / "results" / "benchmarks"
     on_disk = {str(p.relative_to(benchmarks).with_suffix("")) for p in benchmarks.rglob("*.tsv")}
-    markdown = (report_run / "results" / "report" / "summary.md").read_text()
+    markdown = (report_run / CELL_REPORT / "summary.md").read_text()
     runtime = markdown.split("## Runtime", 1)[1]
-    shown = set(re.findall(r"^\| ([a-z_/0-9.-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
+    shown = set(re.findall(r"^\| ([a-z_/0-9.@-]+) \| [0-9.]+ \|", runtime, flags=re.MULTILINE))
     assert shown == on_disk - {"report_figures"}
     cell = f"{DEMO_DATA}/{TINY_KEY}/pytorch-fp32"
     assert {f"demo_checkpoint/{TINY_KEY}", f"infer/{cell}/shard0", f"evaluate/{cell}"} <= shown
@@ -73,12 +75,16 @@ def test_html_report_holds_the_table_figures_and_captions(report_run):
     snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
     html = (report_run / "results" / "report.html").read_text()
     results = report_variable(html, "results")
-    names = {f"results/report/{name}" for name in (*FIGURE_FILES, "matrix.png", "summary.html")}
+    names = {f"{CELL_REPORT}/{name}" for name in (*FIGURE_FILES, "summary.html")} | {MATRIX_FIGURE}
     assert set(results) == names
     for path, entry in results.items():
         assert entry["caption"].strip(), f"{path} has no caption"
         assert data_of(entry) == (report_run / path).read_bytes(), path
+        # every part stamped with what it was made for: cell(s), data, input size, config digest
+        made_for = entry["labels"]["made for"]
+        assert f"on {DEMO_DATA} at 64x128, config " in made_for, (path, made_for)
+        assert f"{TINY_KEY}/pytorch-fp32" in made_for, (path, made_for)
     assert set(report_variable(html, "categories")) == {"Accuracy", "Examples", "Runtime", "Matrix"}
-    tables = html_tables(data_of(results["results/report/summary.html"]).decode())
+    tables = html_tables(data_of(results[f"{CELL_REPORT}/summary.html"]).decode())
     assert tables[0][2][0] == "mIoU" and [row[1] for row in tables[1][1:]] == list(CLASS_NAMES)
     assert "SYNTHETIC run" in html  # the workflow description (report/workflow.rst)

@@ -80,8 +80,8 @@ def test_every_artifact_has_its_name_shape_and_dtype(tiny_run):
     for stage in (
         f"export_onnx/{TINY_KEY}",
         f"simplify_onnx/{TINY_KEY}",
-        "labels/shard0",
-        "preprocess/shard0",
+        f"labels/{DEMO_DATA}/shard0",
+        f"preprocess/{DEMO_DATA}/shard0",
         f"evaluate/{DEMO_DATA}/{TINY_KEY}/onnxruntime-fp32",
     ):
         assert (results / "logs" / f"{stage}.log").is_file()
