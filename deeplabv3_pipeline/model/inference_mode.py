@@ -92,7 +92,6 @@ def inference_mode(test_cfg: Mapping[str, Any] | None, options: InferenceModeOpt
     )
 
 
-
 def rescaled_shape(image_shape: tuple[int, int], step: Mapping[str, Any]) -> tuple[int, int]:
     """(H, W) of an image of ``image_shape`` after mmcv's ``Resize`` ``step`` (its ``scale`` (w, h), kept
     ratio or not, or its ``scale_factor``), with mmcv's arithmetic (``mmcv.image.rescale_size``: the

@@ -471,7 +471,8 @@ class Plan:
         cell = self.cell
         assert cell is not None
         steps = [artifacts.DEMO_CHECKPOINT.format(model=cell.model)] if self.model(cell.model).demo else []
-        steps += [artifacts.LABELS.format(data=self.data, shard=index) for index in self.shards if self.frames_to_label(index)]
+        labelled = [index for index in self.shards if self.frames_to_label(index)]
+        steps += [artifacts.LABELS.format(data=self.data, shard=index) for index in labelled]
         steps += [artifacts.PREPROCESS.format(data=self.data, shard=index) for index in self.shards]
         steps += list(dict.fromkeys([*self.model_steps(cell), *extra]))
         steps += [self.step(artifacts.INFER, cell, shard=index) for index in self.shards]

@@ -201,9 +201,7 @@ def plot_examples(
     return save(figure, path, stamp)
 
 
-def plot_runtimes(
-    benchmarks: Sequence[tuple[str, float, float]], path: Path, title: str, stamp: str = ""
-) -> Path:
+def plot_runtimes(benchmarks: Sequence[tuple[str, float, float]], path: Path, title: str, stamp: str = "") -> Path:
     figure = Figure(figsize=(12, 1.6 + 0.42 * max(len(benchmarks), 1)), layout="constrained")
     time_ax, memory_ax = figure.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     if not benchmarks:

@@ -122,7 +122,7 @@ def runtime_rows(benchmarks: Sequence[tuple[str, float, float]]) -> tuple[list[s
 
 
 def summary_markdown(result: Mapping, benchmarks: Sequence[tuple[str, float, float]] = (), stamp: str = "") -> str:
-    """The summary table in Markdown; ``stamp``: what it was made for (report/stamp.py: Stamp.sentence), under the title."""
+    """The summary table in Markdown; ``stamp``: what it was made for (Stamp.sentence), under the title."""
     lines = [f"# {summary_title(result)}", ""] + ([f"_{stamp}_", ""] if stamp else [])
     if warning_text(result):
         lines += [f"> **{warning_text(result)}**", ""]

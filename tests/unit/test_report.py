@@ -151,7 +151,8 @@ def test_figures_cli_writes_readable_figures_and_tables(evaluated, tmp_path):
     benchmark.write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t70.0\n")
     run_script("report.py", *figures_args(evaluated, tmp_path / "report", "--benchmarks", benchmark))
     out = tmp_path / "report"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURE_FILES, "summary.md", "summary.html"])
+    # stamp.json: {} for a result.json made by hand (no workflow config to stamp: test_stamp.py)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURE_FILES, "summary.md", "summary.html", "stamp.json"])
     for name in FIGURE_FILES:
         assert_readable_figure(out / name)
     # four frames: two lowest and two highest mIoU, each row image | ground truth | prediction
