@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -40,6 +41,7 @@ from ..helpers import (
     merged,
     planned_rules,
     read_result,
+    report_dir,
     rules_in,
     snakemake,
     write_config,
@@ -92,7 +94,7 @@ def test_the_report_works_after_the_result_alone(tiny_run, tmp_path):
     """`snakemake results/result.json` (how tiny_run was made), then `snakemake --report`: the figures exist."""
     workdir = copy_run(tiny_run, tmp_path / "copy")
     snakemake(workdir, "--report", "results/report.html")
-    assert "results/report/per_class_iou.png" in (workdir / "results" / "report.html").read_text()
+    assert f"{report_dir()}/per_class_iou.png" in (workdir / "results" / "report.html").read_text()
 
 
 def test_another_backends_settings_rerun_nothing(tiny_run, tmp_path):
@@ -326,9 +328,14 @@ def test_tensorrt_end_to_end_on_a_gpu(tiny_run, tmp_path, precision):
     assert min(agreement) >= {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}[precision], agreement
 
 
+# README commands that other tests run: the SLURM profile (test_slurm.py) and the support table over
+# every family (49 min; one entry of it end to end: test_matrix.py's support-table test)
+RUN_ELSEWHERE = ("--workflow-profile", "results/zoo/support.md")
+
+
 def readme_commands() -> list[list[str]]:
     """The workflow commands of the README's bash blocks, in order, as Snakemake arguments
-    (`make run` as the Makefile's run target spells it)."""
+    (`make run` as the Makefile's run target spells it), but those RUN_ELSEWHERE."""
     makefile = (REPO / "Makefile").read_text()
     make_run = re.search(r"^run: .*\n\t\$\(BIN\)/snakemake (.*)$", makefile, flags=re.MULTILINE).group(1)
     readme = (REPO / "README.md").read_text()
@@ -338,9 +345,33 @@ def readme_commands() -> list[list[str]]:
             line = line.split("#", 1)[0].strip()
             if line == "make run":
                 commands.append(shlex.split(make_run.replace("$(CORES)", "2")))
-            elif line.startswith(".venv/bin/snakemake "):
+            elif line.startswith("snakemake ") and not any(part in line for part in RUN_ELSEWHERE):
                 commands.append(shlex.split(line)[1:])
     return commands
+
+
+def test_the_readme_says_once_how_the_venv_is_used_and_spells_every_command_alike():
+    """Its commands run in the venv that `make run`/`make test` make: activated once, then plain names."""
+    readme = (REPO / "README.md").read_text()
+    assert readme.count("source .venv/bin/activate") == 1
+    assert ".venv/bin/snakemake" not in readme and ".venv/bin/python" not in readme
+    # the two README tools that failed outside the venv run in it (the venv's python, as after activating)
+    listed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "zoo.py"), "list", "--family", "pspnet"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024" in listed.stdout
+    planning = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_planning.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert "--frames" in planning.stdout
 
 
 def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(matrix_run, tmp_path):
@@ -361,7 +392,7 @@ def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(matrix_run, tmp_p
     runs = [snakemake(workdir, *command) for command in commands]
     assert not {"export_onnx", "infer", "evaluate"} & rules_in("".join(run.stdout for run in runs))
     report = (workdir / "results" / "report.html").read_text()
-    assert "results/report/per_class_iou.png" in report and "results/report/matrix.png" in report
+    assert f"{report_dir()}/per_class_iou.png" in report and "results/report/matrix.png" in report
     assert json.loads((workdir / "results" / "benchmark.json").read_text())["fastest"] == "onnxruntime-fp32"
     matrix = json.loads((workdir / "results" / "matrix.json").read_text())
     assert matrix["reference"] == "pytorch-fp32"
@@ -411,8 +442,8 @@ def test_split_switch_keeps_each_splits_files_apart_and_reuses_them(tiny_run, tm
         f"results/infer/demo/test{TAG}/{TINY_KEY}/onnxruntime-fp32/{frame.stem}_0.bin" for frame in demo_frames(3)
     }
     assert {p: p.stat().st_mtime_ns for p in val_bins} == val_bins  # val's bins untouched
-    write_config(workdir, TINY)  # back to val: its bins, predictions and result are found again
-    assert planned_rules(workdir) == {"result", "report_figures"}
+    write_config(workdir, TINY)  # back to val: its bins, predictions, result and figures are found again
+    assert planned_rules(workdir) == {"result"}
 
 
 def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run, tmp_path):
@@ -437,8 +468,8 @@ def test_a_dataset_root_holding_fewer_frames_gives_a_clean_runs_figures(tiny_run
     assert on_subset["num_images"] == 2 and sorted(on_subset["per_image"]) == sorted(kept)
     assert figures(on_subset) == expected
     write_config(workdir, merged(TINY, {"dataset": {"root": str(full)}}))
-    # the full root's bins, predictions and result are found again
-    assert planned_rules(workdir) == {"result", "report_figures"}
+    # the full root's bins, predictions, result and figures are found again
+    assert planned_rules(workdir) == {"result"}
 
 
 @pytest.fixture
