@@ -28,6 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules
+	SNAKEMAKE=$(BIN)/snakemake bash .test/dry_run.sh
 
 clean:
 	rm -rf results .snakemake

@@ -95,10 +95,10 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run of the default target's result on the tiny demo (read-only: tests copy it)."""
-    from .helpers import TINY, snakemake, write_config
+    from .helpers import scenario, snakemake, write_config
 
     workdir = tmp_path_factory.mktemp("workflow")
-    write_config(workdir, TINY)
+    write_config(workdir, scenario("tiny"))
     run = snakemake(workdir, "results/result.json")
     assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
     return workdir
@@ -107,10 +107,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny run, then `snakemake results/matrix.json` of 2 models x 3 variants (read-only: tests copy it)."""
-    from .helpers import MATRIX, TINY, copy_run, merged, snakemake, write_config
+    from .helpers import copy_run, scenario, snakemake, write_config
 
     workdir = copy_run(tiny_run, tmp_path_factory.mktemp("matrix") / "run")
-    write_config(workdir, merged(TINY, {"matrix": MATRIX}))
+    write_config(workdir, scenario("matrix"))
     run = snakemake(workdir, "results/matrix.json")
     assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
     return workdir

@@ -26,8 +26,16 @@ SHAPE = [64, 128]
 # export and rules) at a quarter of R50-D8's compute and a fifth of its 270 MB of weights. The guide's
 # R50-D8 itself is exported and checked by the unit tests (conftest's onnx_models) and run by the
 # README tests of the default config.
-TINY_MODEL = "deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024"  # published mIoU 76.70 (mmseg's metafile)
-TINY = {"model": {"input_shape": SHAPE, "config": TINY_MODEL}, "demo": {"images": 3}, "threads": 2}
+SCENARIOS = REPO / ".test"  # the test scenarios, one config.yaml each (.test/README.md)
+
+
+def scenario(name: str) -> dict:
+    """A test scenario's config (``.test/<name>/config.yaml``), as a test writes it into its workdir."""
+    return yaml.safe_load((SCENARIOS / name / "config.yaml").read_text())
+
+
+TINY = scenario("tiny")
+TINY_MODEL = TINY["model"]["config"]  # DeepLabV3 R18-D8, published mIoU 76.70 (mmseg's metafile)
 # A size other than Cityscapes' keys the per-frame folders and the models (plan.data_tag, plan.model_tag).
 TAG = "@64x128"
 
@@ -42,11 +50,10 @@ TINY_KEY = key("deeplabv3")
 SIM_MODEL_PATH = f"results/models/{TINY_KEY}/{TINY_KEY}_sim_bs1.onnx"
 EXPORT_PATH = f"results/models/{TINY_KEY}/{TINY_KEY}.onnx"
 DEMO_CHECKPOINT_PATH = f"results/demo/checkpoints/{TINY_KEY}.pth"
-# the 2-model x 3-variant matrix of the tests (tiny shapes): PSPNet's pooling bins do not divide its
+# the 2-model x 3-variant matrix of the tests (.test/matrix): PSPNet's pooling bins do not divide its
 # 8x16 feature map, so its export is checked where the naive one would differ
-PSPNET = {"name": "pspnet", "config": "pspnet_r18-d8_4xb2-80k_cityscapes-512x1024", "checkpoint": ""}  # 74.87
-# with the default variants: pytorch-fp32 (the reference), onnxruntime-fp32, openvino-fp32
-MATRIX = {"models": [PSPNET], "variants": ["pytorch-fp32", "onnxruntime-fp32", "openvino-fp32"]}
+MATRIX = scenario("matrix")["matrix"]  # pytorch-fp32 (the reference), onnxruntime-fp32, openvino-fp32
+(PSPNET,) = MATRIX["models"]  # published mIoU 74.87
 # per-cell rules are named <stage>_<model>_<variant>[_shard<i>]
 CELL_STAGES = ("infer", "gather_summaries", "evaluate")
 

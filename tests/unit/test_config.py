@@ -271,3 +271,18 @@ def test_one_of_names_every_form():
 def test_each_problem_is_one_short_line(name):
     message = problem(name)
     assert "\n" not in message and len(message) < 250, message
+
+
+def test_every_test_scenario_is_a_valid_config_over_the_tiny_one():
+    """.test/<scenario>/config.yaml: valid against the schema, each the tiny scenario plus its own keys
+    (so that the tests' runs share the tiny run's files), and listed in .test/README.md."""
+    from ..helpers import SCENARIOS, TINY, merged, scenario
+
+    names = sorted(path.parent.name for path in SCENARIOS.glob("*/config.yaml"))
+    assert {"tiny", "matrix", "ascend", "zoo_support"} <= set(names)
+    listed = (SCENARIOS / "README.md").read_text()
+    for name in names:
+        config = scenario(name)
+        jsonschema.validate(config, SCHEMA)
+        assert merged(TINY, config) == config, name
+        assert f"| `{name}` |" in listed, name

@@ -17,6 +17,7 @@ from ..helpers import (
     merged,
     planned_rules,
     rules_in,
+    scenario,
     snakemake,
     write_config,
 )
@@ -242,8 +243,10 @@ def test_a_model_that_cannot_run_here_is_refused_at_start(tmp_path):
 def test_zoo_support_plans_the_entries_that_run_and_names_why_the_others_cannot(tmp_path):
     """zoo.support: CGNet joins the matrix (its cells planned), PSANet gets no job and its reason goes to
     the support table's command; the table itself from a run: tests/unit/test_zoo_check.py."""
-    cgnet, psanet = "cgnet_fcn_4xb4-60k_cityscapes-680x680", "psanet_r50-d8_4xb2-40k_cityscapes-512x1024"
-    write_config(tmp_path, merged(TINY, {"zoo": {"support": [cgnet, psanet]}}))
+    config = scenario("zoo_support")
+    cgnet, psanet = config["zoo"]["support"]
+    assert cgnet.startswith("cgnet_") and psanet.startswith("psanet_")
+    write_config(tmp_path, config)
     planned = snakemake(tmp_path, "-n", "-p", "results/zoo/support.md").stdout
     cgnet_key, psanet_key = key(f"zoo-{cgnet}"), key(f"zoo-{psanet}")
     assert f"--entry {cgnet_key} {cgnet} cgnet --entry {psanet_key} {psanet} psanet" in planned

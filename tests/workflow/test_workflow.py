@@ -43,6 +43,7 @@ from ..helpers import (
     read_result,
     report_dir,
     rules_in,
+    scenario,
     snakemake,
     write_config,
 )
@@ -196,9 +197,7 @@ def test_a_bad_config_value_or_key_is_one_line_naming_the_key_and_the_fix(tmp_pa
 
 
 def test_ascend_dry_run_prints_atc_per_soc_and_real_run_needs_cann(tmp_path):
-    write_config(
-        tmp_path, merged(TINY, {"backend": "ascend", "ascend": {"soc_versions": ["Ascend310", "Ascend310P3"]}})
-    )
+    write_config(tmp_path, scenario("ascend"))
     dry = snakemake(tmp_path, "-n", "-p")
     for soc in ("Ascend310", "Ascend310P3"):
         assert (
