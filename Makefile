@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-fast lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -v --durations=25
+
+# The inner loop: every test that runs in-process (no Snakemake run, no stage CLI started; tests/conftest.py
+# marks the others `spawns`).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not spawns" --durations=10
 
 lint: setup
 	$(BIN)/ruff check .

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +117,32 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     run = snakemake(workdir, "results/matrix.json")
     assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
     return workdir
+
+
+# ---------------------------------------------------------------- the inner loop: make test-fast
+
+# What starts a process in a test or a fixture: the helpers that run a stage CLI or Snakemake, or subprocess.
+SPAWNING = re.compile(r"\b(run_script|run_infer|snakemake|subprocess|Popen)\s*\(")
+
+
+@functools.cache
+def _starts_a_process(function: object) -> bool:
+    try:
+        return bool(SPAWNING.search(inspect.getsource(function)))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``spawns`` every test that starts a process, in its own code or in a fixture it uses (read from
+    their source), so that `make test-fast` (``-m "not slow and not spawns"``) runs the in-process tests
+    alone, and a new test that starts one leaves the inner loop by itself."""
+    for item in items:
+        functions = [getattr(item, "function", None)]
+        for name in getattr(item, "fixturenames", ()):
+            functions += [definition.func for definition in item._fixtureinfo.name2fixturedefs.get(name, ())]
+        if any(function is not None and _starts_a_process(function) for function in functions):
+            item.add_marker(pytest.mark.spawns)
 
 
 # ---------------------------------------------------------------- the SLURM run, in the background
