@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup run test test-fast coverage lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: setup
 # marks the others `spawns`).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not spawns" --durations=10
+
+# Line coverage of deeplabv3_pipeline/ and scripts/ over the whole suite, subprocesses included (pyproject.toml).
+coverage: setup
+	rm -rf .coverage && mkdir -p .coverage
+	$(BIN)/python -m pytest -q --cov --cov-report=  # (pytest-cov combines the processes' data)
+	$(BIN)/python -m coverage report --format=total > .coverage/total.txt
+	$(BIN)/python -m coverage report | tail -n 40
 
 lint: setup
 	$(BIN)/ruff check .

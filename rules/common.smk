@@ -39,7 +39,7 @@ from deeplabv3_pipeline.errors import (
 )  # noqa: E402
 from deeplabv3_pipeline.report.headline import cell_line, headline  # noqa: E402
 from deeplabv3_pipeline.config_check import check_config  # noqa: E402
-from deeplabv3_pipeline.planning.keys import shape_text  # noqa: E402
+from deeplabv3_pipeline.planning.keys import given_name, shape_text  # noqa: E402
 from deeplabv3_pipeline.report.stamp import (
     STAMP_FILE,
     Stamp,
@@ -128,9 +128,10 @@ BACKEND = CELL.backend
 DEMO_DATA = PLAN.demo
 FRAMES = list(PLAN.frames)
 SHARDS = PLAN.shards
-# Model names as a wildcard constraint: the model rules' {model} takes exactly the plan's.
+# Model keys as a wildcard constraint: the model rules' {model} takes exactly the plan's.
 MODEL_PATTERN = "|".join(re.escape(model.name) for model in PLAN.models)
-DEMO_MODELS = [model.name for model in PLAN.models if model.demo]
+# the given names of the models with a random checkpoint (the demo's: PLAN.demo_checkpoint)
+DEMO_MODELS = [given_name(model.name) for model in PLAN.models if model.demo]
 CHECKPOINT_URLS = list(
     dict.fromkeys(model.checkpoint for model in PLAN.models if is_url(model.checkpoint))
 )
@@ -397,6 +398,11 @@ def get_checkpoint(wildcards):
 
 def get_model_config(wildcards):
     return PLAN.model(wildcards.model).config
+
+
+def get_demo_model_config(wildcards):
+    """The mmseg config of the model whose random checkpoint rule demo_checkpoint makes (by its given name)."""
+    return PLAN.model_named(wildcards.model).config
 
 
 def get_test_mode_args(wildcards):

@@ -43,7 +43,7 @@ if DEMO_MODELS:
         resources:
             **stage_resources("default"),
         params:
-            model_config=get_model_config,
+            model_config=get_demo_model_config,
             seed=config["demo"]["seed"],
             script=script("make_demo_data.py"),
         shell:

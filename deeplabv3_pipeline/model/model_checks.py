@@ -23,6 +23,7 @@ from deeplabv3_pipeline.evaluation.provenance import (
 )
 from deeplabv3_pipeline.model.footprint import FOOTPRINT_FORMAT, Footprint
 from deeplabv3_pipeline.model.zoo import resolve_config
+from deeplabv3_pipeline.planning.keys import given_name
 from deeplabv3_pipeline.planning.plan import Plan
 
 # Checkpoints that fitted their config, by the file's fingerprint: a fact of this folder's inputs.
@@ -85,7 +86,7 @@ def check_checkpoints_fit(plan: Plan, cache: Path = FIT_CACHE) -> None:
             check = partial(_mmseg_check, "check_checkpoint_fits", model.config, path)
             cached_check(cache, f"{fingerprint([path])} {model.config}", check)
         except UserError as error:
-            raise UserError(f"model {model.name}: {error}") from None
+            raise UserError(f"model {given_name(model.name)}: {error}") from None
 
 
 def check_models_run(plan: Plan, cache: Path | None = None) -> ModelsRun:
@@ -116,7 +117,7 @@ def check_models_run(plan: Plan, cache: Path | None = None) -> ModelsRun:
             )
         except UserError as error:
             if model.name not in support:
-                raise UserError(f"model {model.name}: {error}") from None
+                raise UserError(f"model {given_name(model.name)}: {error}") from None
             # the clause alone (ModelCannotRun), or why its config cannot be found
             refused[model.name] = getattr(error, "reason", str(error))
     return ModelsRun(refused, footprints)

@@ -295,10 +295,19 @@ class Plan:
         under model.cache_dir, sha256-checked), or the user's file."""
         model = self.model(name)
         if model.demo:
-            return artifacts.DEMO_CHECKPOINT.format(model=name).output
+            return self.demo_checkpoint(name).output
         if is_url(model.checkpoint):
             return str(cached_path(model.checkpoint, self.cache_dir))
         return model.checkpoint
+
+    def demo_checkpoint(self, name: str) -> Step:
+        """The step that makes model ``name``'s random checkpoint (the demo's), by the name the model was given:
+        its weights depend on its mmseg config and demo.seed only, so every size and graph of it shares one."""
+        return artifacts.DEMO_CHECKPOINT.format(model=given_name(name))
+
+    def model_named(self, given: str) -> Model:
+        """The model given the name ``given`` in the config (one per name: models_of)."""
+        return next(model for model in self.models if given_name(model.name) == given)
 
     def user_checkpoint(self, name: str) -> str | None:
         """The model's checkpoint where it is a local file of the user's, or None (a URL's download is
@@ -470,7 +479,7 @@ class Plan:
         evaluation. Their benchmark files are the report's runtimes."""
         cell = self.cell
         assert cell is not None
-        steps = [artifacts.DEMO_CHECKPOINT.format(model=cell.model)] if self.model(cell.model).demo else []
+        steps = [self.demo_checkpoint(cell.model)] if self.model(cell.model).demo else []
         labelled = [index for index in self.shards if self.frames_to_label(index)]
         steps += [artifacts.LABELS.format(data=self.data, shard=index) for index in labelled]
         steps += [artifacts.PREPROCESS.format(data=self.data, shard=index) for index in self.shards]

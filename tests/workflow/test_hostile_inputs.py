@@ -21,6 +21,7 @@ from ..helpers import (
     DEMO_DATA,
     SHAPE,
     SIM_MODEL_PATH,
+    TAG,
     TINY,
     TINY_KEY,
     cell_result,
@@ -72,7 +73,7 @@ def test_hostile_names_are_data_and_replaced_sources_are_noticed(tiny_run, tmp_p
     `$(...)`, backticks and ; & |: the run works, nothing is executed, the figures are the plain run's.
     Then an image and a label replaced with older mtimes are computed again."""
     folder = tmp_path / f"data {HOSTILE}"
-    renamed = hostile_copy(tiny_run / "results" / "demo" / "cityscapes", folder / f"city {HOSTILE}")
+    renamed = hostile_copy(tiny_run / "results" / "demo" / f"cityscapes{TAG}", folder / f"city {HOSTILE}")
     checkpoint = folder / f"ckpt {HOSTILE}" / "random.pth"
     checkpoint.parent.mkdir(parents=True)
     shutil.copy(tiny_run / DEMO_CHECKPOINT_PATH, checkpoint)

@@ -280,4 +280,4 @@ def test_the_support_table_of_a_zoo_entry_run_end_to_end(tiny_run, tmp_path):
     assert row and float(row.group(1)) >= 0.999  # the same model in two runtimes, fp32
     (entry,) = json.loads((workdir / "results" / "zoo" / "support.json").read_text())["entries"]
     assert entry["pixel_agreement"]["onnxruntime-fp32"] >= 0.999 and "Ascend310P3" in entry["atc_commands"]
-    assert (workdir / "results" / "models" / f"zoo-{cgnet}" / f"zoo-{cgnet}_verify.json").is_file()
+    assert (workdir / "results" / "models" / key(f"zoo-{cgnet}") / f"{key(f'zoo-{cgnet}')}_verify.json").is_file()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import REPO
-from ..helpers import DEMO_DATA, PSPNET, TINY, merged, snakemake, write_config
+from ..helpers import DEMO_DATA, PSPNET, TINY, key, merged, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 PROFILE = REPO / "profiles" / "slurm"
@@ -177,8 +177,8 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
     # (b) The same metrics as the local run of the same models and frames.
     on_cluster = json.loads((on_slurm / "results" / "result.json").read_text())
     reference = json.loads((local / "results" / "result.json").read_text())
-    for key in METRICS:
-        assert on_cluster[key] == reference[key], key
+    for metric in METRICS:
+        assert on_cluster[metric] == reference[metric], metric
     assert on_cluster["num_images"] == 3
     summary = on_slurm / f"results/infer/{DEMO_DATA}/{key('pspnet')}/onnxruntime-fp32/summary.json"
     assert json.loads(summary.read_text())["shards"] == 2
