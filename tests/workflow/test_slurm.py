@@ -193,5 +193,5 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
         (key(model), variant) for model in ("deeplabv3", "pspnet") for variant in ("pytorch-fp32", "onnxruntime-fp32")
     ]
     for cell, ours in cluster_rows.items():
-        for key in ("miou", "aacc", "pixel_agreement", "worst_frame_agreement"):
-            assert ours[key] == local_rows[cell][key], (cell, key)
+        for column in ("miou", "aacc", "pixel_agreement", "worst_frame_agreement"):
+            assert ours[column] == local_rows[cell][column], (cell, column)
