@@ -193,5 +193,10 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
         (key(model), variant) for model in ("deeplabv3", "pspnet") for variant in ("pytorch-fp32", "onnxruntime-fp32")
     ]
     for cell, ours in cluster_rows.items():
-        for column in ("miou", "aacc", "pixel_agreement", "worst_frame_agreement"):
+        for column in ("miou", "aacc"):
             assert ours[column] == local_rows[cell][column], (cell, column)
+        # the cluster's inference jobs run 1 thread each, the local run 2: ONNX Runtime sums fp32 in another
+        # order then (seen on AVX-512 cores), which may flip a pixel whose two best logits tie (1 of the
+        # 24576 here, 0.00004); more than 2 pixels would be a real difference
+        for column in ("pixel_agreement", "worst_frame_agreement"):
+            assert abs(ours[column] - local_rows[cell][column]) <= 2 / (3 * 64 * 128), (cell, column)
