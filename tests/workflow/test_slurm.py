@@ -197,6 +197,6 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
             assert ours[column] == local_rows[cell][column], (cell, column)
         # the cluster's inference jobs run 1 thread each, the local run 2: ONNX Runtime sums fp32 in another
         # order then (seen on AVX-512 cores), which may flip a pixel whose two best logits tie (1 of the
-        # 24576 here, 0.00004); more than 2 pixels would be a real difference
+        # 24576 here, 0.00004); more than 2 pixels of a 64x128 frame would be a real difference
         for column in ("pixel_agreement", "worst_frame_agreement"):
-            assert abs(ours[column] - local_rows[cell][column]) <= 2 / (3 * 64 * 128), (cell, column)
+            assert abs(ours[column] - local_rows[cell][column]) <= 2 / (64 * 128), (cell, column)
