@@ -72,7 +72,12 @@ rule benchmark:
             "results/report/benchmark.html",
             caption="../report/benchmark.rst",
             category="Speed",
-            labels={"figure": "benchmark table"},
+            labels=get_stamp_labels(
+                {"figure": "benchmark table"},
+                artifacts.BENCHMARK.output,
+                get_benchmark_stamp(),
+                "snakemake --cores all results/benchmark.md",
+            ),
         ),
     log:
         artifacts.BENCHMARK.log,
@@ -83,9 +88,10 @@ rule benchmark:
         reference=config["benchmark"]["reference"],
         min_agreement=config["benchmark"]["min_pixel_agreement"],
         frames=len(FRAMES),
+        stamp=json.dumps(get_benchmark_stamp().to_json()),
         script=script("benchmark_report.py"),
     shell:
         "python {params.script:q} --machine {input.machine:q} --variants {input.variants:q}"
         " --reference {params.reference:q} --min-agreement {params.min_agreement:q}"
         " --frames {params.frames:q} --markdown {output.markdown:q} --json {output.json:q}"
-        " --html {output.html:q} > {log:q} 2>&1 && cat {output.markdown:q}"
+        " --html {output.html:q} --stamp {params.stamp:q} > {log:q} 2>&1 && cat {output.markdown:q}"

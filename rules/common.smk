@@ -278,7 +278,8 @@ def check_backend_tools():
 def print_result_summary():
     """At the end of a successful run: the headline of each result this run made or found up to date (the
     results in its DAG: results/result.json, the cells'), so never a file on disk that this config did not
-    make (a result.json of another config that this run neither asked for nor checked)."""
+    make (a result.json of another config that this run neither asked for nor checked).
+    """
     published = "results/result.json"
     # the DAG keeps only the jobs that ran and those whose outputs a job that ran read; what the run was
     # asked for is up to date too (it succeeded): the targets, and through the matrix its cells
@@ -291,7 +292,9 @@ def print_result_summary():
         in_run |= set(get_matrix_results())
     lines = []
     if published in in_run:
-        lines.append(f"{published}: {headline(json.loads(Path(published).read_text()))}")
+        lines.append(
+            f"{published}: {headline(json.loads(Path(published).read_text()))}"
+        )
     cells = [
         PLAN.result(cell)
         for cell in PLAN.cells
@@ -682,6 +685,22 @@ def get_benchmark_variants():
 def benchmark_cell(wildcards):
     """The cell of a benchmark_variant job: the configured model run by the job's variant."""
     return Cell(CELL.model, VARIANTS[wildcards.variant])
+
+
+def get_benchmark_stamp():
+    """What this config's benchmark table is stamped with: the configured model's timed variants, the data,
+    the size, and a digest of the benchmark settings and each variant's config (report/stamp.py).
+    """
+    cells = [Cell(CELL.model, VARIANTS[name]) for name in get_benchmark_variants()]
+    stamps = [expected_stamp(cell) for cell in cells]
+    timed = config_digest(
+        {
+            "benchmark": config["benchmark"],
+            "warmup": config["warmup"],
+            "threads": config["threads"],
+        }
+    )
+    return combined([*stamps, Stamp((), PLAN.data, shape_text(INPUT_SHAPE), timed)])
 
 
 def get_benchmark_model(wildcards):

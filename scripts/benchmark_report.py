@@ -15,6 +15,7 @@ variant whose agreement is at least ``--min-agreement`` (see deeplabv3_pipeline/
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ import numpy as np
 from deeplabv3_pipeline.benchmark.speed import summarise, to_html_body, to_markdown
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_json, write_text
+from deeplabv3_pipeline.report.stamp import Stamp
 from deeplabv3_pipeline.report.tables import html_page
 
 
@@ -45,6 +47,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--html", type=Path, help="the table as an HTML page (the report's)")
+    parser.add_argument(
+        "--stamp",
+        type=json.loads,
+        help="what the table is made for, as JSON (deeplabv3_pipeline/report/stamp.py): kept in --json, "
+        "written under the tables' titles",
+    )
     return parser.parse_args(argv)
 
 
@@ -57,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = summarise(machine, variants, predictions, args.reference, args.frames, args.min_agreement)
     except ValueError as error:
         raise UserError(f"{error}: add it to benchmark.variants, or time the variants on the same images") from error
-    write_json(args.json, summary)
-    write_text(args.markdown, to_markdown(summary))
+    stamp = Stamp.from_json(args.stamp) if args.stamp else None
+    write_json(args.json, summary | ({"stamp": stamp.to_json()} if stamp else {}))
+    made_for = f"_{stamp.sentence()}_\n\n" if stamp else ""
+    write_text(args.markdown, made_for + to_markdown(summary))
     if args.html:
-        write_text(args.html, html_page("Benchmark", to_html_body(summary)))
+        made_for = f"<p>{html.escape(stamp.sentence())}</p>" if stamp else ""
+        write_text(args.html, html_page("Benchmark", made_for + to_html_body(summary)))
     return 0
 
 

@@ -540,6 +540,12 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
     assert timed["images"] == [f"results/prep_dataset/{DEMO_DATA}/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
     assert "| onnxruntime-fp32" in (workdir / "results" / "benchmark.md").read_text()
     assert (workdir / "results" / "report" / "benchmark.html").is_file()
+    # stamped with what it timed; --report packs it with that stamp
+    made_for = f"{TINY_KEY}/onnxruntime-fp32, {TINY_KEY}/openvino-fp32 on {DEMO_DATA} at 64x128, config "
+    assert summary["stamp"]["cells"] == [f"{TINY_KEY}/{variant}" for variant in variants]
+    assert f"Made for {made_for}" in (workdir / "results" / "benchmark.md").read_text()
+    snakemake(workdir, "--report", "results/report.html", "results/benchmark.md")
+    assert made_for in (workdir / "results" / "report.html").read_text()
     # the default target is the config's, whatever is on disk: it does not take the benchmark in
     planned = snakemake(workdir, "-n", "--forcerun", "all").stdout
     assert "results/benchmark.md" not in planned and "results/report/benchmark.html" not in planned
