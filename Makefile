@@ -20,8 +20,9 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
+# Two pytest-xdist workers: the workflow tests in one, the others in the other (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -v --durations=25
+	$(BIN)/python -m pytest -v -n 2 --dist loadgroup --durations=25
 
 # The inner loop: every test that runs in-process (no Snakemake run, no stage CLI started; tests/conftest.py
 # marks the others `spawns`).

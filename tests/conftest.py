@@ -136,8 +136,18 @@ def _starts_a_process(function: object) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``spawns`` every test that starts a process, in its own code or in a fixture it uses (read from
     their source), so that `make test-fast` (``-m "not slow and not spawns"``) runs the in-process tests
-    alone, and a new test that starts one leaves the inner loop by itself."""
+    alone, and a new test that starts one leaves the inner loop by itself.
+
+    And put each test in a group for `make test`'s two pytest-xdist workers (``--dist loadgroup``: a group
+    runs in one worker): the tests built on the session's tiny and matrix runs; the unit and CLI tests,
+    which share the unit fixtures' models; the other workflow tests (dry runs, runs of their own). So each
+    session fixture is made once, in its group's worker, while the other worker runs beside it (much of
+    the suite is single-threaded Python start-up: docs/performance.md)."""
     for item in items:
+        workflow = Path(str(item.fspath)).is_relative_to(REPO / "tests" / "workflow")
+        runs = {"tiny_run", "matrix_run"} & set(getattr(item, "fixturenames", ()))
+        group = "runs" if runs else "workflow" if workflow else "units"
+        item.add_marker(pytest.mark.xdist_group(group))
         functions = [getattr(item, "function", None)]
         for name in getattr(item, "fixturenames", ()):
             functions += [definition.func for definition in item._fixtureinfo.name2fixturedefs.get(name, ())]
@@ -155,6 +165,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     slurm_items = [item for item in session.items if item.module is test_slurm]
     if not slurm_items or test_slurm.cluster_problem() is not None:
+        return
+    if hasattr(session.config, "workerinput"):
+        # under pytest-xdist each worker collects every test, but only one runs this one: the test starts
+        # its own run (the other worker's tests overlap it)
         return
     session.items[:] = [item for item in session.items if item.module is not test_slurm] + slurm_items
     workdir = session.config._tmp_path_factory.mktemp("slurm_background") / "slurm"
