@@ -139,14 +139,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     alone, and a new test that starts one leaves the inner loop by itself.
 
     And put each test in a group for `make test`'s two pytest-xdist workers (``--dist loadgroup``: a group
-    runs in one worker): the tests built on the session's tiny and matrix runs; the unit and CLI tests,
-    which share the unit fixtures' models; the other workflow tests (dry runs, runs of their own). So each
-    session fixture is made once, in its group's worker, while the other worker runs beside it (much of
-    the suite is single-threaded Python start-up: docs/performance.md)."""
+    runs in one worker, groups go to whichever worker is free): the tests built on the matrix run; those
+    built on the tiny run alone; the unit and CLI tests, which share the unit fixtures' models; the other
+    workflow tests (dry runs, runs of their own). A session fixture is made once per worker that needs it
+    (the tiny run at most twice: the matrix run starts from it), and the two workers run side by side
+    (much of the suite is single-threaded Python start-up: docs/performance.md)."""
     for item in items:
         workflow = Path(str(item.fspath)).is_relative_to(REPO / "tests" / "workflow")
-        runs = {"tiny_run", "matrix_run"} & set(getattr(item, "fixturenames", ()))
-        group = "runs" if runs else "workflow" if workflow else "units"
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = (
+            "matrix-run"
+            if "matrix_run" in fixtures
+            else "tiny-run"
+            if "tiny_run" in fixtures
+            else "workflow"
+            if workflow
+            else "units"
+        )
         item.add_marker(pytest.mark.xdist_group(group))
         functions = [getattr(item, "function", None)]
         for name in getattr(item, "fixturenames", ()):
