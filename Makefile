@@ -20,7 +20,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-# Two pytest-xdist workers: the workflow tests in one, the others in the other (tests/conftest.py).
+# Two pytest-xdist workers; tests grouped by the session fixtures they share (tests/conftest.py).
 test: setup
 	$(BIN)/python -m pytest -v -n 2 --dist loadgroup --durations=25
 

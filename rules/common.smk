@@ -276,34 +276,46 @@ def check_backend_tools():
 
 
 def print_result_summary():
-    """At the end of a successful run: the headline of each result this run made or found up to date (the
-    results in its DAG: results/result.json, the cells'), so never a file on disk that this config did not
-    make (a result.json of another config that this run neither asked for nor checked).
-    """
+    """At the end of a successful run that ran a job (Snakemake skips onsuccess when there is nothing to
+    do): the headline of each result this run made or found up to date (results/result.json, the cells'),
+    never a file on disk that this config did not make (a result.json of another config that this run
+    neither asked for nor checked)."""
     published = "results/result.json"
-    # the DAG keeps only the jobs that ran and those whose outputs a job that ran read; what the run was
-    # asked for is up to date too (it succeeded): the targets, and through the matrix its cells
+    # the DAG keeps the jobs that ran and those whose outputs a job that ran read (measured: an up-to-date
+    # `result` beside a matrix run is not in it); what the run was asked for is up to date too, as it
+    # succeeded: the targets, and through the matrix its cells. Not so under --until/--omit-from, which
+    # stop short of the targets: then only the DAG's own outputs.
     in_run = {str(path) for job in workflow.dag.jobs for path in job.output}
-    targets = set(workflow.dag_settings.targets) or {"all"}
-    in_run |= targets
-    if targets & {"all", "result"}:
-        in_run.add(published)
-    if any(is_matrix_target(target) for target in targets):
-        in_run |= set(get_matrix_results())
-    lines = []
-    if published in in_run:
-        lines.append(
-            f"{published}: {headline(json.loads(Path(published).read_text()))}"
-        )
-    cells = [
+    settings = workflow.dag_settings
+    if not (settings.until or settings.omit_from):
+        targets = set(settings.targets) or {"all"}
+        in_run |= targets
+        if targets & {"all", "result"}:
+            in_run.add(published)
+        if any(is_matrix_target(target) for target in targets):
+            in_run |= set(get_matrix_results())
+    shown = [published] if published in in_run else []
+    shown += [
         PLAN.result(cell)
         for cell in PLAN.cells
         if PLAN.result(cell) in in_run and (published not in in_run or cell != CELL)
     ]
-    for path in cells:
-        lines.append(f"{path}: {cell_line(json.loads(Path(path).read_text()))}")
-    if cells and (DEMO_DATA or DEMO_MODELS):
-        lines.append("SYNTHETIC inputs: these mIoUs say nothing about the models")
+    results = {
+        path: json.loads(Path(path).read_text())
+        for path in shown
+        if Path(path).is_file()
+    }
+    lines = [
+        f"{path}: {headline(result) if path == published else cell_line(result)}"
+        for path, result in results.items()
+    ]
+    synthetic = [
+        path for path, result in results.items() if result.get("synthetic_inputs")
+    ]
+    if set(synthetic) - {published}:  # (the published headline says it itself)
+        lines.append(
+            "SYNTHETIC inputs: the mIoUs of these cells say nothing about their models"
+        )
     if lines:
         print("\n".join(lines), file=sys.stderr)
 
@@ -654,7 +666,7 @@ def get_stamp_labels(labels, stamp_file, expected, command):
         problem = stamp_problem(Path(stamp_file), expected, command)
         if problem:
             raise WorkflowError(f"error: {problem}")
-        return {**labels, "made for": expected.text().removeprefix("made for ")}
+        return {**labels, "made for": expected.subject()}
 
     return labels_with_stamp
 

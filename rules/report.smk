@@ -48,9 +48,9 @@ rule report_figures:
         markdown=get_report_figure("summary.md"),
         stamp=get_report_figure(STAMP_FILE),
     log:
-        artifacts.REPORT_FIGURES.log,
+        PLAN.step(artifacts.REPORT_FIGURES, CELL).log,
     benchmark:
-        artifacts.REPORT_FIGURES.benchmark
+        PLAN.step(artifacts.REPORT_FIGURES, CELL).benchmark
     conda:
         "../envs/deeplabv3.yaml"
     params:

@@ -4,13 +4,15 @@
     python scripts/report.py figures --result results/cells/demo/val/deeplabv3/onnxruntime-fp32/result.json \\
         --images /data/cityscapes/leftImg8bit/val --labels /data/cityscapes/gtFine/val \\
         --predictions results/infer/demo/val/deeplabv3/onnxruntime-fp32 \\
-        --benchmarks $(find results/benchmarks -name '*.tsv') --outdir results/report
+        --benchmarks $(find results/benchmarks -name '*.tsv') --outdir results/report/demo/val/deeplabv3/onnxruntime-fp32
     python scripts/report.py matrix --matrix results/matrix.json --output results/report/matrix.png
 
 ``figures`` reads a ``result.json`` of scripts/evaluate.py and writes into ``--outdir``:
 per_class_iou.png, confusion_matrix.png, examples.png (the frames of lowest and highest
 mIoU: image | ground truth | prediction), runtimes.png (Snakemake ``benchmark:`` files) and
-summary.md / summary.html (aAcc, mIoU, mAcc and per-class IoU/Acc beside the reference figures).
+summary.md / summary.html (aAcc, mIoU, mAcc and per-class IoU/Acc beside the reference figures),
+and stamp.json (what they were made for: deeplabv3_pipeline/report/stamp.py; {} for a result.json that
+records no workflow config), the same stamp drawn on each figure and written under each table's title.
 ``matrix`` draws a ``matrix.json`` of scripts/matrix.py: mIoU delta, pixel agreement and
 images/s per cell (model x variant). The reference mIoU lines are drawn only for a run on real inputs.
 The figures and tables are deeplabv3_pipeline/report/'s (figures.py reads the inputs).

@@ -122,7 +122,7 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 # ---------------------------------------------------------------- the inner loop: make test-fast
 
 # What starts a process in a test or a fixture: the helpers that run a stage CLI or Snakemake, or subprocess.
-SPAWNING = re.compile(r"\b(run_script|run_infer|snakemake|subprocess|Popen)\s*\(")
+SPAWNING = re.compile(r"\b(run_script|run_infer|snakemake|planned_rules|clean_figures|Popen|subprocess\.\w+)\s*\(")
 
 
 @functools.cache

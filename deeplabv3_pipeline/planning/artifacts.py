@@ -90,7 +90,7 @@ EVALUATE = Step("evaluate", "evaluate/{data}/{model}/{variant}")
 RESULT = Step("result", "result")
 MATRIX = Step("matrix", "matrix", "results/matrix.json")
 ZOO_SUPPORT = Step("zoo_support", "zoo_support", "results/zoo/support.json")
-REPORT_FIGURES = Step("report_figures", "report_figures")
+REPORT_FIGURES = Step("report_figures", "report_figures/{data}/{model}/{variant}")  # keyed as the cell
 
 # The speed benchmark (rules/benchmark.smk): the configured model's variants on this CPU
 BENCHMARK_MACHINE = Step("benchmark_machine", "benchmark/machine", "results/benchmark/machine.json")

@@ -28,7 +28,7 @@ from deeplabv3_pipeline.data.cityscapes import Frame, dataset_id, discover_frame
 from deeplabv3_pipeline.data.demo import demo_frames
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.checkpoint import cached_path, is_url
-from deeplabv3_pipeline.model.inference_mode import CITYSCAPES_SHAPE, config_test_shape
+from deeplabv3_pipeline.model.inference_mode import config_test_shape
 from deeplabv3_pipeline.model.zoo import (
     ZOO,
     family_of,
@@ -39,14 +39,14 @@ from deeplabv3_pipeline.model.zoo import (
 )
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
-from deeplabv3_pipeline.planning.keys import data_tag, given_name, model_tag
+from deeplabv3_pipeline.planning.keys import CITYSCAPES_SHAPE, data_tag, given_name, model_tag
 from deeplabv3_pipeline.planning.variants import Variant, check_config_names, configured_variant, get_variant
 
 DEMO_ROOT = Path("results/demo/cityscapes")
 # Keys that never change a cell's result.json: the cell itself says backend and precision; the others
-# are the gate, the matrix, the benchmark, job sizes and what is kept on disk. Leaving them out of
-# evaluate's params keeps a change to them from re-evaluating every cell.
-NOT_IN_RESULT = ("backend", "precision", "benchmark", "expect", "matrix", "resources", "storage")
+# are the gate, the matrix, the benchmark, job sizes, what is kept on disk and the zoo support table.
+# Leaving them out of evaluate's params keeps a change to them from re-evaluating every cell.
+NOT_IN_RESULT = ("backend", "precision", "benchmark", "expect", "matrix", "resources", "storage", "zoo")
 # model keys of the ONNX check only (model.verify): it is its own step (rule verify_onnx)
 NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
 # a variant's own sections, recorded only in the results of the cells they shape

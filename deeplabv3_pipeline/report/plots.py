@@ -309,5 +309,5 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.jso
     if matrix.get("note"):
         title += f"\n{matrix['note']}"
     figure.suptitle(title)
-    stamp = Stamp.from_json(matrix["stamp"]).text() if matrix.get("stamp") else ""
+    stamp = Stamp.from_json(matrix["stamp"]).sentence() if matrix.get("stamp") else ""
     return save(figure, path, stamp)

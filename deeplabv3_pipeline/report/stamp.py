@@ -34,13 +34,17 @@ class Stamp:
     input_size: str  # HxW of the images
     config: str  # config_digest of the cell's config; of the cells' digests where it shows several
 
-    def text(self) -> str:
+    def subject(self) -> str:
+        """What it was made for: ``<cells> on <data> at <size>, config <digest>`` (the report's label)."""
         cells = ", ".join(self.cells) if len(self.cells) <= 3 else f"{len(self.cells)} cells ({self.cells[0]}, ...)"
-        return f"made for {cells} on {self.data} at {self.input_size}, config {self.config}"
+        return f"{cells} on {self.data} at {self.input_size}, config {self.config}"
+
+    def text(self) -> str:
+        return f"made for {self.subject()}"
 
     def sentence(self) -> str:
         """``text`` as a sentence of its own: ``Made for ... .``"""
-        return "M" + self.text()[1:] + "."
+        return f"Made for {self.subject()}."
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "cells": list(self.cells)}
@@ -82,7 +86,7 @@ def read_stamp(path: Path) -> Stamp | None:
     try:
         data = json.loads(Path(path).read_text())
         return Stamp.from_json(data.get("stamp", data))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
