@@ -4,7 +4,8 @@
     python scripts/report.py figures --result results/cells/demo/val/deeplabv3/onnxruntime-fp32/result.json \\
         --images /data/cityscapes/leftImg8bit/val --labels /data/cityscapes/gtFine/val \\
         --predictions results/infer/demo/val/deeplabv3/onnxruntime-fp32 \\
-        --benchmarks $(find results/benchmarks -name '*.tsv') --outdir results/report/demo/val/deeplabv3/onnxruntime-fp32
+        --benchmarks $(find results/benchmarks -name '*.tsv') \\
+        --outdir results/report/demo/val/deeplabv3/onnxruntime-fp32
     python scripts/report.py matrix --matrix results/matrix.json --output results/report/matrix.png
 
 ``figures`` reads a ``result.json`` of scripts/evaluate.py and writes into ``--outdir``:
