@@ -4,6 +4,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 snakemake="${SNAKEMAKE:-$repo/.venv/bin/snakemake}"
+case "$snakemake" in /*) ;; *) snakemake="$PWD/$snakemake" ;; esac # each dry run runs in a scratch folder
 for config in "$repo"/.test/*/config.yaml; do
     scenario="$(basename "$(dirname "$config")")"
     case "$scenario" in
