@@ -32,7 +32,7 @@ test-fast: setup
 # Line coverage of deeplabv3_pipeline/ and scripts/ over the whole suite, subprocesses included (pyproject.toml).
 coverage: setup
 	rm -rf .coverage && mkdir -p .coverage
-	$(BIN)/python -m pytest -q --cov --cov-report=  # (pytest-cov combines the processes' data)
+X
 	$(BIN)/python -m coverage report --format=total > .coverage/total.txt
 	$(BIN)/python -m coverage report | tail -n 40
 
