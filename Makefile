@@ -32,7 +32,7 @@ test-fast: setup
 # Line coverage of deeplabv3_pipeline/ and scripts/ over the whole suite, subprocesses included (pyproject.toml).
 coverage: setup
 	rm -rf .coverage && mkdir -p .coverage
-X
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --cov --cov-report=  # (pytest-cov combines the processes' data)
 	$(BIN)/python -m coverage report --format=total > .coverage/total.txt
 	$(BIN)/python -m coverage report | tail -n 40
 
