@@ -75,7 +75,7 @@ rule benchmark:
             labels=get_stamp_labels(
                 {"figure": "benchmark table"},
                 artifacts.BENCHMARK.output,
-                get_benchmark_stamp(),
+                get_benchmark_stamp,
                 "snakemake --cores all results/benchmark.md",
             ),
         ),
@@ -88,7 +88,7 @@ rule benchmark:
         reference=config["benchmark"]["reference"],
         min_agreement=config["benchmark"]["min_pixel_agreement"],
         frames=len(FRAMES),
-        stamp=json.dumps(get_benchmark_stamp().to_json()),
+        stamp=lambda wildcards: json.dumps(get_benchmark_stamp().to_json()),
         script=script("benchmark_report.py"),
     shell:
         "python {params.script:q} --machine {input.machine:q} --variants {input.variants:q}"

@@ -656,13 +656,15 @@ def get_matrix_stamp():
     return combined(map(expected_stamp, PLAN.matrix_cells))
 
 
-def get_stamp_labels(labels, stamp_file, expected, command):
+def get_stamp_labels(labels, stamp_file, expected_stamp_of, command):
     """report()'s labels as a function that `snakemake --report` calls as it packs the file: ``labels``
-    and what the part was made for (``expected``, checked against ``stamp_file``). A part made for another
-    config than this one, or missing, stops the report with the ``command`` that brings it up to date
-    (Snakemake packs the files it finds without checking that they are current)."""
+    and what the part was made for (``expected_stamp_of()``, checked against ``stamp_file``; computed then,
+    not at every parse). A part made for another config than this one, or missing, stops the report with
+    the ``command`` that brings it up to date (Snakemake packs the files it finds without checking that
+    they are current)."""
 
     def labels_with_stamp(wildcards):
+        expected = expected_stamp_of()
         problem = stamp_problem(Path(stamp_file), expected, command)
         if problem:
             raise WorkflowError(f"error: {problem}")
@@ -676,7 +678,7 @@ def get_report_labels(figure):
     return get_stamp_labels(
         {"figure": figure, "cell": CELL.name},
         get_report_figure(STAMP_FILE),
-        expected_stamp(CELL),
+        lambda: expected_stamp(CELL),
         "snakemake --cores all results/result.json",
     )
 

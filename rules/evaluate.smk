@@ -89,7 +89,7 @@ rule matrix:
             labels=get_stamp_labels(
                 {"figure": "validation matrix"},
                 artifacts.MATRIX.output,
-                get_matrix_stamp(),
+                get_matrix_stamp,
                 "snakemake --cores all results/matrix.json",
             ),
         ),

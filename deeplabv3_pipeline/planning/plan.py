@@ -179,7 +179,6 @@ class Plan:
     test_size_from_pipeline: bool = False
     refused: tuple[tuple[str, str], ...] = ()  # (support model, why it cannot run here): no cells
     cache_dir: Path = Path("checkpoints")
-    size_tag: str = ""  # data_tag: what the per-frame folders' key adds for a non-default image size
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -217,7 +216,6 @@ class Plan:
             cache_dir=Path(config["model"]["cache_dir"]),
             support=support,
             test_size_from_pipeline=from_pipeline,
-            size_tag=size_tag,
             config=config,
         )
 
@@ -241,7 +239,7 @@ class Plan:
     def data(self) -> str:
         """The per-frame files' key: ``<dataset>/<split>``, with the size tag where the images are not
         Cityscapes' size (``demo/val@64x128``)."""
-        return f"{self.dataset}/{self.split}{self.size_tag}"
+        return f"{self.dataset}/{self.split}{data_tag(self.config['model'])}"
 
     @property
     def shards(self) -> list[int]:
