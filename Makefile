@@ -20,19 +20,19 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-# Two pytest-xdist workers; tests grouped by the session fixtures they share (tests/conftest.py).
+# Two pytest-xdist workers, the longest tests first (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -v -n 2 --dist loadgroup --durations=25
+	$(BIN)/python -m pytest -v -n 2 --dist load --maxschedchunk 1 --durations=25
 
-# The inner loop: every test that runs in-process (no Snakemake run, no stage CLI started; tests/conftest.py
-# marks the others `spawns`).
+# The inner loop: the quick in-process tests (no Snakemake run, no process started, no stage CLI's whole work;
+# tests/conftest.py marks the others `spawns` or `stage_cli`).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not spawns" --durations=10
+	$(BIN)/python -m pytest -q -m "not slow and not spawns and not stage_cli" --durations=10
 
 # Line coverage of deeplabv3_pipeline/ and scripts/ over the whole suite, subprocesses included (pyproject.toml).
 coverage: setup
 	rm -rf .coverage && mkdir -p .coverage
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --cov --cov-report=  # (pytest-cov combines the processes' data)
+	$(BIN)/python -m pytest -q -n 2 --dist load --maxschedchunk 1 --cov --cov-report=  # (pytest-cov combines the processes' data)
 	$(BIN)/python -m coverage report --format=total > .coverage/total.txt
 	$(BIN)/python -m coverage report | tail -n 40
 

@@ -7,6 +7,8 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"  # a stage CLI's log lines (on stderr)
+
 
 class UserError(Exception):
     """Bad input or a missing tool: the message names the file and the fix."""
@@ -17,7 +19,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
 
     A traceback is for bugs; a user who pointed at the wrong folder gets a sentence.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         return main(argv)
     except UserError as error:

@@ -2,22 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
 import inspect
+import io
 import json
+import logging
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+import yaml
+
+from deeplabv3_pipeline.errors import LOG_FORMAT, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = (64, 128)  # small enough for seconds per stage, large enough for the 1/8 feature map
+# The unit fixtures' model: the tiny scenario's DeepLabV3 R18-D8 (.test/tiny), the guide's model family (the
+# same head, export and code paths) at a quarter of R50-D8's compute. The guide's R50-D8 itself is exported
+# where its own graph is the subject (``guide_models``: the Winograd sites of its wide convolutions).
+MODEL_CONFIG = yaml.safe_load((REPO / ".test" / "tiny" / "config.yaml").read_text())["model"]["config"]
+
+
+def _script_module(name: str) -> ModuleType:
+    """``scripts/<name>`` imported as a module (once per process), as ``python scripts/<name>`` runs it."""
+    module_name = f"_stage_cli_{Path(name).stem}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / "scripts" / name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
 def run_script(name: str, *args: object, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``scripts/<name>`` as a user would, capturing its output."""
+    """Run ``scripts/<name>`` as its command line does (``run_cli(main)`` on the arguments as strings), in
+    this process: what it prints, logs and exits with, as a finished process would report them.
+
+    In-process because a stage CLI's own work takes a fraction of what a new Python pays to import torch,
+    onnx and mmseg (~2 s each time); each script still runs as a program in the workflow's jobs and in
+    tests/cli/test_scripts.py's start-up test (``run_program``)."""
+    module = _script_module(name)
+    argv = list(map(str, args))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    # the log lines run_cli's logging.basicConfig would send to the process's stderr (it adds no handler
+    # where pytest already has one on the root logger)
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    program = sys.argv[0]
+    sys.argv[0] = str(REPO / "scripts" / name)  # argparse's prog, as in `python scripts/<name>`
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                returncode = run_cli(module.main, argv)
+            except SystemExit as exit:  # argparse: --help, a usage error
+                returncode = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+    finally:
+        sys.argv[0] = program
+        root.removeHandler(handler)
+        root.setLevel(level)
+    completed = subprocess.CompletedProcess([name, *argv], returncode, stdout.getvalue(), stderr.getvalue())
+    if check and completed.returncode != 0:
+        raise AssertionError(f"{name} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+    return completed
+
+
+def run_program(name: str, *args: object, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python scripts/<name>`` in a new process, as a user would (the entry point itself)."""
     command = [sys.executable, str(REPO / "scripts" / name), *map(str, args)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if check and completed.returncode != 0:
@@ -42,32 +101,45 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def export_models(config: str, checkpoint: Path, folder: Path) -> tuple[Path, Path]:
+    """(exported, simplified) ONNX of ``checkpoint`` at SHAPE, made by the CLIs (the export verified)."""
+    exported, simplified = folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
+    run_script(
+        "export_onnx.py", config, "--checkpoint", checkpoint, "--output-file", exported, "--shape", *SHAPE, "--verify"
+    )
+    run_script("simplify_onnx.py", exported, simplified, "--input-shape", f"1,3,{SHAPE[0]},{SHAPE[1]}")
+    return exported, simplified
+
+
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random checkpoint of MODEL_CONFIG in the real format."""
     from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
-    from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-    return make_random_checkpoint(DEFAULT_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
+    return make_random_checkpoint(MODEL_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
 
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> tuple[Path, Path]:
     """(exported, simplified) ONNX of the random checkpoint at SHAPE, made by the CLIs."""
-    folder = tmp_path_factory.mktemp("models")
-    exported, simplified = folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
-    run_script(
-        "export_onnx.py",
-        "deeplabv3_r50-d8_512x1024_40k_cityscapes",
-        "--checkpoint",
-        checkpoint,
-        "--output-file",
-        exported,
-        "--shape",
-        *SHAPE,
-        "--verify",
-    )
-    run_script("simplify_onnx.py", exported, simplified, "--input-shape", f"1,3,{SHAPE[0]},{SHAPE[1]}")
-    return exported, simplified
+    return export_models(MODEL_CONFIG, checkpoint, tmp_path_factory.mktemp("models"))
+
+
+GUIDE_CONFIG = "deeplabv3_r50-d8_512x1024_40k_cityscapes"  # the guide's name of mmseg's R50-D8 config
+
+
+@pytest.fixture(scope="session")
+def guide_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random checkpoint of the guide's R50-D8 in the real format."""
+    from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
+
+    return make_random_checkpoint(GUIDE_CONFIG, tmp_path_factory.mktemp("guide_ckpt") / "random.pth", seed=3)
+
+
+@pytest.fixture(scope="session")
+def guide_models(tmp_path_factory: pytest.TempPathFactory, guide_checkpoint: Path) -> tuple[Path, Path]:
+    """(exported, simplified) ONNX of the guide's R50-D8, exported by the guide's config name."""
+    return export_models(GUIDE_CONFIG, guide_checkpoint, tmp_path_factory.mktemp("guide_models"))
 
 
 @pytest.fixture(scope="session")
@@ -121,67 +193,97 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 # ---------------------------------------------------------------- the inner loop: make test-fast
 
-# What starts a process in a test or a fixture: the helpers that run a stage CLI or Snakemake, or subprocess.
-SPAWNING = re.compile(r"\b(run_script|run_infer|snakemake|planned_rules|clean_figures|Popen|subprocess\.\w+)\s*\(")
+# What starts a process in a test or a fixture: the helpers that run Snakemake or a program, or subprocess.
+SPAWNING = re.compile(r"\b(run_program|snakemake|planned_rules|Popen|subprocess\.\w+)\s*\(")
+# What runs a stage CLI's whole work in-process (an export, a quantization: seconds each).
+STAGE_CLI = re.compile(r"\b(run_script|run_infer|clean_figures|export_models)\s*\(")
 
 
 @functools.cache
-def _starts_a_process(function: object) -> bool:
+def _source_matches(function: object, pattern: re.Pattern) -> bool:
     try:
-        return bool(SPAWNING.search(inspect.getsource(function)))  # type: ignore[arg-type]
+        return bool(pattern.search(inspect.getsource(function)))  # type: ignore[arg-type]
     except (OSError, TypeError):
         return False
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker hook reads the order
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``spawns`` every test that starts a process, in its own code or in a fixture it uses (read from
-    their source), so that `make test-fast` (``-m "not slow and not spawns"``) runs the in-process tests
-    alone, and a new test that starts one leaves the inner loop by itself.
+    """Mark ``spawns`` every test that starts a process and ``stage_cli`` every test that runs a stage CLI's
+    whole work in-process, in its own code or in a fixture it uses (read from their source), so that
+    `make test-fast` (``-m "not slow and not spawns and not stage_cli"``) runs the quick in-process tests
+    alone, and a new test that starts a process leaves the inner loop by itself.
 
-    And put each test in a group for `make test`'s two pytest-xdist workers (``--dist loadgroup``: a group
-    runs in one worker, groups go to whichever worker is free): the tests built on the matrix run; those
-    built on the tiny run alone; the unit and CLI tests, which share the unit fixtures' models; the other
-    workflow tests (dry runs, runs of their own). A session fixture is made once per worker that needs it
-    (the tiny run at most twice: the matrix run starts from it), and the two workers run side by side
-    (much of the suite is single-threaded Python start-up: docs/performance.md)."""
+    And order the tests for `make test`'s two pytest-xdist workers (``--dist load``: a free worker takes the
+    next tests): the workflow tests first (Snakemake runs, the longest), then the unit and CLI tests, which
+    fill in the end, and the SLURM test last (its run started with the session: by then it has ended).
+    Each worker makes the session fixtures its tests need once (the tiny run, the matrix run, the unit
+    models): docs/performance.md."""
+    from .workflow import test_slurm
+
     for item in items:
-        workflow = Path(str(item.fspath)).is_relative_to(REPO / "tests" / "workflow")
-        fixtures = set(getattr(item, "fixturenames", ()))
-        group = (
-            "matrix-run"
-            if "matrix_run" in fixtures
-            else "tiny-run"
-            if "tiny_run" in fixtures
-            else "workflow"
-            if workflow
-            else "units"
-        )
-        item.add_marker(pytest.mark.xdist_group(group))
         functions = [getattr(item, "function", None)]
         for name in getattr(item, "fixturenames", ()):
             functions += [definition.func for definition in item._fixtureinfo.name2fixturedefs.get(name, ())]
-        if any(function is not None and _starts_a_process(function) for function in functions):
-            item.add_marker(pytest.mark.spawns)
+        for marker, pattern in ((pytest.mark.spawns, SPAWNING), (pytest.mark.stage_cli, STAGE_CLI)):
+            if any(function is not None and _source_matches(function, pattern) for function in functions):
+                item.add_marker(marker)
+
+    def order(item: pytest.Item) -> tuple[bool, bool]:
+        workflow = Path(str(item.fspath)).is_relative_to(REPO / "tests" / "workflow")
+        return getattr(item, "module", None) is test_slurm, not workflow
+
+    items.sort(key=order)
 
 
 # ---------------------------------------------------------------- the SLURM run, in the background
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """When the SLURM test is among the tests to run and a cluster answers: move it last and start its
-    run now, so that its queueing and start-up waits overlap the other tests (tests/workflow/test_slurm.py)."""
+    """Without pytest-xdist: when the SLURM test is among the tests to run and a cluster answers, start its
+    run now, so that its queueing and start-up waits overlap the other tests (tests/workflow/test_slurm.py;
+    the test runs last: ``pytest_collection_modifyitems``)."""
     from .workflow import test_slurm
 
-    slurm_items = [item for item in session.items if item.module is test_slurm]
-    if not slurm_items or test_slurm.cluster_problem() is not None:
+    if hasattr(session.config, "workerinput") or session.config.pluginmanager.hasplugin("dsession"):
+        return  # pytest-xdist: its controller started the run (pytest_sessionstart)
+    if any(item.module is test_slurm for item in session.items) and test_slurm.cluster_problem() is None:
+        workdir = session.config._tmp_path_factory.mktemp("slurm_background") / "slurm"
+        test_slurm.BACKGROUND["run"] = test_slurm.start_background_run(workdir)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which starts the workers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest-xdist's controller collects no test, so it starts the SLURM run where the command line selects
+    the SLURM test (the whole suite, tests/workflow, its file; a -m expression that keeps it; no -k), and
+    tells the workers where it runs (their environment: test_slurm.background_run)."""
+    from .workflow import test_slurm
+
+    config = session.config
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("dsession"):
         return
-    if hasattr(session.config, "workerinput"):
-        # under pytest-xdist each worker collects every test, but only one runs this one: the test starts
-        # its own run (the other worker's tests overlap it)
+    if config.option.collectonly or not selects(config, REPO / "tests" / "workflow" / "test_slurm.py", {"slow"}):
         return
-    session.items[:] = [item for item in session.items if item.module is not test_slurm] + slurm_items
-    workdir = session.config._tmp_path_factory.mktemp("slurm_background") / "slurm"
-    test_slurm.BACKGROUND["run"] = test_slurm.start_background_run(workdir)
+    if test_slurm.cluster_problem() is None:
+        workdir = config._tmp_path_factory.mktemp("slurm_background") / "slurm"
+        test_slurm.BACKGROUND["run"] = run = test_slurm.start_background_run(workdir)
+        test_slurm.announce_background_run(run)
+
+
+def selects(config: pytest.Config, test_file: Path, markers: set[str]) -> bool:
+    """Whether the command line runs the tests of ``test_file`` (marked ``markers``, and ``spawns``): a path
+    it names holds the file, its -m expression keeps them, it has no -k (which is not guessed)."""
+    from _pytest.mark.expression import Expression
+
+    if config.option.keyword or any(str(test_file) in str(Path(d).resolve()) for d in config.option.deselect or ()):
+        return False
+    if config.option.markexpr:
+        marked = markers | {"spawns"}
+        if not Expression.compile(config.option.markexpr).evaluate(lambda name, **_: name in marked):
+            return False
+    here = config.invocation_params.dir
+    named = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    return any(test_file == path or test_file.is_relative_to(path) for path in named)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

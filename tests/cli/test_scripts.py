@@ -14,9 +14,26 @@ from deeplabv3_pipeline.backends import open_backend
 from deeplabv3_pipeline.data.cityscapes import discover_frames
 from deeplabv3_pipeline.data.transform import preprocess_image
 from deeplabv3_pipeline.model.mmseg_model import load_export_model, predict_class_ids
-from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from ..conftest import SHAPE, run_infer, run_script
+from ..conftest import MODEL_CONFIG, REPO, SHAPE, run_infer, run_program, run_script
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in (REPO / "scripts").glob("*.py")))
+def test_every_stage_cli_starts_as_a_program(script):
+    """The entry points themselves, in a new Python each (the other CLI tests call ``main`` in-process; the
+    workflow's jobs run them as programs too)."""
+    completed = run_program(script, "--help")
+    assert completed.returncode == 0 and completed.stdout.startswith("usage: "), completed.stderr[-2000:]
+
+
+def test_a_programs_bad_input_is_one_error_line_and_exit_code_2(demo_root, tmp_path):
+    """run_cli's exit code and message, through ``sys.exit`` of a real process."""
+    completed = run_program(
+        "preprocess.py", demo_root / "leftImg8bit" / "val", tmp_path, "--input-shape", 32, 64, check=False
+    )
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    last = completed.stderr.splitlines()[-1]  # (after the progress bar's line)
+    assert last.startswith("error: ") and "is 64x128 (HxW) but model.input_shape is 32x64" in last
 
 
 def test_preprocess_writes_one_exact_bin_per_image(demo_root, prep_dir):
@@ -91,7 +108,7 @@ def test_exported_onnx_has_the_guide_interface(onnx_models):
 
 
 def test_onnx_equals_mmseg_pytorch_on_demo_images(onnx_models, prep_dir, checkpoint):
-    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE)
+    model = load_export_model(MODEL_CONFIG, checkpoint, SHAPE)
     session = ort.InferenceSession(str(onnx_models[1]), providers=["CPUExecutionProvider"])
     for path in sorted(prep_dir.glob("*.bin")):
         image = np.fromfile(path, dtype=np.float32).reshape(1, 3, *SHAPE)
@@ -108,7 +125,7 @@ def test_export_rejects_a_checkpoint_of_another_model(tmp_path):
     torch.save({"state_dict": {"conv.weight": torch.zeros(3)}}, bad)
     result = run_script(
         "export_onnx.py",
-        DEFAULT_CONFIG,
+        MODEL_CONFIG,
         "--checkpoint",
         bad,
         "--output-file",
@@ -128,7 +145,7 @@ def predictions(tmp_path_factory, onnx_models, prep_dir, checkpoint):
     for backend in ("onnxruntime", "openvino", "pytorch"):
         folder = tmp_path_factory.mktemp(backend)
         model = checkpoint if backend == "pytorch" else onnx_models[1]
-        extra = ["--model-config", DEFAULT_CONFIG, "--input-shape", *SHAPE] if backend == "pytorch" else []
+        extra = ["--model-config", MODEL_CONFIG, "--input-shape", *SHAPE] if backend == "pytorch" else []
         run_infer(backend, model, prep_dir, folder, "--outfmt", "BIN", "--threads", 2, *extra)
         folders[backend] = folder
     return folders
@@ -293,19 +310,19 @@ def test_a_label_of_another_size_is_blamed_not_the_prediction(predictions, demo_
 def test_verify_onnx_writes_its_record_and_refuses_another_models_onnx(onnx_models, checkpoint, tmp_path):
     record = tmp_path / "verify.json"
     args = ["--checkpoint", checkpoint, "--shape", *SHAPE, "--record", record]
-    run_script("verify_onnx.py", onnx_models[0], DEFAULT_CONFIG, *args)
+    run_script("verify_onnx.py", onnx_models[0], MODEL_CONFIG, *args)
     verified = json.loads(record.read_text())
     assert verified["differing_decisive_pixels"] <= verified["tolerance"] == 1e-4
     assert len(verified["model_sha256"]) == 64
     # the same ONNX against another checkpoint (other weights): most pixels differ, no record
     from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
-    other = make_random_checkpoint(DEFAULT_CONFIG, tmp_path / "other.pth", seed=11)
+    other = make_random_checkpoint(MODEL_CONFIG, tmp_path / "other.pth", seed=11)
     record.unlink()
     wrong = run_script(
         "verify_onnx.py",
         onnx_models[0],
-        DEFAULT_CONFIG,
+        MODEL_CONFIG,
         "--checkpoint",
         other,
         "--shape",

@@ -15,9 +15,8 @@ from deeplabv3_pipeline.benchmark import variant_timing as benchmark_variant
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import read_bin
 from deeplabv3_pipeline.model.opcount import count_operations
-from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from ..conftest import SHAPE, run_script
+from ..conftest import MODEL_CONFIG, SHAPE, run_script
 from .test_opcount import tiny_model
 
 VARIANT_KEYS = {
@@ -140,7 +139,7 @@ def test_fp32_variant_writes_every_key_and_infer_predictions(tmp_path, backend, 
 
 
 def test_pytorch_fp32_variant_runs_the_checkpoint(tmp_path, checkpoint, onnx_models, bins, reference_ids):
-    shape = ("--model-config", DEFAULT_CONFIG, "--input-shape", *SHAPE)
+    shape = ("--model-config", MODEL_CONFIG, "--input-shape", *SHAPE)
     _, result, predictions = run_variant(
         tmp_path, "pytorch-fp32", "pytorch", "fp32", checkpoint, bins, onnx_models[1], *shape
     )

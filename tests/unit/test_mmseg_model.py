@@ -20,7 +20,7 @@ from deeplabv3_pipeline.model.inference_mode import (
 from deeplabv3_pipeline.model.mmseg_model import build_model, load_checkpoint, load_export_model, predict_class_ids
 from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG, published_miou, resolve_config
 
-from ..conftest import SHAPE, run_script
+from ..conftest import MODEL_CONFIG, SHAPE, run_script
 
 
 def test_config_names_resolve_to_the_shipped_files():
@@ -59,7 +59,7 @@ def test_stand_in_is_used_only_when_the_compiled_extension_is_absent(monkeypatch
 def test_wrapper_equals_mmseg_whole_mode_and_predicts_several_classes(checkpoint):
     from mmseg.structures import SegDataSample
 
-    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE)
+    model = load_export_model(MODEL_CONFIG, checkpoint, SHAPE)
     image = np.random.default_rng(0).standard_normal((1, 3, *SHAPE), dtype=np.float32)
     ours = predict_class_ids(model, image)
     meta = {"img_shape": SHAPE, "ori_shape": SHAPE, "pad_shape": SHAPE, "padding_size": [0, 0, 0, 0]}
@@ -93,7 +93,7 @@ def test_slide_mode_equals_mmsegs_slide_inference_where_crops_overlap(checkpoint
     from mmengine.config import ConfigDict
     from mmseg.structures import SegDataSample
 
-    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, SLIDE)
+    model = load_export_model(MODEL_CONFIG, checkpoint, SHAPE, SLIDE)
     assert model.mode == InferenceMode("slide", (48, 48), (32, 32)) and len(model.windows) == 8
     assert set(model.crop_count.unique().tolist()) == {1.0, 2.0, 4.0}
     image = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, *SHAPE), dtype=np.float32))
@@ -104,7 +104,7 @@ def test_slide_mode_equals_mmsegs_slide_inference_where_crops_overlap(checkpoint
         ours = model.logits(image)
         theirs = segmentor.slide_inference(image, [dict(meta)])
         predicted = segmentor.predict(image, [SegDataSample(metainfo=meta)])[0].pred_sem_seg.data.numpy()[0]
-        whole = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE).logits(image)
+        whole = load_export_model(MODEL_CONFIG, checkpoint, SHAPE).logits(image)
     assert torch.equal(ours, theirs)  # the same sums in the same order: equal, not close
     np.testing.assert_array_equal(predict_class_ids(model, image.numpy())[0, 0], predicted)
     assert len(np.unique(predicted)) >= 3
@@ -112,14 +112,14 @@ def test_slide_mode_equals_mmsegs_slide_inference_where_crops_overlap(checkpoint
 
 
 def test_the_config_decides_the_mode_and_the_options_replace_what_they_name(checkpoint):
-    slide_config = "deeplabv3_r50-d8_4xb2-80k_cityscapes-769x769"  # test_cfg: slide, 769x769 every 513x513
+    slide_config = "deeplabv3_r18-d8_4xb2-80k_cityscapes-769x769"  # test_cfg: slide, 769x769 every 513x513
     model = load_export_model(slide_config, checkpoint, SHAPE)
     assert model.mode == InferenceMode("slide", (769, 769), (513, 513)) and model.windows == [(0, 64, 0, 128)]
-    assert load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE).mode == InferenceMode("whole")
+    assert load_export_model(MODEL_CONFIG, checkpoint, SHAPE).mode == InferenceMode("whole")
     smaller = load_export_model(slide_config, checkpoint, SHAPE, InferenceModeOptions(crop_size=(64, 96)))
     assert smaller.mode == InferenceMode("slide", (64, 96), (513, 513)) and len(smaller.windows) == 2
     with pytest.raises(UserError, match=r"slide mode needs crop_size as two positive integers"):
-        load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, InferenceModeOptions(test_mode="slide"))
+        load_export_model(MODEL_CONFIG, checkpoint, SHAPE, InferenceModeOptions(test_mode="slide"))
 
 
 def test_the_test_size_is_the_test_pipelines_with_mmcvs_arithmetic():
@@ -156,7 +156,7 @@ def test_at_another_test_size_the_logits_equal_mmsegs_predict_and_the_classes_it
 
     test_shape = (65, 129)
     options = InferenceModeOptions(test_mode="slide", crop_size=(48, 48), stride=(32, 32), test_shape=test_shape)
-    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, options)
+    model = load_export_model(MODEL_CONFIG, checkpoint, SHAPE, options)
     assert model.mode.describe() == "slide, crops 48x48 every 32x32 at 65x129"
     assert len(model.windows) == 8 and model.windows[-1] == (17, 65, 81, 129)  # the crops tile the test size
     bgr = np.random.default_rng(2).integers(0, 256, (*SHAPE, 3), dtype=np.uint8)
@@ -179,7 +179,7 @@ def test_at_another_test_size_the_logits_equal_mmsegs_predict_and_the_classes_it
     agreement = (classes == pipeline[0].pred_sem_seg.data.numpy()[0]).mean()
     print(f"classes agree with mmseg's cv2 pipeline on {agreement:.4%} of the pixels")
     assert agreement > 0.99, agreement
-    untouched = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE, SLIDE)
+    untouched = load_export_model(MODEL_CONFIG, checkpoint, SHAPE, SLIDE)
     with torch.inference_mode():
         assert (untouched.logits(image).argmax(1) != ours.argmax(1)).float().mean() > 0.01  # the size matters
 
@@ -188,7 +188,7 @@ def test_slide_export_agrees_with_pytorch_through_the_cli(checkpoint, tmp_path):
     """Two 64x96 crops overlapping in the middle third, exported and checked by export_onnx.py --verify."""
     output = tmp_path / "slide.onnx"
     completed = run_script(
-        "export_onnx.py", DEFAULT_CONFIG, "--checkpoint", checkpoint, "--output-file", output, "--shape", *SHAPE,
+        "export_onnx.py", MODEL_CONFIG, "--checkpoint", checkpoint, "--output-file", output, "--shape", *SHAPE,
         "--test-mode", "slide", "--crop-size", 64, 96, "--stride", 64, 32, "--verify",
     )  # fmt: skip
     assert "slide, crops 64x96 every 64x32" in completed.stderr and output.is_file()
@@ -197,7 +197,7 @@ def test_slide_export_agrees_with_pytorch_through_the_cli(checkpoint, tmp_path):
 
 
 def test_checkpoint_problems_are_clear(tmp_path, checkpoint):
-    model = build_model(DEFAULT_CONFIG)
+    model = build_model(MODEL_CONFIG)
     with pytest.raises(UserError, match=f"checkpoint {tmp_path / 'absent.pth'} does not exist"):
         load_checkpoint(model, tmp_path / "absent.pth")
     truncated = tmp_path / "truncated.pth"
@@ -218,7 +218,7 @@ def test_checkpoint_needing_unsafe_unpickling_is_refused(tmp_path):
     path = tmp_path / "unsafe.pth"
     torch.save({"state_dict": {}, "meta": Unsafe()}, path)
     with pytest.raises(UserError, match="weights_only=True"):
-        load_checkpoint(build_model(DEFAULT_CONFIG), path)
+        load_checkpoint(build_model(MODEL_CONFIG), path)
 
 
 PSANET = "psanet_r50-d8_4xb2-40k_cityscapes-512x1024"
@@ -237,13 +237,13 @@ def test_a_model_that_calls_a_compiled_mmcv_kernel_is_found_before_any_job():
     assert mmseg_model.run_problem("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024") is None
 
 
-def test_the_probe_measures_the_models_footprint(checkpoint):
+def test_the_probe_measures_the_models_footprint(guide_checkpoint):
     """What the export jobs are sized from (model/footprint.py): the weights, as many MB as the model's
     checkpoint holds; the largest module output, R50-D8's 2048-channel layer4 output at 1/8 of the 128x256
     probe (2048 x 16 x 32 float32 = 4 MiB); the probe's seconds. A model that cannot run has none."""
     probe = mmseg_model.probe_model(DEFAULT_CONFIG)
     assert probe.problem is None
-    assert probe.footprint.weight_mb == pytest.approx(Path(checkpoint).stat().st_size / 2**20, rel=0.01)
+    assert probe.footprint.weight_mb == pytest.approx(Path(guide_checkpoint).stat().st_size / 2**20, rel=0.01)
     assert probe.footprint.activation_mb == 4.0
     assert probe.footprint.probe_pixels == 128 * 256 and probe.footprint.probe_seconds > 0
     assert mmseg_model.probe_model(PSANET).footprint is None

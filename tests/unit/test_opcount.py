@@ -14,9 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.model.mmseg_model import load_export_model
 from deeplabv3_pipeline.model.opcount import COUNTING_RULES, count_operations
-from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from ..conftest import SHAPE
+from ..conftest import MODEL_CONFIG, SHAPE
 
 
 def tiny_model(path: Path, height: int | str = 8) -> Path:
@@ -68,7 +67,7 @@ def test_an_unreadable_model_is_a_user_error(tmp_path):
 
 def test_flop_count_matches_torch_flop_counter(onnx_models, checkpoint):
     """The ONNX graph count (Conv 2 x MACs + small extras) against torch's own counter (matmul/conv only)."""
-    model = load_export_model(DEFAULT_CONFIG, checkpoint, SHAPE)
+    model = load_export_model(MODEL_CONFIG, checkpoint, SHAPE)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(torch.zeros(1, 3, *SHAPE))
     counted = count_operations(onnx_models[1])

@@ -21,9 +21,8 @@ from deeplabv3_pipeline.backends import INFERENCE_PRECISIONS, PRECISIONS, check_
 from deeplabv3_pipeline.backends.onnxruntime.runner import onnxruntime_precision, pinned_providers, quantized_ops
 from deeplabv3_pipeline.backends.openvino.runner import compute_precisions, openvino_precision
 from deeplabv3_pipeline.errors import UserError
-from deeplabv3_pipeline.model.zoo import DEFAULT_CONFIG
 
-from ..conftest import REPO, SHAPE
+from ..conftest import MODEL_CONFIG, REPO, SHAPE
 
 # An AVX2 desktop/server CPU of the kind without any AVX-512, and an AVX-512 one with VNNI and BF16.
 AVX2_FLAGS = frozenset(["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"])
@@ -47,7 +46,7 @@ def agreement(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def pytorch_backend(checkpoint: Path, precision: str = "fp32"):
-    return open_backend("pytorch", checkpoint, model_config=DEFAULT_CONFIG, input_shape=SHAPE, precision=precision)
+    return open_backend("pytorch", checkpoint, model_config=MODEL_CONFIG, input_shape=SHAPE, precision=precision)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +168,7 @@ def test_open_backend_refuses_a_precision_the_backend_lacks(tmp_path, backend, p
     model = tmp_path / "model.onnx"
     model.write_bytes(b"never loaded: the precision is checked first")
     with pytest.raises(UserError, match=f"backend {backend} has no precision {precision}: it runs "):
-        open_backend(backend, model, model_config=DEFAULT_CONFIG, input_shape=SHAPE, precision=precision)
+        open_backend(backend, model, model_config=MODEL_CONFIG, input_shape=SHAPE, precision=precision)
     with pytest.raises(UserError, match=choices):
         check_precision(backend, precision)
 

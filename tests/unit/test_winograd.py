@@ -143,15 +143,15 @@ def test_narrow_convolutions_stay_direct():
 
 
 @pytest.fixture(scope="module")
-def winograd_model(tmp_path_factory, onnx_models, prep_dir) -> tuple[Path, dict]:
+def winograd_model(tmp_path_factory, guide_models, prep_dir) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("winograd") / "deeplabv3_sim_bs1_winograd.onnx"
-    run_script("winograd_onnx.py", onnx_models[1], output, "--check-data", prep_dir, "--check-images", 2)
+    run_script("winograd_onnx.py", guide_models[1], output, "--check-data", prep_dir, "--check-images", 2)
     return output, json.loads(output.with_suffix(".json").read_text())
 
 
-def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, onnx_models, prep_dir):
+def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, guide_models, prep_dir):
     path, report = winograd_model
-    # The dilated backbone's 3x3 convolutions with >= 256 inputs and the bottleneck; on the 8x16
+    # The guide's R50-D8: its dilated backbone's 3x3 convolutions with >= 256 inputs and the bottleneck; on the 8x16
     # feature map of this tiny shape the ASPP branches (dilation 12-36) would be mostly padding.
     assert [site["dilation"] for site in report["sites"]] == [1, 2, 2, 2, 2, 2, 2, 4, 4, 1]
     assert [site["dilation"] for site in report["left_direct"]] == [12, 24, 36]
@@ -160,7 +160,7 @@ def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, onn
     model = onnx.load(str(path))
     assert [item.name for item in model.graph.input] == ["input"] and model.graph.output[0].name == "output"
     assert sum(node.op_type == "Conv" for node in model.graph.node) == 62 - 10
-    direct = ort.InferenceSession(str(onnx_models[1]), providers=["CPUExecutionProvider"])
+    direct = ort.InferenceSession(str(guide_models[1]), providers=["CPUExecutionProvider"])
     winograd = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for bin_path in sorted(prep_dir.glob("*.bin")):
         image = np.fromfile(bin_path, np.float32).reshape(1, 3, *SHAPE)
@@ -171,11 +171,11 @@ def test_cli_rewrites_the_wide_3x3_convolutions_of_the_model(winograd_model, onn
     assert report["agreement"]["mean"] > 0.99
 
 
-def test_cli_gate_and_bad_input(onnx_models, prep_dir, tmp_path):
+def test_cli_gate_and_bad_input(guide_models, prep_dir, tmp_path):
     output = tmp_path / "w.onnx"
     failed = run_script(  # the bottleneck alone (2560 inputs): a small rewrite, the same gate
         "winograd_onnx.py",
-        *(onnx_models[1], output, "--min-channels", 2048, "--check-data", prep_dir, "--min-agreement", 1.01),
+        *(guide_models[1], output, "--min-channels", 2048, "--check-data", prep_dir, "--min-agreement", 1.01),
         check=False,
     )
     assert failed.returncode == 2 and "below --min-agreement" in failed.stderr

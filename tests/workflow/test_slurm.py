@@ -11,10 +11,12 @@ and its test runs last, so the other tests run meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -106,13 +108,33 @@ def stop_hung_run(workdir: Path, output: str) -> None:
 
 @dataclass
 class SlurmRun:
+    """A SLURM run in the background: its folder, its output and (once it ends) exit code files, and the
+    process group of the wrapper that runs it (``RUNNER``)."""
+
     workdir: Path
-    process: subprocess.Popen
+    log: Path
+    exit_code: Path
+    pgid: int
     since: str  # for sacct -S
-    started: float
+    started: float  # time.time(): the run may have been started by another process of the session
+
+    def to_json(self) -> str:
+        return json.dumps({key: str(value) for key, value in self.__dict__.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> SlurmRun:
+        record = json.loads(text)
+        paths = {key: Path(record[key]) for key in ("workdir", "log", "exit_code")}
+        return cls(**paths, pgid=int(record["pgid"]), since=record["since"], started=float(record["started"]))
 
 
-BACKGROUND: dict[str, SlurmRun] = {}  # "run": the run started at collection, if any
+# Runs the command of argv[2:] and writes its exit code to argv[1] once it ends, so that whichever process
+# of the test session waits for the run (a pytest-xdist worker; the run was started by the controller)
+# can tell that it ended and how.
+RUNNER = "import os, subprocess, sys; code = subprocess.call(sys.argv[2:]); open(sys.argv[1], 'w').write(str(code))"
+# where pytest-xdist's controller tells its workers about the run it started (tests/conftest.py)
+BACKGROUND_VARIABLE = "DEEPLABV3_TEST_SLURM_RUN"
+BACKGROUND: dict[str, SlurmRun] = {}  # "run": the run this process started at the session's start, if any
 
 
 def start_background_run(workdir: Path) -> SlurmRun:
@@ -120,19 +142,62 @@ def start_background_run(workdir: Path) -> SlurmRun:
     matrix), in ``workdir``; the test waits for it."""
     write_config(workdir, CONFIG)
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    log, exit_code = workdir.parent / "slurm_run.log", workdir.parent / "slurm_run.exit_code"
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
     command += ["--workflow-profile", str(PROFILE), *TARGETS]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return SlurmRun(workdir, process, since, time.monotonic())
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(exit_code), *command],
+            cwd=workdir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a hung run is stopped as a whole
+        )
+    return SlurmRun(workdir, log, exit_code, process.pid, since, time.time())
+
+
+def announce_background_run(run: SlurmRun) -> None:
+    """Tell the processes this one starts (pytest-xdist's workers) about ``run``."""
+    record = run.workdir.parent / "slurm_run.json"
+    record.write_text(run.to_json())
+    os.environ[BACKGROUND_VARIABLE] = str(record)
+
+
+def background_run() -> SlurmRun | None:
+    """The run started at the session's start, by this process or by pytest-xdist's controller, if any."""
+    run = BACKGROUND.pop("run", None)
+    if run is None and os.environ.get(BACKGROUND_VARIABLE):
+        run = SlurmRun.from_json(Path(os.environ.pop(BACKGROUND_VARIABLE)).read_text())
+    return run
+
+
+def wait_for(run: SlurmRun, timeout_s: float) -> tuple[int | None, str]:
+    """The run's exit code (None: stopped after ``timeout_s``) and output."""
+    deadline = time.time() + timeout_s
+    while not run.exit_code.is_file() and time.time() < deadline:
+        time.sleep(1)
+    if not run.exit_code.is_file():
+        stop_run(run)
+        return None, run.log.read_text()
+    time.sleep(0.1)  # (the exit code is written in one call; let it close)
+    return int(run.exit_code.read_text()), run.log.read_text()
+
+
+def stop_run(run: SlurmRun) -> None:
+    """Stop a run that is still going (Snakemake ignores SIGTERM while it waits on job states), its SLURM
+    jobs, and Snakemake's lock."""
+    if run.exit_code.is_file():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(run.pgid, signal.SIGKILL)
+    stop_hung_run(run.workdir, run.log.read_text())
 
 
 def stop_background_run() -> None:
     """At the session's end: a run its test never waited for (deselected, or the session stopped) is stopped."""
     run = BACKGROUND.pop("run", None)
-    if run is not None and run.process.poll() is None:
-        run.process.kill()
-        output, _ = run.process.communicate()
-        stop_hung_run(run.workdir, output)
+    if run is not None:
+        stop_run(run)
 
 
 def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
@@ -146,21 +211,13 @@ def test_sharded_run_through_slurm_matches_a_local_run(matrix_run, tmp_path):
     except ImportError:
         pytest.fail("snakemake-executor-plugin-slurm is not installed (pip install -r requirements-dev.txt)")
 
-    run = BACKGROUND.pop("run", None) or start_background_run(tmp_path / "slurm")
-    on_slurm, local, slurm, since, started = run.workdir, matrix_run, run.process, run.since, run.started
-    try:
-        output, _ = slurm.communicate(timeout=max(WAIT_S, TIMEOUT_S - (time.monotonic() - started)))
-    except subprocess.TimeoutExpired:
-        slurm.kill()  # Snakemake ignores SIGTERM while it waits on job states
-        output, _ = slurm.communicate()
-        stop_hung_run(on_slurm, output)
+    run = background_run() or start_background_run(tmp_path / "slurm")
+    on_slurm, local, since = run.workdir, matrix_run, run.since
+    returncode, output = wait_for(run, max(WAIT_S, TIMEOUT_S - (time.time() - run.started)))
+    if returncode is None:
         pytest.fail(f"the SLURM run took over {TIMEOUT_S} s:\n{output[-6000:]}")
-    finally:
-        if slurm.poll() is None:
-            slurm.kill()
-            slurm.communicate()
-    elapsed = time.monotonic() - started
-    assert slurm.returncode == 0, f"snakemake on SLURM failed:\n{output[-6000:]}"
+    elapsed = time.time() - run.started
+    assert returncode == 0, f"snakemake on SLURM failed:\n{output[-6000:]}"
     print(f"SLURM run: {elapsed:.0f} s from its start (in the background while the other tests ran)")
 
     # (a) The jobs ran as SLURM jobs: sacct (or squeue) knows them by the run's job name and
