@@ -31,6 +31,7 @@ onstart:
 
 onsuccess:
     print_result_summary()
+    check_matrix_gate()
 
 
 rule all:

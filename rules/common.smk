@@ -38,6 +38,7 @@ from deeplabv3_pipeline.errors import (
     recompute_hint,
 )  # noqa: E402
 from deeplabv3_pipeline.report.headline import cell_line, headline  # noqa: E402
+from deeplabv3_pipeline.report.matrix import gate_failure  # noqa: E402
 from deeplabv3_pipeline.config_check import check_config  # noqa: E402
 from deeplabv3_pipeline.planning.keys import given_name, shape_text  # noqa: E402
 from deeplabv3_pipeline.report.stamp import (
@@ -320,6 +321,24 @@ def print_result_summary():
         print("\n".join(lines), file=sys.stderr)
 
 
+def check_matrix_gate():
+    """At the end of a successful run that made the matrix (onsuccess) with matrix.gate.fail: exit with
+    status 1 naming each cell that fails its gate; the table stays written. (A later run with nothing
+    to do does not get here: the rows' `gate` keep the verdict.)"""
+    matrix = artifacts.MATRIX.output
+    made = {str(path) for job in workflow.dag.jobs for path in job.output}
+    if (
+        not config["matrix"]["gate"]["fail"]
+        or matrix not in made
+        or not Path(matrix).is_file()
+    ):
+        return
+    failure = gate_failure(json.loads(Path(matrix).read_text())["rows"], matrix)
+    if failure:
+        print(f"error: {failure} (matrix.gate.fail is true)", file=sys.stderr)
+        sys.exit(1)
+
+
 def is_matrix_target(target):
     """Whether asking for ``target`` (a file or a rule) makes the matrix's cells: the matrix, the support table."""
     return target in ("matrix", "zoo_support") or target.startswith(
@@ -583,6 +602,24 @@ def get_model_record_args(cell):
     """evaluate.py --model-record KEY=JSON for each model record (none: no flag)."""
     records = [f"{key}={path}" for key, path in PLAN.model_records(cell)]
     return shlex.join(["--model-record", *records]) if records else ""
+
+
+def get_gate_args():
+    """matrix.py flags of the configured accuracy gate (matrix.gate; a null check gets no flag). The run
+    fails on a failing cell in onsuccess (check_matrix_gate), after the table is written.
+    """
+    gate = config["matrix"]["gate"]
+    flags = {
+        "--gate-relative": gate["relative"],
+        "--gate-max-drop": gate["max_drop"],
+        "--gate-min-pixel-agreement": gate["min_pixel_agreement"],
+    }
+    return shlex.join(
+        word
+        for flag, value in flags.items()
+        if value is not None
+        for word in (flag, str(value))
+    )
 
 
 def get_expect_args():

@@ -102,10 +102,11 @@ rule matrix:
     params:
         output=lambda wildcards, output: str(Path(output.json).with_suffix("")),
         reference=PLAN.matrix_cells[0].variant.name,
+        gate=get_gate_args(),
         matrix=script("matrix.py"),
         report=script("report.py"),
     shell:
         "python {params.matrix:q} --results {input.results:q} --reference {params.reference:q}"
-        " --output {params.output:q} > {log:q} 2>&1"
+        " {params.gate} --output {params.output:q} > {log:q} 2>&1"
         " && python {params.report:q} matrix --matrix {output.json:q} --output {output.figure:q} >> {log:q} 2>&1"
         " && cat {output.markdown:q}"

@@ -111,12 +111,17 @@ def export_models(config: str, checkpoint: Path, folder: Path) -> tuple[Path, Pa
     return exported, simplified
 
 
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random checkpoint of MODEL_CONFIG in the real format."""
+def random_checkpoint(config: str, folder: Path) -> Path:
+    """A random checkpoint of ``config`` in the real format (seeded: every session the same weights)."""
     from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
-    return make_random_checkpoint(MODEL_CONFIG, tmp_path_factory.mktemp("ckpt") / "random.pth", seed=3)
+    return make_random_checkpoint(config, folder / "random.pth", seed=3)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random checkpoint of MODEL_CONFIG."""
+    return random_checkpoint(MODEL_CONFIG, tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="session")
@@ -130,10 +135,8 @@ GUIDE_CONFIG = "deeplabv3_r50-d8_512x1024_40k_cityscapes"  # the guide's name of
 
 @pytest.fixture(scope="session")
 def guide_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random checkpoint of the guide's R50-D8 in the real format."""
-    from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
-
-    return make_random_checkpoint(GUIDE_CONFIG, tmp_path_factory.mktemp("guide_ckpt") / "random.pth", seed=3)
+    """A random checkpoint of the guide's R50-D8."""
+    return random_checkpoint(GUIDE_CONFIG, tmp_path_factory.mktemp("guide_ckpt"))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """The validation matrix: one row per cell (model x variant) from the cells' result.json files.
 
 Each row compares the cell with the reference variant of its own model, frame by frame, through the
-prediction files each result.json records it evaluated (pixel agreement, overall and worst frame), and
-with the mIoU mmseg publishes for the model's config (deeplabv3_pipeline/model/zoo.py). Pure functions:
-scripts/matrix.py reads and writes the files.
+prediction files each result.json records it evaluated (pixel agreement, overall and worst frame), class
+by class (IoU minus the reference's), and with the mIoU mmseg publishes for the model's config
+(deeplabv3_pipeline/model/zoo.py); and says whether the cell passes its accuracy gate against the
+reference (:class:`Gate`). Pure functions: scripts/matrix.py reads and writes the files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,11 +35,82 @@ COLUMNS = (
     "pixel_agreement",
     "worst_frame_agreement",
     "worst_frame",
+    "classes_dropped_most",
+    "gate",
+    "gate_reason",
     "compute_images_per_s",
     "end_to_end_images_per_s",
     "num_images",
     "result",
 )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A cell's accuracy gate against its model's reference cell (config ``matrix.gate``); None turns a
+    check off. ``relative``: the cell's mIoU at least this share of the reference's (MLPerf's 99 % of the
+    fp32 reference); ``max_drop``: at most this many mIoU points below it (mmdeploy's regression test);
+    ``min_pixel_agreement``: at least this share of pixels of the same class as the reference's."""
+
+    relative: float | None = None
+    max_drop: float | None = None
+    min_pixel_agreement: float | None = None
+
+    @property
+    def checks_anything(self) -> bool:
+        return any(value is not None for value in (self.relative, self.max_drop, self.min_pixel_agreement))
+
+    def reasons(self, miou: float | None, reference_miou: float | None, agreement: float | None) -> list[str]:
+        """Why a cell with these figures fails the gate (none: it passes). mIoUs in percent, 2 decimals."""
+        if reference_miou is not None and miou is None and (self.relative, self.max_drop) != (None, None):
+            return [f"no mIoU, where the reference has {reference_miou}"]
+        reasons = []
+        if self.relative is not None and reference_miou is not None:
+            floor = self.relative * reference_miou
+            if miou < floor - 1e-9:  # (the mIoUs are rounded to 2 decimals: compare them as they are shown)
+                reasons.append(
+                    f"mIoU {miou} is below {self.relative:g} x the reference's {reference_miou} ({floor:.2f})"
+                )
+        if self.max_drop is not None and reference_miou is not None:
+            drop = rounded_difference(reference_miou, miou)
+            if drop > self.max_drop:
+                reasons.append(
+                    f"mIoU {miou} is {drop:.2f} points below the reference's {reference_miou} "
+                    f"(max_drop {self.max_drop:g})"
+                )
+        if self.min_pixel_agreement is not None and agreement is not None and agreement < self.min_pixel_agreement:
+            reasons.append(f"pixel agreement {agreement:.4f} with the reference is below {self.min_pixel_agreement:g}")
+        return reasons
+
+
+def class_iou_deltas(result: Mapping, reference: Mapping) -> dict[str, float | None]:
+    """Per class: the cell's IoU minus the reference cell's, in points (None where either has no IoU: a
+    class absent from the labels and both predictions)."""
+    theirs = reference.get("per_class") or {}
+    return {
+        name: rounded_difference(ours.get("IoU"), (theirs.get(name) or {}).get("IoU"))
+        for name, ours in (result.get("per_class") or {}).items()
+    }
+
+
+def classes_dropped_most(deltas: Mapping[str, float | None], count: int = 3) -> str | None:
+    """The ``count`` classes whose IoU dropped most against the reference (``road -3.20, wall -1.05``), or
+    None where none dropped."""
+    dropped = sorted((delta, name) for name, delta in deltas.items() if delta is not None and delta < 0)
+    return ", ".join(f"{name} {delta:.2f}" for delta, name in dropped[:count]) or None
+
+
+def failing_rows(rows: Sequence[Mapping]) -> list[Mapping]:
+    return [row for row in rows if row.get("gate") == "fail"]
+
+
+def gate_failure(rows: Sequence[Mapping], source: str) -> str:
+    """One line naming the cells of ``rows`` that fail their gate and why ("" where none fails)."""
+    failing = failing_rows(rows)
+    if not failing:
+        return ""
+    cells = "; ".join(f"{row['model']} {row['variant']}: {row['gate_reason']}" for row in failing)
+    return f"{len(failing)} cell(s) of {source} fail their accuracy gate (matrix.gate): {cells}"
 
 
 def frame_agreement(predictions: Mapping[str, str], reference: Mapping[str, str]) -> dict[str, float]:
@@ -71,10 +144,18 @@ def model_config_of(result: Mapping) -> str | None:
 
 
 def matrix_row(
-    path: str, result: Mapping, reference: Mapping, published: float | None, agreement: Mapping[str, float]
+    path: str,
+    result: Mapping,
+    reference: Mapping,
+    published: float | None,
+    agreement: Mapping[str, float],
+    gate: Gate = Gate(),
 ) -> dict:
     speed = result.get("throughput") or {}
     worst = min(agreement, key=agreement.__getitem__) if agreement else None
+    mean_agreement = float(np.mean(list(agreement.values()))) if agreement else None
+    deltas = class_iou_deltas(result, reference)
+    reasons = gate.reasons(result["mIoU"], reference["mIoU"], mean_agreement)
     return {
         "model": result["model"],
         "variant": result["variant"],
@@ -86,23 +167,30 @@ def matrix_row(
         "delta_miou": rounded_difference(result["mIoU"], reference["mIoU"]),
         "published_miou": published,
         "delta_published_miou": rounded_difference(result["mIoU"], published),
-        "pixel_agreement": float(np.mean(list(agreement.values()))) if agreement else None,
+        "pixel_agreement": mean_agreement,
         "worst_frame_agreement": agreement[worst] if worst else None,
         "worst_frame": worst,
+        "classes_dropped_most": classes_dropped_most(deltas),
+        "gate": None if not gate.checks_anything else "fail" if reasons else "pass",
+        "gate_reason": "; ".join(reasons) or None,
         "compute_images_per_s": speed.get("compute_images_per_s"),
         "end_to_end_images_per_s": speed.get("end_to_end_images_per_s"),
         "num_images": result["num_images"],
         "result": path,
         "synthetic_inputs": result.get("synthetic_inputs"),
         "per_image_agreement": dict(agreement),
+        "delta_class_iou": deltas,
     }
 
 
 def matrix_rows(
-    results: Mapping[str, Mapping], reference_variant: str, published: Callable[[str], float | None]
+    results: Mapping[str, Mapping],
+    reference_variant: str,
+    published: Callable[[str], float | None],
+    gate: Gate = Gate(),
 ) -> list[dict]:
     """One row per result (path -> result.json), in the given order. ``published``: config -> the
-    published mIoU (None: not a model-zoo entry)."""
+    published mIoU (None: not a model-zoo entry); ``gate``: what each cell must keep of its reference's."""
     references = {result["model"]: result for result in results.values() if result.get("variant") == reference_variant}
     rows = []
     for path, result in results.items():
@@ -117,7 +205,7 @@ def matrix_rows(
             )
         config = model_config_of(result)
         agreement = frame_agreement(result["predictions"], reference["predictions"])
-        rows.append(matrix_row(path, result, reference, published(config) if config else None, agreement))
+        rows.append(matrix_row(path, result, reference, published(config) if config else None, agreement, gate))
     return rows
 
 

@@ -245,7 +245,10 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.jso
 
     figure = Figure(figsize=(max(15, 1.6 * len(rows) * 3), 5.5), layout="constrained")
     delta_ax, agreement_ax, speed_ax = figure.subplots(1, 3)
-    colours = ["tab:purple" if row["variant"] == reference else "tab:blue" for row in rows]
+    colours = [
+        "tab:purple" if row["variant"] == reference else "tab:red" if row.get("gate") == "fail" else "tab:blue"
+        for row in rows
+    ]
 
     delta = values("delta_miou")
     delta_ax.bar(positions, np.nan_to_num(delta), color=colours)
@@ -254,10 +257,13 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.jso
     delta_ax.set_ylim(-max(span * 1.4, 0.1), max(span * 1.4, 0.1))
     for position, row, value in zip(positions, rows, delta, strict=True):
         miou = row.get("miou")
+        # where the cell lost accuracy, and whether that matters: its gate and the classes that dropped most
+        gate = f"\ngate: {row['gate']}" if row.get("gate") else ""
+        dropped = "\n" + row["classes_dropped_most"].replace(", ", "\n") if row.get("classes_dropped_most") else ""
         delta_ax.text(
             position,
             0 if np.isnan(value) else value,
-            ("n/a" if np.isnan(value) else f"{value:+.2f} pp") + f"\n(mIoU {format_number(miou)})",
+            ("n/a" if np.isnan(value) else f"{value:+.2f} pp") + f"\n(mIoU {format_number(miou)}){gate}{dropped}",
             ha="center",
             va="bottom" if np.isnan(value) or value >= 0 else "top",
             fontsize=9,

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 
-from deeplabv3_pipeline.report.matrix import COLUMNS
+from deeplabv3_pipeline.report.matrix import COLUMNS, Gate, class_iou_deltas, classes_dropped_most
 
 from ..conftest import run_script
 
 
-def make_cell(results, model, variant, prediction, miou, images_per_s, first_frame=0, config="my_config.py"):
+def make_cell(
+    results, model, variant, prediction, miou, images_per_s, first_frame=0, config="my_config.py", class_iou=None
+):
     """A result.json as scripts/evaluate.py writes it, recording its prediction files; returns its path."""
     folder = results / "infer" / model / variant
     folder.mkdir(parents=True)
@@ -34,6 +36,7 @@ def make_cell(results, model, variant, prediction, miou, images_per_s, first_fra
         "throughput": {"compute_images_per_s": images_per_s, "end_to_end_images_per_s": images_per_s / 2},
         "predictions": predictions,
         "config": {"precision": precision, "model": {"name": model, "config": config}},
+        "per_class": {name: {"IoU": iou, "Acc": None} for name, iou in (class_iou or {}).items()},
     }
     (cell / "result.json").write_text(json.dumps(result))
     (cell / "result.txt").write_text(f"aAcc: 90.0\nmIoU: {miou}\n")
@@ -102,6 +105,69 @@ def test_matrix_refuses_cells_evaluated_on_other_frames_or_without_their_referen
     assert (
         completed.returncode == 2
         and "no result of model pspnet with the reference variant pytorch-fp32" in completed.stderr
+    )
+
+
+def test_each_gate_check_passes_at_its_bound_and_fails_past_it_naming_why():
+    relative = Gate(relative=0.99)
+    assert relative.reasons(49.5, 50.0, 0.5) == []  # exactly 99 %
+    assert relative.reasons(49.49, 50.0, 1.0) == ["mIoU 49.49 is below 0.99 x the reference's 50.0 (49.50)"]
+    max_drop = Gate(max_drop=1.0)
+    assert max_drop.reasons(49.1, 50.1, 1.0) == []  # 50.1 - 49.1 is 1.0000000000000014 in floats: 1.00 shown
+    assert max_drop.reasons(49.09, 50.1, 1.0) == ["mIoU 49.09 is 1.01 points below the reference's 50.1 (max_drop 1)"]
+    agreement = Gate(min_pixel_agreement=0.9)
+    assert agreement.reasons(10.0, 50.0, 0.9) == []
+    assert agreement.reasons(50.0, 50.0, 0.8999) == ["pixel agreement 0.8999 with the reference is below 0.9"]
+    assert Gate(relative=0.99).reasons(None, 50.0, 1.0) == ["no mIoU, where the reference has 50.0"]
+    assert len(Gate(0.99, 0.1, 0.99).reasons(40.0, 50.0, 0.5)) == 3  # every failing check is named
+    assert not Gate().checks_anything and Gate(max_drop=0).checks_anything
+
+
+def test_class_deltas_and_the_classes_that_dropped_most():
+    ours = {"per_class": {"road": {"IoU": 90.0}, "wall": {"IoU": 10.5}, "pole": {"IoU": None}, "sky": {"IoU": 60.0}}}
+    reference = {
+        "per_class": {"road": {"IoU": 91.25}, "wall": {"IoU": 20.0}, "pole": {"IoU": 5.0}, "sky": {"IoU": 59.0}}
+    }
+    deltas = class_iou_deltas(ours, reference)
+    assert deltas == {"road": -1.25, "wall": -9.5, "pole": None, "sky": 1.0}
+    assert classes_dropped_most(deltas) == "wall -9.50, road -1.25"
+    assert classes_dropped_most({"sky": 1.0, "pole": None}) is None
+
+
+def test_the_matrix_gates_each_cell_against_its_reference_and_fails_after_writing_the_table(tmp_path):
+    classes = {"road": 80.0, "wall": 40.0, "car": 30.0}
+    cells = [
+        make_cell(tmp_path, "deeplabv3", "pytorch-fp32", [[1, 2, 3, 4]], 50.0, 0.5, class_iou=classes),
+        make_cell(tmp_path, "deeplabv3", "onnxruntime-fp32", [[1, 2, 3, 4]], 50.0, 1.0, class_iou=classes),
+        make_cell(
+            tmp_path, "deeplabv3", "onnxruntime-int8", [[1, 2, 0, 0]], 45.0, 2.0,
+            class_iou={"road": 79.0, "wall": 31.5, "car": 30.5},
+        ),
+    ]  # fmt: skip
+    gate = ("--gate-relative", 0.99, "--gate-min-pixel-agreement", 0.9)
+    output = tmp_path / "matrix"
+    passed = run_script("matrix.py", "--results", *cells, "--reference", "pytorch-fp32", "--output", output, *gate)
+    rows = {row["variant"]: row for row in json.loads(output.with_suffix(".json").read_text())["rows"]}
+    assert [rows[variant]["gate"] for variant in rows] == ["pass", "pass", "fail"]
+    int8 = rows["onnxruntime-int8"]
+    assert int8["gate_reason"] == (
+        "mIoU 45.0 is below 0.99 x the reference's 50.0 (49.50); pixel agreement 0.5000 with the reference is below 0.9"
+    )
+    assert int8["delta_class_iou"] == {"road": -1.0, "wall": -8.5, "car": 0.5}
+    assert int8["classes_dropped_most"] == "wall -8.50, road -1.00" and rows["onnxruntime-fp32"]["gate_reason"] is None
+    table = output.with_suffix(".md").read_text()
+    assert "| wall -8.50, road -1.00 | fail |" in table
+    assert "1 cell(s) of" in passed.stderr and "deeplabv3 onnxruntime-int8: mIoU 45.0" in passed.stderr
+    output.with_suffix(".json").unlink()
+    failed = run_script(
+        "matrix.py", "--results", *cells, "--reference", "pytorch-fp32", "--output", output, *gate, "--fail-on-gate",
+        check=False,
+    )  # fmt: skip
+    assert failed.returncode == 2 and failed.stderr.splitlines()[-1].startswith("error: 1 cell(s) of ")
+    assert output.with_suffix(".json").is_file()  # written before it fails
+    ungated = run_script("matrix.py", "--results", *cells, "--reference", "pytorch-fp32", "--output", output)
+    assert (
+        "fail" not in ungated.stdout and json.loads(output.with_suffix(".json").read_text())["rows"][2]["gate"] is None
     )
 
 

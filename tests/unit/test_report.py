@@ -220,6 +220,16 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
             ),
             dict(
                 row,
+                variant="onnxruntime-int8",
+                miou=70.0,
+                delta_miou=-9.09,
+                pixel_agreement=0.9,
+                compute_images_per_s=3.0,
+                gate="fail",
+                classes_dropped_most="wall -8.50, road -1.00",
+            ),
+            dict(
+                row,
                 variant="openvino-int8",
                 miou=None,
                 delta_miou=None,
@@ -231,7 +241,13 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
     (tmp_path / "matrix.json").write_text(json.dumps(matrix))
     output = tmp_path / "report" / "matrix.png"
     assert plots.plot_matrix(json.loads((tmp_path / "matrix.json").read_text()), output) == output
-    assert_readable_figure(output, min_width=1200)
+    image = assert_readable_figure(output, min_width=1200)
+    # the cell that fails its gate is drawn red (matplotlib's tab:red, BGR here); none is when all pass
+    red = np.all(np.abs(image.astype(int) - (40, 39, 214)) <= 2, axis=-1)
+    assert red.sum() > 500
+    matrix["rows"][2]["gate"] = "pass"
+    passing = plots.plot_matrix(matrix, tmp_path / "report" / "passing.png")
+    assert not np.all(np.abs(read_png(passing).astype(int) - (40, 39, 214)) <= 2, axis=-1).any()
 
 
 # ------------------------------------------------------------------------------------ Snakemake (slow)

@@ -16,6 +16,7 @@ from ..helpers import (
     key,
     merged,
     planned_rules,
+    replace_file,
     rules_in,
     scenario,
     snakemake,
@@ -25,6 +26,7 @@ from ..helpers import (
 pytestmark = pytest.mark.slow
 
 MATRIX_CONFIG = merged(TINY, {"matrix": MATRIX})
+REFERENCE = "pytorch-fp32"  # matrix.reference's default
 
 
 def planned_outputs(workdir, target: str) -> list[str]:
@@ -51,6 +53,9 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
             seen[path] = row["variant"]
         assert row["published_miou"] == {key("deeplabv3"): 76.7, key("pspnet"): 74.87}[row["model"]]
         assert row["inference_precision"] == row["precision"] == row["variant"].split("-")[1]
+        assert set(row["delta_class_iou"]) == set(result["per_class"]) and len(row["delta_class_iou"]) == 19
+        # the default gate (matrix.gate.relative 0.99) judged every cell; a reference passes its own
+        assert row["gate"] == "pass" if row["variant"] == REFERENCE else row["gate"] in ("pass", "fail")
     by_cell = {(row["model"], row["variant"]): row for row in rows}
     for model in (key("deeplabv3"), key("pspnet")):
         for variant in ("onnxruntime-fp32", "openvino-fp32"):
@@ -65,6 +70,30 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
     workdir = copy_run(matrix_run, matrix_run.parent / "report")
     snakemake(workdir, "--report", "results/report.html", "all", "results/matrix.json")
     assert "results/report/matrix.png" in (workdir / "results" / "report.html").read_text()
+
+
+def test_a_cell_that_fails_its_gate_fails_the_run_after_the_table_is_written(matrix_run, tmp_path):
+    """matrix.gate.fail: one cell's result lowered to half its reference's mIoU (as a cell that lost
+    accuracy would be): the matrix is made again, names that cell, and the run exits 1 with the table kept."""
+    workdir = copy_run(matrix_run, tmp_path / "run")
+    write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"gate": {"fail": True}}}))
+    lowered = workdir / cell_result("onnxruntime-fp32", key("pspnet"))
+    reference = json.loads((workdir / cell_result(REFERENCE, key("pspnet"))).read_text())
+    result = json.loads(lowered.read_text()) | {"mIoU": round(reference["mIoU"] / 2, 2)}
+    replace_file(lowered, json.dumps(result).encode())
+    failed = snakemake(workdir, "results/matrix.json", check=False)
+    assert failed.returncode == 1 and rules_in(failed.stdout) == {"matrix"}, failed.stdout[-3000:]
+    (line,) = [line for line in failed.stdout.splitlines() if line.startswith("error: ")]
+    assert (
+        f"fail their accuracy gate (matrix.gate): {key('pspnet')} onnxruntime-fp32: mIoU {result['mIoU']} is " in line
+    )
+    rows = {
+        (row["model"], row["variant"]): row for row in json.loads((workdir / "results/matrix.json").read_text())["rows"]
+    }
+    assert rows[key("pspnet"), "onnxruntime-fp32"]["gate"] == "fail"  # the table is written
+    assert "| fail |" in (workdir / "results" / "matrix.md").read_text()
+    write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"gate": {"relative": 0.4}}}))
+    assert planned_rules(workdir, "results/matrix.json") == {"matrix"}  # another gate: the table alone
 
 
 def closing_results(output: str) -> list[str]:
