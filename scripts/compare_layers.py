@@ -11,8 +11,9 @@ not changed), matches the tensors by name in the reference graph's order, and wr
 both compute with Ascend msit/ait ``debug compare``'s metrics (cosine similarity, max and mean absolute
 error, relative Euclidean distance, KL divergence of the softmaxed logits, RMSE; the worst over the
 images given) to ``<output>.csv`` and ``<output>.json``, with the first tensor past ait's thresholds and
-whether the error starts there or accumulates (deeplabv3_pipeline/evaluation/layers.py). Prints that
-first tensor, or that none is past the thresholds.
+whether the error starts there or accumulates (deeplabv3_pipeline/evaluation/layers.py), and draws the
+metrics along the network to ``<output>.png``. Prints that first tensor, or that none is past the
+thresholds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from deeplabv3_pipeline.evaluation.layers import (
     worst_rows,
 )
 from deeplabv3_pipeline.io.binio import read_bin, write_json, write_text
+from deeplabv3_pipeline.report.plots import plot_layers
 
 COLUMNS = (
     "index",
@@ -57,7 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, required=True, help="the ONNX model compared with it")
     parser.add_argument("--input", type=Path, nargs="+", required=True, help="preprocessed .bin images")
     parser.add_argument("--input-shape", type=int, nargs=2, required=True, metavar=("H", "W"))
-    parser.add_argument("--output", type=Path, required=True, help="writes <output>.csv and <output>.json")
+    parser.add_argument("--output", type=Path, required=True, help="writes <output>.csv, .json and .png")
     return parser.parse_args(argv)
 
 
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     write_json(args.output.with_suffix(".json"), record)
     write_text(args.output.with_suffix(".csv"), csv_text(rows))
+    plot_layers(record, args.output.with_suffix(".png"))
     if first is None:
         print(f"{len(rows)} tensors compared: none past the thresholds")
     else:

@@ -14,6 +14,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from deeplabv3_pipeline.data.cityscapes import (
     CLASS_NAMES,
@@ -317,3 +318,49 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.jso
     figure.suptitle(title)
     stamp = Stamp.from_json(matrix["stamp"]).sentence() if matrix.get("stamp") else ""
     return save(figure, path, stamp)
+
+
+def plot_layers(record: Mapping, path: Path) -> Path:
+    """A per-layer comparison (scripts/compare_layers.py) along the network: each tensor's cosine similarity
+    and relative Euclidean distance to the reference's, ait's thresholds, the first tensor past them marked."""
+    rows: Sequence[Mapping] = record.get("rows") or []
+    if not rows:
+        raise UserError("the layer comparison holds no tensor")
+    positions = np.arange(len(rows))
+
+    def values(key: str) -> np.ndarray:
+        return np.array([np.nan if row.get(key) is None else row[key] for row in rows], dtype=float)
+
+    figure = Figure(figsize=(max(10, 0.12 * len(rows)), 6.5), layout="constrained")
+    cosine_ax, distance_ax = figure.subplots(2, 1, sharex=True)
+    thresholds = record.get("thresholds") or {}
+    for ax, key, label in (
+        (cosine_ax, "cosine_similarity", "cosine similarity"),
+        (distance_ax, "relative_euclidean", "relative Euclidean distance"),
+    ):
+        ax.plot(positions, values(key), marker=".", color="tab:blue", linewidth=1)
+        if key in thresholds:
+            ax.axhline(thresholds[key]["limit"], color="tab:orange", linestyle="--", label="ait's threshold")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    first = record.get("first_past")
+    if first:
+        for ax in (cosine_ax, distance_ax):
+            ax.axvline(first["index"], color="tab:red", linewidth=2)
+        cosine_ax.annotate(
+            f"first past: #{first['index']} {first['tensor']}\nthe error {record.get('origin')}",
+            (first["index"], float(np.nanmin(values("cosine_similarity")))),
+            xytext=(8, 8),
+            textcoords="offset points",
+            color="tab:red",
+            fontsize=9,
+        )
+    cosine_ax.legend(fontsize=9, loc="lower left")
+    distance_ax.set_xlabel("tensor, in the reference graph's order")
+    distance_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    verdict = "none past the thresholds" if not first else f"first past the thresholds: #{first['index']}"
+    cosine_ax.set_title(
+        f"{Path(str(record.get('model', '?'))).name} against {Path(str(record.get('reference', '?'))).name}, "
+        f"{len(rows)} tensors: {verdict}"
+    )
+    return save(figure, path)

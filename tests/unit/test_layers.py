@@ -11,6 +11,7 @@ from deeplabv3_pipeline.evaluation.layers import THRESHOLDS, past_thresholds, so
 
 from ..conftest import SHAPE as UNIT_SHAPE
 from ..conftest import run_script
+from ..helpers import assert_readable_figure
 
 SHAPE = (16, 32)  # the planted model's
 
@@ -99,6 +100,9 @@ def test_the_int8_model_parts_at_the_planted_layer_and_nowhere_before(planted, t
     assert f"the first past the thresholds is #{first['index']} {first['tensor']} (Relu: " in completed.stdout
     header, *lines = (tmp_path / "layers.csv").read_text().splitlines()
     assert header.startswith("index,tensor,op_type,cosine_similarity,") and len(lines) == len(rows)
+    figure = assert_readable_figure(tmp_path / "layers.png")
+    red = np.all(np.abs(figure.astype(int) - (40, 39, 214)) <= 2, axis=-1)  # the first tensor past, marked
+    assert red.sum() > 200
 
 
 def test_two_fp32_models_of_one_network_have_no_row_past_the_thresholds(onnx_models, prep_dir, tmp_path):
@@ -108,6 +112,8 @@ def test_two_fp32_models_of_one_network_have_no_row_past_the_thresholds(onnx_mod
     assert len(record["rows"]) > 20 and record["first_past"] is None and record["origin"] is None
     assert all(row["cosine_similarity"] > 0.9999 for row in record["rows"])
     assert "none past the thresholds" in completed.stdout
+    figure = assert_readable_figure(tmp_path / "layers.png")
+    assert not np.all(np.abs(figure.astype(int) - (40, 39, 214)) <= 2, axis=-1).any()  # nothing marked
 
 
 def test_models_that_share_no_tensor_are_refused(planted, tmp_path):
