@@ -326,7 +326,8 @@ def check_matrix_gate():
     status 1 naming each cell that fails its gate; the table stays written. (A later run with nothing
     to do does not get here: the rows' `gate` keep the verdict.)"""
     matrix = artifacts.MATRIX.output
-    made = {str(path) for job in workflow.dag.jobs for path in job.output}
+    # the jobs this run ran (the DAG's jobs include the up-to-date ones a target needs)
+    made = {str(path) for job in workflow.dag.finished_jobs for path in job.output}
     if (
         not config["matrix"]["gate"]["fail"]
         or matrix not in made

@@ -12,6 +12,8 @@ import logging
 import re
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -35,13 +37,36 @@ def _script_module(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(module_name, REPO / "scripts" / name)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # not half a module for the next test
+            raise
     return sys.modules[module_name]
+
+
+@contextlib.contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """What a stage CLI may change of the process, put back as it was: sys.argv[0], the root logger's
+    handlers and level (run_cli's logging.basicConfig), torch's thread count (a backend's --threads)."""
+    root = logging.getLogger()
+    program, handlers, level = sys.argv[0], root.handlers[:], root.level
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    try:
+        yield
+    finally:
+        sys.argv[0] = program
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        if threads is not None:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def run_script(name: str, *args: object, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``scripts/<name>`` as its command line does (``run_cli(main)`` on the arguments as strings), in
-    this process: what it prints, logs and exits with, as a finished process would report them.
+    this process: what it prints and logs and its exit code, as a finished process would report them (an
+    unexpected exception: its traceback on stderr and exit code 1). Not captured: warnings (pytest records
+    them) and what child processes or native libraries write to the file descriptors themselves.
 
     In-process because a stage CLI's own work takes a fraction of what a new Python pays to import torch,
     onnx and mmseg (~2 s each time); each script still runs as a program in the workflow's jobs and in
@@ -49,26 +74,23 @@ def run_script(name: str, *args: object, check: bool = True) -> subprocess.Compl
     module = _script_module(name)
     argv = list(map(str, args))
     stdout, stderr = io.StringIO(), io.StringIO()
-    # the log lines run_cli's logging.basicConfig would send to the process's stderr (it adds no handler
-    # where pytest already has one on the root logger)
-    handler = logging.StreamHandler(stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    program = sys.argv[0]
-    sys.argv[0] = str(REPO / "scripts" / name)  # argparse's prog, as in `python scripts/<name>`
-    try:
+    with _process_state_restored():
+        # the log lines run_cli's logging.basicConfig would send to the process's stderr (it adds no handler
+        # where the root logger has one)
+        handler = logging.StreamHandler(stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        sys.argv[0] = str(REPO / "scripts" / name)  # argparse's prog, as in `python scripts/<name>`
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 returncode = run_cli(module.main, argv)
             except SystemExit as exit:  # argparse: --help, a usage error
                 returncode = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
-    finally:
-        sys.argv[0] = program
-        root.removeHandler(handler)
-        root.setLevel(level)
+            except Exception:  # a bug: what Python prints and exits with
+                traceback.print_exc()
+                returncode = 1
     completed = subprocess.CompletedProcess([name, *argv], returncode, stdout.getvalue(), stderr.getvalue())
     if check and completed.returncode != 0:
         raise AssertionError(f"{name} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
@@ -222,7 +244,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fill in the end, and the SLURM test last (its run started with the session: by then it has ended).
     Each worker makes the session fixtures its tests need once (the tiny run, the matrix run, the unit
     models): docs/performance.md."""
-    from .workflow import test_slurm
 
     for item in items:
         functions = [getattr(item, "function", None)]
@@ -233,8 +254,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
 
     def order(item: pytest.Item) -> tuple[bool, bool]:
-        workflow = Path(str(item.fspath)).is_relative_to(REPO / "tests" / "workflow")
-        return getattr(item, "module", None) is test_slurm, not workflow
+        return item.path == SLURM_TEST, not item.path.is_relative_to(REPO / "tests" / "workflow")
 
     items.sort(key=order)
 
@@ -242,17 +262,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ---------------------------------------------------------------- the SLURM run, in the background
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Without pytest-xdist: when the SLURM test is among the tests to run and a cluster answers, start its
-    run now, so that its queueing and start-up waits overlap the other tests (tests/workflow/test_slurm.py;
-    the test runs last: ``pytest_collection_modifyitems``)."""
-    from .workflow import test_slurm
+SLURM_TEST = REPO / "tests" / "workflow" / "test_slurm.py"
 
-    if hasattr(session.config, "workerinput") or session.config.pluginmanager.hasplugin("dsession"):
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without pytest-xdist: when the SLURM test is among the tests to run, start its run now, so that its
+    queueing and start-up waits overlap the other tests (the test runs last: ``pytest_collection_modifyitems``)."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.pluginmanager.hasplugin("dsession"):
         return  # pytest-xdist: its controller started the run (pytest_sessionstart)
-    if any(item.module is test_slurm for item in session.items) and test_slurm.cluster_problem() is None:
-        workdir = session.config._tmp_path_factory.mktemp("slurm_background") / "slurm"
-        test_slurm.BACKGROUND["run"] = test_slurm.start_background_run(workdir)
+    if any(item.path == SLURM_TEST for item in session.items):
+        start_slurm_run(config)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which starts the workers
@@ -260,33 +280,41 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """pytest-xdist's controller collects no test, so it starts the SLURM run where the command line selects
     the SLURM test (the whole suite, tests/workflow, its file; a -m expression that keeps it; no -k), and
     tells the workers where it runs (their environment: test_slurm.background_run)."""
+    config = session.config
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("dsession") and selects(config):
+        start_slurm_run(config)
+
+
+def start_slurm_run(config: pytest.Config) -> None:
+    """Start the SLURM test's run in the background where a cluster answers (tests/workflow/test_slurm.py),
+    not for a collection only."""
     from .workflow import test_slurm
 
-    config = session.config
-    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("dsession"):
+    if config.option.collectonly or test_slurm.cluster_problem() is not None:
         return
-    if config.option.collectonly or not selects(config, REPO / "tests" / "workflow" / "test_slurm.py", {"slow"}):
-        return
-    if test_slurm.cluster_problem() is None:
-        workdir = config._tmp_path_factory.mktemp("slurm_background") / "slurm"
-        test_slurm.BACKGROUND["run"] = run = test_slurm.start_background_run(workdir)
-        test_slurm.announce_background_run(run)
+    workdir = config._tmp_path_factory.mktemp("slurm_background") / "slurm"
+    test_slurm.BACKGROUND["run"] = run = test_slurm.start_background_run(workdir)
+    test_slurm.announce_background_run(run)
 
 
-def selects(config: pytest.Config, test_file: Path, markers: set[str]) -> bool:
+def selects(config: pytest.Config, test_file: Path = SLURM_TEST, markers: frozenset = frozenset({"slow"})) -> bool:
     """Whether the command line runs the tests of ``test_file`` (marked ``markers``, and ``spawns``): a path
-    it names holds the file, its -m expression keeps them, it has no -k (which is not guessed)."""
+    it names holds the file, neither --deselect nor --ignore takes it out, its -m expression keeps them,
+    and it has no -k (which is not guessed)."""
     from _pytest.mark.expression import Expression
 
-    if config.option.keyword or any(str(test_file) in str(Path(d).resolve()) for d in config.option.deselect or ()):
+    here = config.invocation_params.dir
+
+    def holds(paths: object) -> bool:
+        return any(test_file.is_relative_to((here / str(path).split("::")[0]).resolve()) for path in paths or ())
+
+    if config.option.keyword or holds(config.option.deselect) or holds(config.option.ignore):
         return False
     if config.option.markexpr:
         marked = markers | {"spawns"}
         if not Expression.compile(config.option.markexpr).evaluate(lambda name, **_: name in marked):
             return False
-    here = config.invocation_params.dir
-    named = [(here / arg.split("::")[0]).resolve() for arg in config.args]
-    return any(test_file == path or test_file.is_relative_to(path) for path in named)
+    return holds(config.args)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

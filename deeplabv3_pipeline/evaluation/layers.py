@@ -79,7 +79,9 @@ def past_thresholds(metrics: Mapping[str, float | None], thresholds: Mapping[str
         value = metrics.get(name)
         if value is None:
             continue
-        if (direction == "below" and value < limit) or (direction == "above" and value > limit):
+        if not math.isfinite(value) and not (direction == "below" and value == math.inf):
+            past.append(f"{name} {value}")  # NaN, or an infinity on the failing side: an overflow (fp16)
+        elif (direction == "below" and value < limit) or (direction == "above" and value > limit):
             past.append(f"{name} {value:.4g} {'<' if direction == 'below' else '>'} {limit:g}")
     return past
 
@@ -120,7 +122,12 @@ def compare_tensors(
             rows.append(row | dict.fromkeys(METRICS) | {"past": ["shapes differ"]})
             continue
         metrics = tensor_metrics(ours, theirs, class_axis=1 if tensor.name == logits else None)
-        rows.append(row | metrics | {"past": past_thresholds(metrics, thresholds)})
+        past = past_thresholds(metrics, thresholds)
+        # (JSON has no NaN or infinity: such a metric is null, and "past" names its value)
+        finite = {
+            name: None if value is not None and not math.isfinite(value) else value for name, value in metrics.items()
+        }
+        rows.append(row | finite | {"past": past})
     if not rows:
         raise UserError(
             "the two models share no tensor name: compare models exported from one network "
@@ -195,7 +202,7 @@ def logits_tensor(model_path: Path) -> str | None:
     return argmaxes[-1].input[0] if argmaxes else None
 
 
-def onnx_tensors(model_path: Path, image: np.ndarray, input_name: str = "input") -> dict[str, np.ndarray]:
+def onnx_tensors(model_path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
     """Every float tensor the model computes on ``image`` (the graph's input included), from a copy of
     the model whose float tensors are all graph outputs: the model file itself is not changed."""
     import onnx
@@ -211,6 +218,7 @@ def onnx_tensors(model_path: Path, image: np.ndarray, input_name: str = "input")
             graph.output.append(info)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
     values = session.run(names, {input_name: image})
     tensors = {input_name: image}
     tensors.update({name: value for name, value in zip(names, values, strict=True) if value.dtype.kind == "f"})

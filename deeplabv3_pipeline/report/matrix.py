@@ -61,25 +61,29 @@ class Gate:
         return any(value is not None for value in (self.relative, self.max_drop, self.min_pixel_agreement))
 
     def reasons(self, miou: float | None, reference_miou: float | None, agreement: float | None) -> list[str]:
-        """Why a cell with these figures fails the gate (none: it passes). mIoUs in percent, 2 decimals."""
-        if reference_miou is not None and miou is None and (self.relative, self.max_drop) != (None, None):
+        """Why a cell with these figures fails the gate (none: it passes). mIoUs in percent, 2 decimals;
+        each compared exactly with its bound, and printed with the digits that show why."""
+        gates_miou = (self.relative, self.max_drop) != (None, None)
+        if gates_miou and reference_miou is None:
+            return ["the reference cell has no mIoU: nothing to gate against"]
+        if gates_miou and miou is None:
             return [f"no mIoU, where the reference has {reference_miou}"]
         reasons = []
-        if self.relative is not None and reference_miou is not None:
+        if self.relative is not None:
             floor = self.relative * reference_miou
-            if miou < floor - 1e-9:  # (the mIoUs are rounded to 2 decimals: compare them as they are shown)
+            if miou < floor:
                 reasons.append(
-                    f"mIoU {miou} is below {self.relative:g} x the reference's {reference_miou} ({floor:.2f})"
+                    f"mIoU {miou} is below {self.relative:g} x the reference's {reference_miou} ({floor:.6g})"
                 )
-        if self.max_drop is not None and reference_miou is not None:
-            drop = rounded_difference(reference_miou, miou)
+        if self.max_drop is not None:
+            drop = rounded_difference(reference_miou, miou)  # (50.1 - 49.1 is 1.0000000000000014 in floats)
             if drop > self.max_drop:
                 reasons.append(
                     f"mIoU {miou} is {drop:.2f} points below the reference's {reference_miou} "
                     f"(max_drop {self.max_drop:g})"
                 )
         if self.min_pixel_agreement is not None and agreement is not None and agreement < self.min_pixel_agreement:
-            reasons.append(f"pixel agreement {agreement:.4f} with the reference is below {self.min_pixel_agreement:g}")
+            reasons.append(f"pixel agreement {agreement:.6g} with the reference is below {self.min_pixel_agreement:g}")
         return reasons
 
 

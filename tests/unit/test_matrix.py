@@ -111,7 +111,9 @@ def test_matrix_refuses_cells_evaluated_on_other_frames_or_without_their_referen
 def test_each_gate_check_passes_at_its_bound_and_fails_past_it_naming_why():
     relative = Gate(relative=0.99)
     assert relative.reasons(49.5, 50.0, 0.5) == []  # exactly 99 %
-    assert relative.reasons(49.49, 50.0, 1.0) == ["mIoU 49.49 is below 0.99 x the reference's 50.0 (49.50)"]
+    assert relative.reasons(49.49, 50.0, 1.0) == ["mIoU 49.49 is below 0.99 x the reference's 50.0 (49.5)"]
+    # 0.99 x 50.6 is 50.094: 50.09 fails, and the reason shows why
+    assert relative.reasons(50.09, 50.6, 1.0) == ["mIoU 50.09 is below 0.99 x the reference's 50.6 (50.094)"]
     max_drop = Gate(max_drop=1.0)
     assert max_drop.reasons(49.1, 50.1, 1.0) == []  # 50.1 - 49.1 is 1.0000000000000014 in floats: 1.00 shown
     assert max_drop.reasons(49.09, 50.1, 1.0) == ["mIoU 49.09 is 1.01 points below the reference's 50.1 (max_drop 1)"]
@@ -119,6 +121,9 @@ def test_each_gate_check_passes_at_its_bound_and_fails_past_it_naming_why():
     assert agreement.reasons(10.0, 50.0, 0.9) == []
     assert agreement.reasons(50.0, 50.0, 0.8999) == ["pixel agreement 0.8999 with the reference is below 0.9"]
     assert Gate(relative=0.99).reasons(None, 50.0, 1.0) == ["no mIoU, where the reference has 50.0"]
+    assert Gate(max_drop=1).reasons(None, None, 1.0) == ["the reference cell has no mIoU: nothing to gate against"]
+    assert Gate(min_pixel_agreement=0.9).reasons(None, None, 0.95) == []  # agreement alone needs no mIoU
+    assert agreement.reasons(50.0, 50.0, 0.89996) == ["pixel agreement 0.89996 with the reference is below 0.9"]
     assert len(Gate(0.99, 0.1, 0.99).reasons(40.0, 50.0, 0.5)) == 3  # every failing check is named
     assert not Gate().checks_anything and Gate(max_drop=0).checks_anything
 
@@ -151,7 +156,7 @@ def test_the_matrix_gates_each_cell_against_its_reference_and_fails_after_writin
     assert [rows[variant]["gate"] for variant in rows] == ["pass", "pass", "fail"]
     int8 = rows["onnxruntime-int8"]
     assert int8["gate_reason"] == (
-        "mIoU 45.0 is below 0.99 x the reference's 50.0 (49.50); pixel agreement 0.5000 with the reference is below 0.9"
+        "mIoU 45.0 is below 0.99 x the reference's 50.0 (49.5); pixel agreement 0.5 with the reference is below 0.9"
     )
     assert int8["delta_class_iou"] == {"road": -1.0, "wall": -8.5, "car": 0.5}
     assert int8["classes_dropped_most"] == "wall -8.50, road -1.00" and rows["onnxruntime-fp32"]["gate_reason"] is None

@@ -5,8 +5,9 @@ Needs a running SLURM cluster whose nodes share this file system, e.g. the singl
 the reason, where `sbatch` is missing or `sinfo` gets no answer.
 
 The SLURM run is mostly waiting (queueing, status checks, each job's start-up): it starts in the
-background when the session's tests are collected (tests/conftest.py, :func:`start_background_run`)
-and its test runs last, so the other tests run meanwhile.
+background with the session (tests/conftest.py: once the tests are collected, or under pytest-xdist when
+its controller starts; :func:`start_background_run`) and its test runs last, so the other tests run
+meanwhile.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ MATRIX = {"models": [PSPNET], "variants": ["onnxruntime-fp32"], "reference": "py
 CONFIG = merged(TINY, {"shards": 2, "matrix": MATRIX})
 TARGETS = ("results/result.json", "results/matrix.json")
 # A hung Snakemake (e.g. status checks that never succeed) must not hang the suite: the run may take this
-# long from its start (at collection), and the test waits at least WAIT_S for it.
+# long from its start (with the session), and the test waits at least WAIT_S for it.
 TIMEOUT_S = int(os.environ.get("DEEPLABV3_SLURM_TEST_TIMEOUT", "900"))
 WAIT_S = 120
 # Rules whose SLURM job comment must show up (grouped rules share one job: "rule_model_...").
@@ -131,10 +132,14 @@ class SlurmRun:
         return cls(**paths, pgid=int(record["pgid"]), since=record["since"], started=float(record["started"]))
 
 
-# Runs the command of argv[2:] and writes its exit code to argv[1] once it ends, so that whichever process
-# of the test session waits for the run (a pytest-xdist worker; the run was started by the controller)
-# can tell that it ended and how.
-RUNNER = "import os, subprocess, sys; code = subprocess.call(sys.argv[2:]); open(sys.argv[1], 'w').write(str(code))"
+# Runs the command of argv[2:] and writes its exit code to argv[1] once it ends (whole: through a rename),
+# so that whichever process of the test session waits for the run (a pytest-xdist worker; the run was
+# started by the controller) can tell that it ended and how.
+RUNNER = (
+    "import os, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1] + '.part', 'w').write(str(code)); os.replace(sys.argv[1] + '.part', sys.argv[1])"
+)
+STOPPED = -9  # the exit code recorded for a run stopped after its timeout
 # where pytest-xdist's controller tells its workers about the run it started (tests/conftest.py)
 BACKGROUND_VARIABLE = "DEEPLABV3_TEST_SLURM_RUN"
 BACKGROUND: dict[str, SlurmRun] = {}  # "run": the run this process started at the session's start, if any
@@ -182,18 +187,19 @@ def wait_for(run: SlurmRun, timeout_s: float) -> tuple[int | None, str]:
     if not run.exit_code.is_file():
         stop_run(run)
         return None, run.log.read_text()
-    time.sleep(0.1)  # (the exit code is written in one call; let it close)
-    return int(run.exit_code.read_text()), run.log.read_text()
+    code = int(run.exit_code.read_text())
+    return (None if code == STOPPED else code), run.log.read_text()
 
 
 def stop_run(run: SlurmRun) -> None:
     """Stop a run that is still going (Snakemake ignores SIGTERM while it waits on job states), its SLURM
-    jobs, and Snakemake's lock."""
+    jobs, and Snakemake's lock, once (it records STOPPED as the run's exit code)."""
     if run.exit_code.is_file():
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(run.pgid, signal.SIGKILL)
     stop_hung_run(run.workdir, run.log.read_text())
+    run.exit_code.write_text(str(STOPPED))
 
 
 def stop_background_run() -> None:
