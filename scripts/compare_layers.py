@@ -19,8 +19,6 @@ thresholds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,16 +27,17 @@ from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.evaluation.layers import (
     METRICS,
     THRESHOLDS,
+    OnnxTensors,
     compare_tensors,
     error_origin,
     first_past,
     graph_order,
     logits_tensor,
-    onnx_tensors,
     worst_rows,
 )
 from deeplabv3_pipeline.io.binio import read_bin, write_json, write_text
 from deeplabv3_pipeline.report.plots import plot_layers
+from deeplabv3_pipeline.report.tables import csv_table
 
 COLUMNS = (
     "index",
@@ -64,11 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def csv_text(rows: Sequence[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({**row, "past": "; ".join(row["past"])} for row in rows)
-    return buffer.getvalue()
+    return csv_table(COLUMNS, [{**row, "past": "; ".join(row["past"])} for row in rows])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,13 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in (args.reference, args.model, *args.input):
         if not path.is_file():
             raise UserError(f"{path} does not exist")
-    order = graph_order(args.reference)
-    logits = logits_tensor(args.reference)
+    reference, model = OnnxTensors(args.reference), OnnxTensors(args.model)
+    order, logits = graph_order(reference.graph), logits_tensor(reference.graph)
     per_image = []
     for path in args.input:
         image = read_bin(path, "float32", (1, 3, *args.input_shape))
-        ours, theirs = onnx_tensors(args.reference, image), onnx_tensors(args.model, image)
-        per_image.append(compare_tensors(order, ours, theirs, logits))
+        per_image.append(compare_tensors(order, reference(image), model(image), logits))
     rows = worst_rows(per_image)
     first, origin = first_past(rows), error_origin(rows, order)
     record = {

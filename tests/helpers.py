@@ -200,6 +200,14 @@ def assert_readable_figure(path: Path, min_width: int = 800, min_height: int = 2
     return image
 
 
+TAB_RED = (40, 39, 214)  # matplotlib's tab:red as cv2 reads it (BGR): what the figures mark a failure with
+
+
+def pixels_of(image: np.ndarray, bgr: tuple[int, int, int], tolerance: int = 2) -> int:
+    """How many pixels of ``image`` have the colour ``bgr`` (each channel within ``tolerance``)."""
+    return int(np.all(np.abs(image.astype(int) - bgr) <= tolerance, axis=-1).sum())
+
+
 class Tables(HTMLParser):
     """The cell texts of every <table> of an HTML page."""
 

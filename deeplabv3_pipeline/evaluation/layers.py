@@ -8,7 +8,7 @@ the first row past a threshold is where the outputs part, and :func:`error_origi
 error starts there (the tensors it reads still agree) or accumulates (they already drift).
 
 Tensors are dumped from a copy of each ONNX model whose every float tensor is a graph output
-(:func:`onnx_tensors`), so the models a cell ran are never changed; in an int8 (QDQ) model a tensor is
+(:class:`OnnxTensors`), so the models a cell ran are never changed; in an int8 (QDQ) model a tensor is
 read as the layers after it read it, dequantized (:func:`quantized_views`). Pure functions but the dump.
 """
 
@@ -176,11 +176,8 @@ def error_origin(rows: Sequence[Mapping], order: Sequence[Tensor]) -> str | None
 # ------------------------------------------------------------------------------------------------ the dump
 
 
-def graph_order(model_path: Path) -> list[Tensor]:
-    """Every node output of an ONNX model, in the graph's (topological) order."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
+def graph_order(graph) -> list[Tensor]:
+    """Every node output of an ONNX graph, in the graph's (topological) order."""
     return [
         Tensor(output, node.op_type, tuple(name for name in node.input if name))
         for node in graph.node
@@ -189,11 +186,8 @@ def graph_order(model_path: Path) -> list[Tensor]:
     ]
 
 
-def logits_tensor(model_path: Path) -> str | None:
-    """The tensor the model's last ArgMax reads over axis 1: its class scores (None where it has none)."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
+def logits_tensor(graph) -> str | None:
+    """The tensor the graph's last ArgMax reads over axis 1: its class scores (None where it has none)."""
     argmaxes = [
         node
         for node in graph.node
@@ -202,30 +196,36 @@ def logits_tensor(model_path: Path) -> str | None:
     return argmaxes[-1].input[0] if argmaxes else None
 
 
-def onnx_tensors(model_path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Every float tensor the model computes on ``image`` (the graph's input included), from a copy of
-    the model whose float tensors are all graph outputs: the model file itself is not changed."""
-    import onnx
-    import onnxruntime as ort
+class OnnxTensors:
+    """Every float tensor an ONNX model computes on an image (the graph's input included), from a session
+    on a copy of the model whose float tensors are all graph outputs (the model file is not changed).
+    Made once per model, called once per image."""
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
-    graph = model.graph
-    declared = {output.name for output in graph.output}
-    produced = {output for node in graph.node for output in node.output}  # (value_info may name stale tensors)
-    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-    for info in graph.value_info:
-        if info.name in produced and info.name not in declared and info.type.tensor_type.elem_type in floats:
-            graph.output.append(info)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [output.name for output in session.get_outputs()]
-    input_name = session.get_inputs()[0].name
-    values = session.run(names, {input_name: image})
-    tensors = {input_name: image}
-    tensors.update({name: value for name, value in zip(names, values, strict=True) if value.dtype.kind == "f"})
-    for name, dequantized in quantized_views(graph).items():
-        if dequantized in tensors:
-            tensors[name] = tensors[dequantized]
-    return tensors
+    def __init__(self, model_path: Path) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
+        self.graph = model.graph  # its nodes as the file's (only outputs are added)
+        declared = {output.name for output in self.graph.output}
+        produced = {output for node in self.graph.node for output in node.output}  # (value_info may be stale)
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+        for info in self.graph.value_info:
+            if info.name in produced and info.name not in declared and info.type.tensor_type.elem_type in floats:
+                self.graph.output.append(info)
+        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.quantized_views = quantized_views(self.graph)
+
+    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        names = [output.name for output in self.session.get_outputs()]
+        input_name = self.session.get_inputs()[0].name
+        values = self.session.run(names, {input_name: image})
+        tensors = {input_name: image}
+        tensors.update({name: value for name, value in zip(names, values, strict=True) if value.dtype.kind == "f"})
+        for name, dequantized in self.quantized_views.items():
+            if dequantized in tensors:
+                tensors[name] = tensors[dequantized]
+        return tensors
 
 
 def quantized_views(graph) -> dict[str, str]:

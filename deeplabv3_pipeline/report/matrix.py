@@ -9,8 +9,6 @@ reference (:class:`Gate`). Pure functions: scripts/matrix.py reads and writes th
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +16,7 @@ import numpy as np
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.evaluation.metrics import pixel_agreement
-from deeplabv3_pipeline.report.tables import markdown_table
+from deeplabv3_pipeline.report.tables import csv_table, markdown_table
 
 # The columns of results/matrix.csv and .md, in order (matrix.json rows hold them and per_image_agreement).
 COLUMNS = (
@@ -230,11 +228,7 @@ def markdown(rows: Sequence[Mapping]) -> str:
 
 
 def csv_text(rows: Sequence[Mapping]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return csv_table(COLUMNS, rows)
 
 
 def synthetic_note(rows: Sequence[Mapping]) -> str:

@@ -1,9 +1,12 @@
-"""Tables as Markdown and HTML (the report, the benchmark): one formatting for every table a person reads."""
+"""Tables as Markdown, HTML and CSV (the report, the benchmark, the matrix, the layer comparison): one
+formatting for every table a person reads."""
 
 from __future__ import annotations
 
+import csv
 import html
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 
 HTML_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
@@ -64,3 +67,12 @@ def html_page(title: str, body: str) -> str:
         f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
+
+
+def csv_table(columns: Sequence[str], rows: Sequence[Mapping]) -> str:
+    """A CSV table of ``columns`` from rows that may hold more keys (left out)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -11,7 +11,7 @@ from deeplabv3_pipeline.evaluation.layers import THRESHOLDS, past_thresholds, so
 
 from ..conftest import SHAPE as UNIT_SHAPE
 from ..conftest import run_script
-from ..helpers import assert_readable_figure
+from ..helpers import TAB_RED, assert_readable_figure, pixels_of
 
 SHAPE = (16, 32)  # the planted model's
 
@@ -104,8 +104,7 @@ def test_the_int8_model_parts_at_the_planted_layer_and_nowhere_before(planted, t
     header, *lines = (tmp_path / "layers.csv").read_text().splitlines()
     assert header.startswith("index,tensor,op_type,cosine_similarity,") and len(lines) == len(rows)
     figure = assert_readable_figure(tmp_path / "layers.png")
-    red = np.all(np.abs(figure.astype(int) - (40, 39, 214)) <= 2, axis=-1)  # the first tensor past, marked
-    assert red.sum() > 200
+    assert pixels_of(figure, TAB_RED) > 200  # the first tensor past, marked
 
 
 def test_two_fp32_models_of_one_network_have_no_row_past_the_thresholds(onnx_models, prep_dir, tmp_path):
@@ -116,7 +115,7 @@ def test_two_fp32_models_of_one_network_have_no_row_past_the_thresholds(onnx_mod
     assert all(row["cosine_similarity"] > 0.9999 for row in record["rows"])
     assert "none past the thresholds" in completed.stdout
     figure = assert_readable_figure(tmp_path / "layers.png")
-    assert not np.all(np.abs(figure.astype(int) - (40, 39, 214)) <= 2, axis=-1).any()  # nothing marked
+    assert pixels_of(figure, TAB_RED) == 0  # nothing marked
 
 
 def test_models_that_share_no_tensor_are_refused(planted, tmp_path):

@@ -17,8 +17,10 @@ from deeplabv3_pipeline.report import figures, plots, summary
 from ..conftest import SHAPE, run_script
 from ..helpers import (
     FIGURE_FILES,
+    TAB_RED,
     assert_readable_figure,
     html_tables,
+    pixels_of,
     read_png,
 )
 
@@ -243,11 +245,10 @@ def test_matrix_cli_draws_the_cells_with_missing_figures(tmp_path):
     assert plots.plot_matrix(json.loads((tmp_path / "matrix.json").read_text()), output) == output
     image = assert_readable_figure(output, min_width=1200)
     # the cell that fails its gate is drawn red (matplotlib's tab:red, BGR here); none is when all pass
-    red = np.all(np.abs(image.astype(int) - (40, 39, 214)) <= 2, axis=-1)
-    assert red.sum() > 500
+    assert pixels_of(image, TAB_RED) > 500
     matrix["rows"][2]["gate"] = "pass"
     passing = plots.plot_matrix(matrix, tmp_path / "report" / "passing.png")
-    assert not np.all(np.abs(read_png(passing).astype(int) - (40, 39, 214)) <= 2, axis=-1).any()
+    assert pixels_of(read_png(passing), TAB_RED) == 0
 
 
 # ------------------------------------------------------------------------------------ Snakemake (slow)
