@@ -21,6 +21,7 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/benchmark.smk"
 include: "rules/zoo.smk"
+include: "rules/debug.smk"
 include: "rules/planning.smk"
 
 

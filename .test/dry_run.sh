@@ -10,6 +10,7 @@ for config in "$repo"/.test/*/config.yaml; do
     case "$scenario" in
         matrix) targets=(all results/matrix.json) ;;
         zoo_support) targets=(results/zoo/support.md) ;;
+        debug) targets=(debug) ;;
         *) targets=(all) ;;
     esac
     scratch="$(mktemp -d)"

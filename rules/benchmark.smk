@@ -28,6 +28,8 @@ rule benchmark_variant:
         companions=get_benchmark_model_companions,
         bins=get_benchmark_bins,
         count_model=PLAN.sim_model(CELL.model),
+        # the cell of this variant's predictions of the timed frames, where the config has that cell
+        cell_predictions=get_benchmark_cell_predictions,
         # after the machine figures: the jobs of one sequence never share the cores
         machine=artifacts.BENCHMARK_MACHINE.output,
     output:
@@ -47,13 +49,18 @@ rule benchmark_variant:
         **stage_resources("infer"),
     params:
         backend_flags=get_benchmark_args,
+        cell_flags=lambda wildcards, input: (
+            shlex.join(["--cell-predictions", *input.cell_predictions])
+            if input.cell_predictions
+            else ""
+        ),
         repeats=config["benchmark"]["repeats"],
         warmup=config["warmup"],
         script=script("benchmark_variant.py"),
     shell:
         "python {params.script:q} --variant {wildcards.variant:q} {params.backend_flags} --model {input.model:q}"
         " --bins {input.bins:q} --count-model {input.count_model:q} --repeats {params.repeats:q}"
-        " --warmup {params.warmup:q} --threads {threads} --output {output.json:q}"
+        " --warmup {params.warmup:q} --threads {threads} {params.cell_flags} --output {output.json:q}"
         " --predictions {output.predictions:q} > {log:q} 2>&1"
 
 

@@ -143,11 +143,11 @@ def warn_synthetic():
     which inputs are synthetic."""
     if DEMO_DATA or DEMO_MODELS:
         synthetic = (["dataset"] if DEMO_DATA else []) + (
-            ["checkpoint"] if DEMO_MODELS else []
+            [PLAN.synthetic_checkpoint] if DEMO_MODELS else []
         )
         print(
             f"*** DEMO: SYNTHETIC {' AND '.join(synthetic).upper()} (set dataset.root / model.checkpoint for "
-            "the real Cityscapes run). The mIoU of this run is meaningless. ***",
+            "the real Cityscapes run). The mIoU of this run says nothing about Cityscapes. ***",
             file=sys.stderr,
         )
 
@@ -315,7 +315,7 @@ def print_result_summary():
     ]
     if set(synthetic) - {published}:  # (the published headline says it itself)
         lines.append(
-            "SYNTHETIC inputs: the mIoUs of these cells say nothing about their models"
+            "SYNTHETIC inputs: the mIoUs of these cells say nothing about their models on Cityscapes"
         )
     if lines:
         print("\n".join(lines), file=sys.stderr)
@@ -436,8 +436,18 @@ def get_model_config(wildcards):
 
 
 def get_demo_model_config(wildcards):
-    """The mmseg config of the model whose random checkpoint rule demo_checkpoint makes (by its given name)."""
+    """The mmseg config of the model whose demo checkpoint rule demo_checkpoint or train_demo_checkpoint
+    makes (by its given name)."""
     return PLAN.model_named(wildcards.model).config
+
+
+def get_training_args():
+    """train_demo_checkpoint.py's flags of config demo.training."""
+    training = config["demo"]["training"]
+    flags = ["--iterations", training["iterations"], "--batch-size", training["batch_size"]]
+    flags += ["--crop", *training["crop"], "--frame-shape", *training["frame_shape"]]
+    flags += ["--frames", training["frames"], "--lr", training["lr"]]
+    return shlex.join(map(str, flags))
 
 
 def get_test_mode_args(wildcards):
@@ -650,6 +660,55 @@ def get_support_args():
     return shlex.join(PLAN.support_args())
 
 
+# ---------------------------------------------------------------- the per-layer comparison (rules/debug.smk)
+
+
+def get_debug_bins():
+    """The frames a layer comparison runs on: debug.images of them, spread over the sorted frames."""
+    return get_spread_bins(min(config["debug"]["images"], len(FRAMES)))
+
+
+def get_layer_inputs(cell):
+    """The files of a debug cell's comparison: the reference cell's model and the cell's (where its backend
+    is not here: the ONNX model its engine or .om is built from), what their runtimes read beside them,
+    the ONNX graph whose tensor names and order the rows follow, and the frames."""
+    reference = PLAN.layer_reference(cell)
+    companions = PLAN.model_companions(reference)
+    if PLAN.layers_compared_here(cell):
+        companions += PLAN.model_companions(cell)
+    return {
+        "reference": PLAN.model_file(reference),
+        "model": PLAN.layer_source(cell),
+        "companions": companions,
+        "graph": PLAN.sim_model(cell.model),
+        "bins": get_debug_bins(),
+    }
+
+
+def get_layer_args(cell):
+    """compare_layers.py's flags of a debug cell: both sides' backends, precisions and backend options,
+    the images' size, the thresholds (debug.thresholds), and where the cell's backend is not here the
+    engine or .om it would compare (planned) and the ONNX model that is built from."""
+    reference = PLAN.layer_reference(cell)
+    flags = [
+        "--reference-backend", reference.backend, "--reference-precision", reference.precision,
+        "--backend", cell.backend, "--precision", cell.precision,
+        "--input-shape", *map(str, INPUT_SHAPE),
+    ]  # fmt: skip
+    for name, limit in config["debug"]["thresholds"].items():
+        flags += ["--threshold", f"{name}={limit}"]
+    if not PLAN.layers_compared_here(cell):
+        flags += ["--source", PLAN.layer_source(cell)]
+    flags += ["--model", PLAN.model_file(cell)]
+    both = dict.fromkeys([get_backend_args(reference), get_backend_args(cell)])
+    return " ".join([shlex.join(flags), *both])
+
+
+def get_debug_outputs():
+    """Every file of the configured layer comparisons (target debug)."""
+    return [path for cell in PLAN.debug_cells for path in PLAN.layer_outputs(cell).values()]
+
+
 # ---------------------------------------------------------------- report (rules/report.smk)
 
 
@@ -765,6 +824,16 @@ def get_benchmark_model_companions(wildcards):
 
 def get_benchmark_bins(wildcards):
     return get_spread_bins(config["benchmark"]["images"])
+
+
+def get_benchmark_cell_predictions(wildcards):
+    """The predictions of the timed frames by the benchmark variant's cell, where it is a cell of this config
+    (the configured one, a matrix one): the timed outputs must equal them (MLPerf's TEST01)."""
+    cell = benchmark_cell(wildcards)
+    if cell not in PLAN.cells:
+        return []
+    frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
+    return [PLAN.prediction(cell, frames[path]) for path in get_benchmark_bins(wildcards)]
 
 
 def get_benchmark_args(wildcards):

@@ -26,7 +26,34 @@ if DEMO_DATA:
             " --count {params.images:q} --shape {params.shape:q} --seed {params.seed:q} > {log:q} 2>&1"
 
 
+# Both rules where a model's checkpoint is "" (distinct files: demo.checkpoint says which the models read).
 if DEMO_MODELS:
+
+    # A checkpoint per model whose checkpoint is "", trained by mmseg's own loop on synthetic frames of
+    # another seed than the evaluated ones (config demo.training), in the real format.
+    rule train_demo_checkpoint:
+        output:
+            artifacts.TRAIN_DEMO_CHECKPOINT.output,
+        log:
+            artifacts.TRAIN_DEMO_CHECKPOINT.log,
+        benchmark:
+            artifacts.TRAIN_DEMO_CHECKPOINT.benchmark
+        wildcard_constraints:
+            model="|".join(DEMO_MODELS),
+        conda:
+            "../envs/deeplabv3.yaml"
+        threads: job_threads
+        resources:
+            **stage_resources("default"),
+        params:
+            model_config=get_demo_model_config,
+            seed=config["demo"]["seed"],
+            training=get_training_args(),
+            script=script("train_demo_checkpoint.py"),
+        shell:
+            "python {params.script:q} --model-config {params.model_config:q} --output {output:q}"
+            " --seed {params.seed:q} {params.training} --threads {threads} > {log:q} 2>&1"
+
 
     # A random checkpoint in the real format per model whose checkpoint is "" (its own architecture).
     rule demo_checkpoint:

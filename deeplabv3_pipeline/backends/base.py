@@ -90,6 +90,30 @@ class Quantizer:
     versions: Callable[[], dict[str, str]]
 
 
+class TensorDump(Protocol):
+    """A model opened for the per-layer comparison: ``dump(image, sink)`` hands every tensor it computes on
+    one image to ``sink(name, value)``, by the ONNX tensor name, as soon as it can let go of it (a name
+    given twice: the later value is the tensor's; the sink uses the value before it returns: the runtime
+    may write over it after); ``how`` says how the tensors are read
+    (deeplabv3_pipeline/evaluation/layers.py)."""
+
+    how: str
+
+    def dump(self, image: np.ndarray, sink: Callable[[str, np.ndarray], None]) -> None: ...
+
+
+@dataclass(frozen=True)
+class LayerCompare:
+    """A backend's own per-layer comparison, for a backend whose runtime is not here (TensorRT: Polygraphy,
+    Ascend: msit ``debug compare``): ``commands(reference, source, model, inputs, folder, input_shape,
+    precision, options)`` are the command lines that compare ``model`` (an engine, an ``.om``) built from
+    the ONNX model ``source`` with the fp32 ONNX model ``reference`` on the ``.bin`` inputs, writing
+    into ``folder``; ``tools``: the programs they need."""
+
+    tools: tuple[str, ...]
+    commands: Callable[..., list[list[str]]]
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """What the workflow and the CLIs need to know of one backend.
@@ -104,7 +128,9 @@ class BackendSpec:
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
     machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
     so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``quantizer``: its int8
-    conversion, where it has one of its own.
+    conversion, where it has one of its own. ``tensors(model, precision, threads, options, graph)``: its
+    model opened for the per-layer comparison (a :class:`TensorDump`, tensors named as in the ONNX file
+    ``graph``), where it runs here; ``layer_compare``: the commands of its own tool for that, where not.
     """
 
     name: str
@@ -119,6 +145,8 @@ class BackendSpec:
     cpu: bool = True
     winograd: bool = False
     quantizer: Quantizer | None = None
+    tensors: Callable[[Path, str, int, Any, Path], TensorDump] | None = None
+    layer_compare: LayerCompare | None = None
 
     @classmethod
     def from_package(cls, name: str, package: object) -> BackendSpec:
@@ -160,6 +188,8 @@ PACKAGE_NAMES = {
     "cpu": "RUNS_ON_CPU",
     "winograd": "WINOGRAD",
     "quantizer": "QUANTIZER",
+    "tensors": "open_tensors",
+    "layer_compare": "LAYER_COMPARE",
 }
 
 

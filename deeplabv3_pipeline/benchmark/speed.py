@@ -6,6 +6,8 @@ and prep bins; scripts/benchmark_machine.py measured the machine. This module on
 - speed-up: the reference variant's (PyTorch eager fp32 by default) median seconds per image over
   the variant's;
 - pixel agreement: the share of pixels whose class equals the reference's, over the timed images;
+- ``= its cell``: where the variant is a cell of the config, its timed outputs equal that cell's own
+  predictions of the same frames (MLPerf's TEST01; a difference stops its benchmark job);
 - operation rates: the reference fp32 graph's operations per image over the median time
   (``effective``: what the model needs), and the variant's own graph's (``executed``: Winograd does
   fewer products, so its effective rate may pass any peak while its executed rate may not);
@@ -33,6 +35,7 @@ ROW_COLUMNS = (
     ("images_per_s", "images/s"),
     ("speedup", "speed-up"),
     ("pixel_agreement", "agreement"),
+    ("cell_consistency", "= its cell"),
     ("executed_gops", "executed GOP/s"),
     ("percent_of_peak", "% of peak"),
     ("peak_rss_mb", "peak RSS (MB)"),
@@ -78,6 +81,7 @@ def variant_row(
         "images_per_s": 1.0 / median,
         "speedup": reference["median_s"] / median,
         "pixel_agreement": agreement,
+        "cell_consistency": variant.get("cell_consistency"),
         "effective_gops": variant["operations_per_image"] / median / 1e9,
         "executed_gops": executed,
         "percent_of_peak": 100.0 * (executed / peak) if peak else None,  # x / x is exactly 1: the peak row is 100
@@ -134,6 +138,13 @@ def cell(value: object, digits: int = 2) -> str:
     return str(value)
 
 
+def consistency_cell(consistency: Mapping | None) -> str:
+    """Whether the timed outputs equal the variant's cell's predictions (TEST01): n/a without that cell."""
+    if consistency is None:
+        return "n/a"
+    return f"yes ({consistency['frames']} frames)" if consistency["equal"] else "NO"
+
+
 def table_rows(summary: Mapping) -> tuple[list[str], list[list[str]]]:
     header = [title for _, title in ROW_COLUMNS]
     rows = []
@@ -141,7 +152,8 @@ def table_rows(summary: Mapping) -> tuple[list[str], list[list[str]]]:
         marker = " (fastest)" if row["variant"] == summary["fastest"] else ""
         cells = [f"{row['variant']}{marker}", str(row["inference_precision"])]
         cells += [cell(row["median_s"], 3), cell(row["images_per_s"]), cell(row["speedup"])]
-        cells += [cell(row["pixel_agreement"], 4), cell(row["executed_gops"], 1), cell(row["percent_of_peak"], 1)]
+        cells += [cell(row["pixel_agreement"], 4), consistency_cell(row["cell_consistency"])]
+        cells += [cell(row["executed_gops"], 1), cell(row["percent_of_peak"], 1)]
         cells += [cell(row["peak_rss_mb"], 0), cell(row["projected_s"], 1)]
         rows.append(cells)
     return header, rows

@@ -72,6 +72,21 @@ def class_id_stack(predictions: Sequence[np.ndarray], shape: tuple[int, int], so
     return np.stack([prediction.reshape(shape) for prediction in predictions]).astype(np.uint8)
 
 
+def cell_consistency(timed: np.ndarray, cell: Sequence[np.ndarray], names: Sequence[str]) -> dict[str, Any]:
+    """MLPerf TEST01's check: the class ids the timed pass computed (uint8 (N,H,W)) against the cell's own
+    predictions of the same frames (int64 (1,1,H,W) each, in the same order; ``names`` their files).
+    Equal pixel for pixel, unless the timed path computes something else than the cell."""
+    pairs = zip(timed, cell, strict=True)
+    differing = [int(np.count_nonzero(ids != prediction.reshape(ids.shape))) for ids, prediction in pairs]
+    return {
+        "frames": len(cell),
+        "pixels": int(sum(prediction.size for prediction in cell)),
+        "differing_pixels": sum(differing),
+        "differing_frames": [name for name, count in zip(names, differing, strict=True) if count],
+        "equal": not any(differing),
+    }
+
+
 def executed_operations(model: Path, count_model: Path, reference_total: int) -> int:
     """Operations the variant's own graph does: counted where it is an ONNX file other than the reference
     (a Winograd graph does fewer); the reference count otherwise (a checkpoint, an OpenVINO IR)."""

@@ -7,15 +7,16 @@ past the thresholds when its cosine similarity is below 0.99, its relative Eucli
 the first row past a threshold is where the outputs part, and :func:`error_origin` says whether the
 error starts there (the tensors it reads still agree) or accumulates (they already drift).
 
-Tensors are dumped from a copy of each ONNX model whose every float tensor is a graph output
-(:class:`OnnxTensors`), so the models a cell ran are never changed; in an int8 (QDQ) model a tensor is
-read as the layers after it read it, dequantized (:func:`quantized_views`). Pure functions but the dump.
+The tensors come from each backend's dump (``open_tensors`` of backends/<name>/: ONNX Runtime and
+OpenVINO on a copy of the model with every tensor an output, PyTorch through forward hooks), named as
+the ONNX graph names them, so the models a cell ran are never changed. Pure functions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,33 +33,60 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
 }
 # a tensor that reads inputs this close to the reference's took no error from them (error_origin)
 CLEAN_INPUT_COSINE = 0.9999
+CHUNK = 1 << 18  # elements of a tensor compared at a time (1 MB in float32: in cache)
 METRICS = ("cosine_similarity", "max_abs_error", "mean_abs_error", "relative_euclidean", "kl_divergence", "rmse")
 
 
 def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | None = None) -> dict[str, float | None]:
     """ait's metrics of ``other`` against ``reference`` (same shape). ``class_axis``: where the tensor is
     logits, the axis of the classes: KL divergence of the softmaxed distributions, averaged over pixels
-    (None elsewhere, as ait computes it only where it applies)."""
+    (None elsewhere, as ait computes it only where it applies). Products summed in float64 (einsum casts
+    as it goes: no float64 copy of a 268 MB activation); the difference taken in float32 (exact where the
+    two values are within a factor of 2, Sterbenz's lemma; else rounded once)."""
     if reference.shape != other.shape:
         raise ValueError(f"shapes differ: {reference.shape} and {other.shape}")
-    ref, oth = reference.astype(np.float64).ravel(), other.astype(np.float64).ravel()
-    difference = oth - ref
-    ref_norm, oth_norm, diff_norm = (float(np.linalg.norm(v)) for v in (ref, oth, difference))
+    ref, oth = reference.reshape(-1), other.reshape(-1)
+    if ref.dtype != oth.dtype or ref.dtype.kind != "f":
+        ref, oth = ref.astype(np.float32), oth.astype(np.float32)
+    size = ref.size
+    sums = dict.fromkeys(("ref", "oth", "diff", "dot", "abs"), 0.0)
+    max_abs = 0.0
+    # CHUNK elements at a time through one small buffer: a new 268 MB array per tensor costs more in page
+    # faults than the arithmetic
+    buffer = np.empty(min(size, CHUNK), dtype=ref.dtype)
+    for start in range(0, size, CHUNK):
+        ref_part, oth_part = ref[start : start + CHUNK], oth[start : start + CHUNK]
+        difference = np.subtract(oth_part, ref_part, out=buffer[: ref_part.size])
+        sums["ref"] += _dot(ref_part, ref_part)
+        sums["oth"] += _dot(oth_part, oth_part)
+        sums["dot"] += _dot(ref_part, oth_part)
+        sums["diff"] += _dot(difference, difference)
+        absolute = np.abs(difference, out=difference)
+        sums["abs"] += float(np.add.reduce(absolute, dtype=np.float64))
+        part_max = float(absolute.max())
+        if not math.isnan(max_abs):  # a NaN (an overflow) stays
+            max_abs = part_max if math.isnan(part_max) else max(max_abs, part_max)
+    ref_norm, oth_norm, diff_norm = (math.sqrt(sums[key]) for key in ("ref", "oth", "diff"))
     if ref_norm == 0 and oth_norm == 0:
         cosine = 1.0
     elif ref_norm == 0 or oth_norm == 0:
         cosine = 0.0
     else:
-        cosine = float(np.dot(ref, oth) / (ref_norm * oth_norm))
+        cosine = sums["dot"] / (ref_norm * oth_norm)
     relative = diff_norm / ref_norm if ref_norm else (0.0 if diff_norm == 0 else math.inf)
     return {
         "cosine_similarity": cosine,
-        "max_abs_error": float(np.abs(difference).max()) if difference.size else 0.0,
-        "mean_abs_error": float(np.abs(difference).mean()) if difference.size else 0.0,
+        "max_abs_error": max_abs,
+        "mean_abs_error": sums["abs"] / size if size else 0.0,
         "relative_euclidean": relative,
         "kl_divergence": None if class_axis is None else softmax_kl(reference, other, class_axis),
-        "rmse": float(np.sqrt(np.mean(difference**2))) if difference.size else 0.0,
+        "rmse": diff_norm / math.sqrt(size) if size else 0.0,
     }
+
+
+def _dot(first: np.ndarray, second: np.ndarray) -> float:
+    """The dot product summed in float64 (einsum casts as it goes)."""
+    return float(np.einsum("i,i->", first, second, dtype=np.float64))
 
 
 def softmax_kl(reference: np.ndarray, other: np.ndarray, axis: int) -> float:
@@ -70,6 +98,23 @@ def softmax_kl(reference: np.ndarray, other: np.ndarray, axis: int) -> float:
 
     log_p, log_q = log_softmax(reference), log_softmax(other)
     return float((np.exp(log_p) * (log_p - log_q)).sum(axis=axis).mean())
+
+
+def parse_thresholds(items: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """ait's thresholds with ``metric=limit`` items over them (``--threshold``, config debug.thresholds);
+    a :class:`UserError` names the metrics that have one."""
+    thresholds = dict(THRESHOLDS)
+    for item in items:
+        name, _, limit = item.partition("=")
+        if name not in THRESHOLDS:
+            raise UserError(f"threshold {item!r}: no metric {name!r} has one: choose from {', '.join(THRESHOLDS)}")
+        try:
+            thresholds[name] = (THRESHOLDS[name][0], float(limit))
+        except ValueError:
+            raise UserError(
+                f"threshold {item!r}: the limit is not a number (e.g. {name}={THRESHOLDS[name][1]:g})"
+            ) from None
+    return thresholds
 
 
 def past_thresholds(metrics: Mapping[str, float | None], thresholds: Mapping[str, tuple[str, float]]) -> list[str]:
@@ -95,6 +140,69 @@ class Tensor:
     inputs: tuple[str, ...]
 
 
+def compare_pair(
+    tensor: Tensor,
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    logits: str | None,
+    thresholds: Mapping[str, tuple[str, float]],
+) -> dict:
+    """The row of one tensor both dumps hold (its ``index`` is set by the table): its metrics and which
+    thresholds it is past. ``logits``: the tensor whose KL divergence is computed (class axis 1)."""
+    row = {
+        "tensor": tensor.name,
+        "op_type": tensor.op_type,
+        "reference_shape": list(ours.shape),
+        "reference_dtype": str(ours.dtype),
+        "other_shape": list(theirs.shape),
+        "other_dtype": str(theirs.dtype),
+    }
+    if ours.shape != theirs.shape:
+        return row | dict.fromkeys(METRICS) | {"past": ["shapes differ"]}
+    metrics = tensor_metrics(ours, theirs, class_axis=1 if tensor.name == logits else None)
+    past = past_thresholds(metrics, thresholds)
+    # (JSON has no NaN or infinity: such a metric is null, and "past" names its value)
+    finite = {
+        name: None if value is not None and not math.isfinite(value) else value for name, value in metrics.items()
+    }
+    return row | finite | {"past": past}
+
+
+class StreamedComparison:
+    """The sink of the compared model's dump: each tensor it hands on is compared at once with the
+    reference's (``reference``: the reference's tensors, e.g. :class:`SpilledTensors`) and let go, so the
+    compared model's tensors are never all kept. A name handed on twice is compared again (the later
+    value is the tensor's). :meth:`rows` gives the table in the order of ``order``."""
+
+    def __init__(
+        self,
+        order: Sequence[Tensor],
+        reference: Mapping[str, np.ndarray],
+        logits: str | None = None,
+        thresholds: Mapping[str, tuple[str, float]] = THRESHOLDS,
+    ) -> None:
+        self.order, self.reference, self.logits, self.thresholds = order, reference, logits, thresholds
+        self.tensors = {tensor.name: tensor for tensor in order}
+        self.compared: dict[str, dict] = {}
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        if name in self.tensors and name in self.reference:
+            reference = np.asarray(self.reference[name])
+            self.compared[name] = compare_pair(self.tensors[name], reference, value, self.logits, self.thresholds)
+
+    def rows(self) -> list[dict]:
+        rows = [
+            {"index": index, **self.compared[name]}
+            for index, name in enumerate(tensor.name for tensor in self.order if tensor.name in self.compared)
+        ]
+        if not rows:
+            raise UserError(
+                "the two models share no tensor name: compare models exported from one network "
+                "(an ONNX model and its int8, fp16 or Winograd copy)"
+            )
+        return rows
+
+
 def compare_tensors(
     order: Sequence[Tensor],
     reference: Mapping[str, np.ndarray],
@@ -102,38 +210,11 @@ def compare_tensors(
     logits: str | None = None,
     thresholds: Mapping[str, tuple[str, float]] = THRESHOLDS,
 ) -> list[dict]:
-    """One row per tensor of ``order`` that both dumps hold with one shape: its metrics and which
-    thresholds it is past. ``logits``: the tensor whose KL divergence is computed (class axis 1)."""
-    rows = []
-    for tensor in order:
-        if tensor.name not in reference or tensor.name not in other:
-            continue
-        ours, theirs = reference[tensor.name], other[tensor.name]
-        row = {
-            "index": len(rows),
-            "tensor": tensor.name,
-            "op_type": tensor.op_type,
-            "reference_shape": list(ours.shape),
-            "reference_dtype": str(ours.dtype),
-            "other_shape": list(theirs.shape),
-            "other_dtype": str(theirs.dtype),
-        }
-        if ours.shape != theirs.shape:
-            rows.append(row | dict.fromkeys(METRICS) | {"past": ["shapes differ"]})
-            continue
-        metrics = tensor_metrics(ours, theirs, class_axis=1 if tensor.name == logits else None)
-        past = past_thresholds(metrics, thresholds)
-        # (JSON has no NaN or infinity: such a metric is null, and "past" names its value)
-        finite = {
-            name: None if value is not None and not math.isfinite(value) else value for name, value in metrics.items()
-        }
-        rows.append(row | finite | {"past": past})
-    if not rows:
-        raise UserError(
-            "the two models share no tensor name: compare models exported from one network "
-            "(an ONNX model and its int8, fp16 or Winograd copy)"
-        )
-    return rows
+    """One row per tensor of ``order`` that both hold (:class:`StreamedComparison` over ``other``)."""
+    comparison = StreamedComparison(order, reference, logits, thresholds)
+    for name, value in other.items():
+        comparison.put(name, value)
+    return comparison.rows()
 
 
 def worst_rows(per_image: Sequence[Sequence[Mapping]]) -> list[dict]:
@@ -176,6 +257,35 @@ def error_origin(rows: Sequence[Mapping], order: Sequence[Tensor]) -> str | None
 # ------------------------------------------------------------------------------------------------ the dump
 
 
+class SpilledTensors(Mapping[str, np.ndarray]):
+    """One model's tensors of one image, written to ``.npy`` files in ``folder`` as its dump hands them on
+    (``put``, a dump's sink; a name put twice keeps the later value) and read back one at a time: at
+    1024x2048 R50-D8's tensors are 11.6 GB per model, and the compared model's come on top."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, Path] = {}
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        path = self.files.setdefault(name, self.folder / f"{len(self.files)}.npy")
+        np.save(path, np.ascontiguousarray(value))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.load(self.files[name])  # read whole, one at a time (a memory map's pages stay in RSS)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def clear(self) -> None:
+        for path in self.files.values():
+            path.unlink()
+        self.files.clear()
+
+
 def graph_order(graph) -> list[Tensor]:
     """Every node output of an ONNX graph, in the graph's (topological) order."""
     return [
@@ -186,6 +296,25 @@ def graph_order(graph) -> list[Tensor]:
     ]
 
 
+def read_graph(graph_path: Path):
+    """The graph of an ONNX file whose tensor names and order a comparison follows, read once per version of
+    the file (both dumps and the table read it)."""
+    status = Path(graph_path).stat()
+    return _read_graph(str(graph_path), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_graph(path: str, mtime_ns: int, size: int):
+    import onnx
+
+    return onnx.load(path, load_external_data=False).graph
+
+
+def tensor_names(graph_path: Path) -> set[str]:
+    """The names of every tensor the nodes of an ONNX file compute (a dump reads only these)."""
+    return {tensor.name for tensor in graph_order(read_graph(graph_path))}
+
+
 def logits_tensor(graph) -> str | None:
     """The tensor the graph's last ArgMax reads over axis 1: its class scores (None where it has none)."""
     argmaxes = [
@@ -194,48 +323,3 @@ def logits_tensor(graph) -> str | None:
         if node.op_type == "ArgMax" and {a.name: a.i for a in node.attribute}.get("axis", 0) == 1
     ]
     return argmaxes[-1].input[0] if argmaxes else None
-
-
-class OnnxTensors:
-    """Every float tensor an ONNX model computes on an image (the graph's input included), from a session
-    on a copy of the model whose float tensors are all graph outputs (the model file is not changed).
-    Made once per model, called once per image."""
-
-    def __init__(self, model_path: Path) -> None:
-        import onnx
-        import onnxruntime as ort
-
-        model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
-        self.graph = model.graph  # its nodes as the file's (only outputs are added)
-        declared = {output.name for output in self.graph.output}
-        produced = {output for node in self.graph.node for output in node.output}  # (value_info may be stale)
-        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-        for info in self.graph.value_info:
-            if info.name in produced and info.name not in declared and info.type.tensor_type.elem_type in floats:
-                self.graph.output.append(info)
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        self.quantized_views = quantized_views(self.graph)
-
-    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        names = [output.name for output in self.session.get_outputs()]
-        input_name = self.session.get_inputs()[0].name
-        values = self.session.run(names, {input_name: image})
-        tensors = {input_name: image}
-        tensors.update({name: value for name, value in zip(names, values, strict=True) if value.dtype.kind == "f"})
-        for name, dequantized in self.quantized_views.items():
-            if dequantized in tensors:
-                tensors[name] = tensors[dequantized]
-        return tensors
-
-
-def quantized_views(graph) -> dict[str, str]:
-    """In a QDQ model: tensor -> the output of its QuantizeLinear -> DequantizeLinear pair, the tensor as
-    the layers after it read it. A tensor is compared as that view, which carries int8's error (and is
-    the one that means the same: where ONNX Runtime fuses Conv+Relu, the Conv's float output keeps the
-    Relu's name but not its clamp, which the int8 range applies)."""
-    quantized = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"}
-    return {
-        quantized[node.input[0]]: node.output[0]
-        for node in graph.node
-        if node.op_type == "DequantizeLinear" and node.input[0] in quantized
-    }

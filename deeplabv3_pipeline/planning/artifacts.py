@@ -55,6 +55,10 @@ MODELS = "results/models/{model}"  # one folder per model name: no two models sh
 DEMO_DATASET = Step("demo_dataset", "demo_dataset/{data}")
 # a random checkpoint in the real format, per model (its own config's architecture)
 DEMO_CHECKPOINT = Step("demo_checkpoint", "demo_checkpoint/{model}", "results/demo/checkpoints/{model}.pth")
+# one trained by mmseg's loop on other synthetic frames (config demo.checkpoint: trained)
+TRAIN_DEMO_CHECKPOINT = Step(
+    "train_demo_checkpoint", "train_demo_checkpoint/{model}", "results/demo/checkpoints/trained/{model}.pth"
+)
 FETCH_CHECKPOINT = Step("fetch_checkpoint", "fetch_checkpoint/{name}")
 LABELS = Step("labels", "labels/{data}/shard{shard}")
 PREPROCESS = Step("preprocess", "preprocess/{data}/shard{shard}")
@@ -87,6 +91,10 @@ BUILD_ENGINE = Step(
 INFER = Step("infer", "infer/{data}/{model}/{variant}/shard{shard}")
 GATHER_SUMMARIES = Step("gather_summaries", "infer/{data}/{model}/{variant}/gather_summaries")
 EVALUATE = Step("evaluate", "evaluate/{data}/{model}/{variant}")
+# the per-layer comparison of a cell's model with its reference cell's (config debug; results/debug/)
+COMPARE_LAYERS = Step(
+    "compare_layers", "compare_layers/{data}/{model}/{variant}", "results/debug/{data}/{model}/{variant}/layers.json"
+)
 RESULT = Step("result", "result")
 MATRIX = Step("matrix", "matrix", "results/matrix.json")
 ZOO_SUPPORT = Step("zoo_support", "zoo_support", "results/zoo/support.json")

@@ -17,7 +17,7 @@ import functools
 import re
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -40,13 +40,19 @@ from deeplabv3_pipeline.model.zoo import (
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 from deeplabv3_pipeline.planning.keys import CITYSCAPES_SHAPE, data_tag, given_name, model_tag
-from deeplabv3_pipeline.planning.variants import Variant, check_config_names, configured_variant, get_variant
+from deeplabv3_pipeline.planning.variants import (
+    VARIANTS,
+    Variant,
+    check_config_names,
+    configured_variant,
+    get_variant,
+)
 
 DEMO_ROOT = Path("results/demo/cityscapes")
 # Keys that never change a cell's result.json: the cell itself says backend and precision; the others
 # are the gate, the matrix, the benchmark, job sizes, what is kept on disk and the zoo support table.
 # Leaving them out of evaluate's params keeps a change to them from re-evaluating every cell.
-NOT_IN_RESULT = ("backend", "precision", "benchmark", "expect", "matrix", "resources", "storage", "zoo")
+NOT_IN_RESULT = ("backend", "precision", "benchmark", "debug", "expect", "matrix", "resources", "storage", "zoo")
 # model keys of the ONNX check only (model.verify): it is its own step (rule verify_onnx)
 NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
 # a variant's own sections, recorded only in the results of the cells they shape
@@ -144,6 +150,30 @@ def support_of(config: Mapping) -> tuple[SupportEntry, ...]:
     )
 
 
+def debug_cells_of(config: Mapping, models: Sequence[Model], reference: Variant) -> tuple[Cell, ...]:
+    """The cells of config ``debug``: every model of ``debug.models`` (empty: all) x ``debug.variants``,
+    each checked (an unknown name, or a variant no backend can compare, names the valid ones)."""
+    debug = config["debug"]
+    names = [model.name for model in models]
+    for name in debug["models"]:
+        if name not in names:
+            raise UserError(f"debug.models: unknown model {name!r}: choose from {', '.join(names)}")
+    variants = [get_variant(name, "debug.variants") for name in dict.fromkeys(debug["variants"])]
+    compared = [name for name, each in VARIANTS.items() if REGISTRY[each.backend].tensors]
+    for variant in variants:
+        if REGISTRY[variant.backend].tensors is None and REGISTRY[variant.backend].layer_compare is None:
+            raise UserError(
+                f"debug.variants: {variant.name} cannot be compared layer by layer: choose from {', '.join(compared)}"
+            )
+    if variants and REGISTRY[reference.backend].tensors is None:
+        raise UserError(
+            f"matrix.reference: {reference.name}, the reference of the layer comparison (debug.variants), does "
+            f"not run here: choose from {', '.join(compared)}"
+        )
+    chosen = debug["models"] or names
+    return tuple(Cell(name, variant) for name in chosen for variant in variants)
+
+
 def matrix_variants(config: Mapping) -> tuple[Variant, ...]:
     """``matrix.reference`` first, then ``matrix.variants``, each checked (an unknown one names the valid ones)."""
     matrix = config["matrix"]
@@ -174,6 +204,7 @@ class Plan:
     models: tuple[Model, ...] = ()  # the configured model first
     cell: Cell | None = None  # the configured one: results/result.json
     matrix_cells: tuple[Cell, ...] = ()  # models x matrix variants, the reference variant first
+    debug_cells: tuple[Cell, ...] = ()  # config debug: compared layer by layer with their reference cell
     support: tuple[SupportEntry, ...] = ()  # zoo.support's entries, models of the matrix
     # model.input_shape unset: the images are Cityscapes' size and each model runs at its test pipeline's
     test_size_from_pipeline: bool = False
@@ -200,6 +231,7 @@ class Plan:
             raise UserError(f"zoo.support: its model {clash!r} has the name of a model of the config: rename that one")
         models += tuple(Model(entry.model, entry.entry, "") for entry in support)
         variant = configured_variant(config["backend"], config["precision"], config["winograd"]["enabled"])
+        matrix = matrix_variants(config)
         from_pipeline = not config["model"].get("input_shape")
         if from_pipeline:
             config = {**config, "model": {**config["model"], "input_shape": list(CITYSCAPES_SHAPE)}}
@@ -212,7 +244,8 @@ class Plan:
             frames_without_train_ids=without,
             models=models,
             cell=Cell(models[0].name, variant),
-            matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix_variants(config)),
+            matrix_cells=tuple(Cell(model.name, variant) for model in models for variant in matrix),
+            debug_cells=debug_cells_of(config, models, matrix[0]),
             cache_dir=Path(config["model"]["cache_dir"]),
             support=support,
             test_size_from_pipeline=from_pipeline,
@@ -228,6 +261,7 @@ class Plan:
             self,
             models=tuple(model for model in self.models if model.name not in refused),
             matrix_cells=tuple(cell for cell in self.matrix_cells if cell.model not in refused),
+            debug_cells=tuple(cell for cell in self.debug_cells if cell.model not in refused),
             refused=tuple(refused.items()),
         )
 
@@ -299,9 +333,22 @@ class Plan:
         return model.checkpoint
 
     def demo_checkpoint(self, name: str) -> Step:
-        """The step that makes model ``name``'s random checkpoint (the demo's), by the name the model was given:
-        its weights depend on its mmseg config and demo.seed only, so every size and graph of it shares one."""
-        return artifacts.DEMO_CHECKPOINT.format(model=given_name(name))
+        """The step that makes model ``name``'s demo checkpoint, by the name the model was given: trained on
+        other synthetic frames (demo.checkpoint: trained) or random, in two files that never stand in for each
+        other; its weights depend on its mmseg config, demo.seed (and demo.training) only, so every size and
+        graph of it shares one."""
+        step = artifacts.TRAIN_DEMO_CHECKPOINT if self.trained_demo else artifacts.DEMO_CHECKPOINT
+        return step.format(model=given_name(name))
+
+    @property
+    def synthetic_checkpoint(self) -> str:
+        """What a demo checkpoint is, as a result's synthetic_inputs and the run's banner say it."""
+        return "checkpoint trained on synthetic frames" if self.trained_demo else "checkpoint"
+
+    @property
+    def trained_demo(self) -> bool:
+        """Whether the demo's checkpoints are trained (demo.checkpoint: trained) rather than random."""
+        return self.config["demo"]["checkpoint"] == "trained"
 
     def model_named(self, given: str) -> Model:
         """The model given the name ``given`` in the config (one per name: models_of)."""
@@ -420,6 +467,31 @@ class Plan:
         of another config (another size, model or variant) never stands in for this one's."""
         return f"results/report/{self.cell_folder(cell)}"
 
+    # ------------------------------------------------------------------ the per-layer comparison (config debug)
+
+    def layer_reference(self, cell: Cell) -> Cell:
+        """The cell a debug cell is compared with: its model's matrix.reference cell."""
+        return Cell(cell.model, self.matrix_cells[0].variant)
+
+    def layers_compared_here(self, cell: Cell) -> bool:
+        """Whether the cell's backend runs here for the comparison (else its tool's commands are planned)."""
+        return REGISTRY[cell.backend].tensors is not None
+
+    def layer_outputs(self, cell: Cell) -> dict[str, str]:
+        """``json`` (and ``csv``, ``figure`` where compared here) of a debug cell's comparison."""
+        record = self.step(artifacts.COMPARE_LAYERS, cell).output
+        if not self.layers_compared_here(cell):
+            return {"json": record}
+        stem = record.removesuffix(".json")
+        return {"json": record, "csv": f"{stem}.csv", "figure": f"{stem}.png"}
+
+    def layer_source(self, cell: Cell) -> str:
+        """The ONNX model a debug cell's model is built from: the model itself where it is one, else (an
+        engine, an .om) the step's before it."""
+        if self.layers_compared_here(cell):
+            return self.model_file(cell)
+        return self.model_steps(cell)[-2].output
+
     def step(self, step: Step, cell: Cell, **wildcards: object) -> Step:
         """A per-cell step (INFER, GATHER_SUMMARIES, EVALUATE) with the cell's keys filled in."""
         return step.format(data=self.data, model=cell.model, variant=cell.variant.name, **wildcards)
@@ -438,6 +510,8 @@ class Plan:
             and (key not in VARIANT_SECTIONS or VARIANT_SECTIONS[key](cell.variant))
         }
         used["model"] = {key: value for key, value in settings["model"].items() if key not in NOT_IN_RESULT_MODEL}
+        if not self.trained_demo:  # the training of a checkpoint this run does not train
+            used["demo"] = {key: value for key, value in used["demo"].items() if key != "training"}
         return used | {"variant": cell.variant.name, "precision": cell.precision}
 
     # ------------------------------------------------------------------ what a run waits for and records
@@ -467,8 +541,10 @@ class Plan:
         return [artifacts.VERIFY_ONNX.format(model=name).output for name in dict.fromkeys(exported)]
 
     def synthetic(self, cell: Cell) -> str:
-        """What of the cell's inputs is synthetic: "dataset", "checkpoint", both, or "" (a real run)."""
-        parts = [what for what, flag in (("dataset", self.demo), ("checkpoint", self.model(cell.model).demo)) if flag]
+        """What of the cell's inputs is synthetic: "dataset", "checkpoint" (random) or "checkpoint trained on
+        synthetic frames", both, or "" (a real run)."""
+        checkpoint = self.synthetic_checkpoint
+        parts = [what for what, flag in (("dataset", self.demo), (checkpoint, self.model(cell.model).demo)) if flag]
         return " and ".join(parts)
 
     def run_steps(self, extra: Iterable[Step] = ()) -> list[Step]:

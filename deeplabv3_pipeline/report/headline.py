@@ -18,7 +18,7 @@ def headline(result: dict) -> str:
             f"{speed['end_to_end_images_per_s']:.3f} images/s end to end"
         )
     if result.get("synthetic_inputs"):
-        lines.append(f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model")
+        lines.append(f"SYNTHETIC {result['synthetic_inputs']}: this mIoU says nothing about the model on Cityscapes")
     return "\n".join(lines)
 
 

@@ -320,6 +320,11 @@ def plot_matrix(matrix: Mapping, path: Path) -> Path:  # stamped with matrix.jso
     return save(figure, path, stamp)
 
 
+def side_name(side: Mapping) -> str:
+    """One side of a layer comparison as a title says it: ``deeplabv3_sim_bs1_int8.onnx (onnxruntime int8)``."""
+    return f"{Path(side['model']).name} ({side['backend']} {side['precision']})"
+
+
 def plot_layers(record: Mapping, path: Path) -> Path:
     """A per-layer comparison (scripts/compare_layers.py) along the network: each tensor's cosine similarity
     and relative Euclidean distance to the reference's, ait's thresholds, the first tensor past them marked."""
@@ -360,7 +365,6 @@ def plot_layers(record: Mapping, path: Path) -> Path:
     distance_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     verdict = "none past the thresholds" if not first else f"first past the thresholds: #{first['index']}"
     cosine_ax.set_title(
-        f"{Path(str(record.get('model', '?'))).name} against {Path(str(record.get('reference', '?'))).name}, "
-        f"{len(rows)} tensors: {verdict}"
+        f"{side_name(record['model'])} against {side_name(record['reference'])}, {len(rows)} tensors: {verdict}"
     )
     return save(figure, path)

@@ -40,6 +40,7 @@ VARIANT_KEYS = {
     "operations_per_image",
     "executed_operations_per_image",
     "predictions",
+    "cell_consistency",
 }
 MACHINE_KEYS = {
     "cpu",
@@ -166,6 +167,45 @@ def test_int8_of_the_fp32_model_is_one_clear_error(tmp_path, onnx_models, bins):
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: asked for precision int8, but onnxruntime runs")
     assert not (tmp_path / "onnxruntime-int8.json").exists() and not (tmp_path / "onnxruntime-int8.npy").exists()
+
+
+def cell_predictions(folder: Path, bins: list[Path], class_ids: np.ndarray) -> list[Path]:
+    """``class_ids`` (N,H,W) written as a cell's prediction files of ``bins`` (``{stem}_0.bin``, int64)."""
+    folder.mkdir()
+    paths = [folder / f"{path.stem}_0.bin" for path in bins]
+    for path, ids in zip(paths, class_ids, strict=True):
+        ids.astype(np.int64).reshape(1, 1, *SHAPE).tofile(path)
+    return paths
+
+
+def test_timed_outputs_equal_to_the_cells_predictions_pass_and_a_changed_pixel_is_caught(
+    tmp_path, onnx_models, bins, reference_ids
+):
+    """MLPerf's TEST01: the cell of this variant (infer.py's predictions, here ONNX Runtime on the bins) and
+    the timed pass agree pixel for pixel; one pixel of one frame changed in the cell's files stops the job,
+    naming the frame, and writes nothing."""
+    cell = cell_predictions(tmp_path / "cell", bins, reference_ids)
+    args = ("onnxruntime", "fp32", onnx_models[1], bins, onnx_models[1], "--cell-predictions", *cell)
+    _, result, _ = run_variant(tmp_path, "onnxruntime-fp32", *args)
+    assert result["cell_consistency"] == {
+        "frames": 2,
+        "pixels": 2 * SHAPE[0] * SHAPE[1],
+        "differing_pixels": 0,
+        "differing_frames": [],
+        "equal": True,
+    }
+    changed = reference_ids.copy()
+    changed[1, 3, 5] = (changed[1, 3, 5] + 1) % 19
+    planted = cell_predictions(tmp_path / "planted", bins, changed)
+    (tmp_path / "onnxruntime-fp32.json").unlink()
+    completed, result, _ = run_variant(tmp_path, "onnxruntime-fp32", *args[:5], "--cell-predictions", *planted)
+    assert completed.returncode == 2 and result is None
+    assert f"differ from the cell's own predictions on 1 of {2 * SHAPE[0] * SHAPE[1]} pixels ({planted[1]})" in (
+        completed.stderr
+    )
+    assert not (tmp_path / "onnxruntime-fp32.json").exists()
+    misnamed = run_variant(tmp_path, "onnxruntime-fp32", *args[:5], "--cell-predictions", *planted[::-1])[0]
+    assert misnamed.returncode == 2 and "in --bins order" in misnamed.stderr
 
 
 def test_class_ids_outside_cityscapes_are_refused():

@@ -2,15 +2,24 @@
 metrics on known tensors, and the table of an int8 model whose first failing layer is planted."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from deeplabv3_pipeline.evaluation.layers import THRESHOLDS, past_thresholds, softmax_kl, tensor_metrics
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.evaluation.layers import (
+    THRESHOLDS,
+    SpilledTensors,
+    parse_thresholds,
+    past_thresholds,
+    softmax_kl,
+    tensor_metrics,
+)
 
+from ..conftest import MODEL_CONFIG, run_script
 from ..conftest import SHAPE as UNIT_SHAPE
-from ..conftest import run_script
 from ..helpers import TAB_RED, assert_readable_figure, pixels_of
 
 SHAPE = (16, 32)  # the planted model's
@@ -128,3 +137,172 @@ def test_models_that_share_no_tensor_are_refused(planted, tmp_path):
         "--input-shape", *SHAPE, "--output", tmp_path / "layers", check=False,
     )  # fmt: skip
     assert failed.returncode == 2 and "share no tensor name" in failed.stderr
+
+
+@pytest.fixture(scope="module")
+def planted_openvino(planted, tmp_path_factory):
+    """The planted model's int8 IR made by NNCF (quantize_onnx.py --quantizer openvino)."""
+    fp32, _, bins = planted
+    ir = tmp_path_factory.mktemp("planted_openvino") / "planted_int8.xml"
+    run_script(
+        "quantize_onnx.py", fp32, ir, "--quantizer", "openvino", "--calibration-data", bins[0].parent,
+        "--calibration-images", 2, "--check-images", 1,
+    )  # fmt: skip
+    return ir
+
+
+def test_openvino_int8_parts_at_the_planted_layer_too(planted, planted_openvino, tmp_path, monkeypatch):
+    from deeplabv3_pipeline.backends.openvino import tensors
+
+    monkeypatch.setattr(tensors, "GROUP_BYTES", 1)  # every tensor from a compiled copy of its own
+    fp32, _, bins = planted
+    completed = run_script(
+        "compare_layers.py", "--reference", fp32, "--model", planted_openvino, "--backend", "openvino",
+        "--precision", "int8", "--input", bins[2], "--input-shape", *SHAPE, "--output", tmp_path / "layers",
+    )  # fmt: skip
+    record = json.loads((tmp_path / "layers.json").read_text())
+    rows, first = record["rows"], record["first_past"]
+    names = {row["tensor"]: row for row in rows}  # the IR's tensors carry the ONNX names
+    relus = [row for row in rows if row["op_type"] == "Relu"]
+    assert len(relus) == 3 and all(row["tensor"] in names for row in relus)
+    # OpenVINO keeps the third convolution's output apart from its ReLU: the error starts at that Conv
+    assert first["tensor"] == "/conv3/Conv_output_0" and record["origin"] == "starts here"
+    assert all(row["cosine_similarity"] > 0.999 for row in rows[: first["index"]])
+    assert relus[1]["index"] < first["index"] and relus[2]["past"]  # the outlier tensor itself is fine
+    assert record["model"] == {
+        "model": str(planted_openvino),
+        "backend": "openvino",
+        "precision": "int8",
+        "dump": record["model"]["dump"],
+    }
+    assert "OpenVINO" in record["model"]["dump"] and "first past the thresholds" in completed.stdout
+
+
+def test_pytorch_tensors_follow_the_export_names_and_find_a_changed_convolution(
+    checkpoint, onnx_models, prep_dir, tmp_path
+):
+    """The PyTorch reference's tensors (forward hooks) against the ONNX model: the same network agrees
+    everywhere, and with one convolution's weights changed in the ONNX copy the first tensor past the
+    thresholds is that convolution's (BatchNorm folded into it), and nothing before it."""
+    import onnx
+    from onnx import numpy_helper
+
+    _, simplified = onnx_models
+    first_bin = sorted(prep_dir.glob("*.bin"))[:1]
+    pytorch_args = ["--reference", checkpoint, "--reference-backend", "pytorch", "--graph", simplified]
+    pytorch_args += ["--model-config", MODEL_CONFIG, "--input", *first_bin, "--input-shape", *UNIT_SHAPE]
+    run_script("compare_layers.py", *pytorch_args, "--model", simplified, "--output", tmp_path / "same")
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["first_past"] is None and len(same["rows"]) > 40
+    assert same["reference"]["backend"] == "pytorch" and "hooks" in same["reference"]["dump"]
+    assert all(row["cosine_similarity"] > 0.9999 for row in same["rows"])
+
+    model = onnx.load(str(simplified))
+    target = "/backbone/layer3/layer3.0/conv2/Conv"
+    node = next(node for node in model.graph.node if node.name == target)
+    weights = next(init for init in model.graph.initializer if init.name == node.input[1])
+    changed = numpy_helper.to_array(weights).copy()
+    changed[0] *= -1.0  # one output channel's filter negated
+    weights.CopyFrom(numpy_helper.from_array(changed, weights.name))
+    planted_onnx = tmp_path / "changed.onnx"
+    onnx.save(model, str(planted_onnx))
+    run_script("compare_layers.py", *pytorch_args, "--model", planted_onnx, "--output", tmp_path / "changed")
+    record = json.loads((tmp_path / "changed.json").read_text())
+    first = record["first_past"]
+    assert first["tensor"] == node.output[0] and record["origin"] == "starts here"
+    assert all(row["cosine_similarity"] > 0.9999 for row in record["rows"][: first["index"]])
+
+
+def test_tensorrt_and_ascend_comparisons_are_planned_with_their_own_tools(onnx_models, prep_dir, tmp_path):
+    _, simplified = onnx_models
+    bins = sorted(prep_dir.glob("*.bin"))[:2]
+    common = ["--graph", simplified, "--source", simplified, "--input", *bins, "--input-shape", *UNIT_SHAPE]
+    planned = {}
+    for backend, precision, model in (("tensorrt", "int8", "deeplabv3.engine"), ("ascend", "fp16", "deeplabv3.om")):
+        output = tmp_path / backend / "layers"
+        completed = run_script(
+            "compare_layers.py", "--reference", simplified, "--model", tmp_path / model, "--backend", backend,
+            "--precision", precision, *common, "--output", output,
+        )  # fmt: skip
+        planned[backend] = json.loads(output.with_suffix(".json").read_text())
+        assert planned[backend]["status"].startswith("planned: not run here")
+        assert "rows" not in planned[backend] and not output.with_suffix(".csv").exists()
+        assert "planned, not run here" in completed.stdout
+    first, second = planned["tensorrt"]["commands"]
+    assert f"polygraphy run {simplified} --onnxrt --onnx-outputs mark all" in first
+    assert f"polygraphy run {simplified} --trt --int8 --trt-outputs mark all" in second
+    assert "--load-outputs" in second and "polygraphy_inputs.py:load_data" in second
+    msit = [command for command in planned["ascend"]["commands"] if command.startswith("msit")]
+    assert len(msit) == len(bins)  # one per image
+    assert msit[0].startswith(f"msit debug compare -gm {simplified} -om {tmp_path / 'deeplabv3.om'} -i {bins[0]}")
+    assert f"-is input:1,3,{UNIT_SHAPE[0]},{UNIT_SHAPE[1]}" in msit[0] and "--locat True" in msit[0]
+
+
+def test_polygraphys_data_loader_feeds_the_bins(prep_dir, monkeypatch):
+    from deeplabv3_pipeline.backends.tensorrt import polygraphy_inputs
+
+    bins = sorted(prep_dir.glob("*.bin"))[:2]
+    monkeypatch.setenv(polygraphy_inputs.INPUTS, os.pathsep.join(map(str, bins)))
+    monkeypatch.setenv(polygraphy_inputs.SHAPE, f"{UNIT_SHAPE[0]},{UNIT_SHAPE[1]}")
+    feeds = list(polygraphy_inputs.load_data())
+    assert len(feeds) == 2 and list(feeds[0]) == ["input"]
+    assert np.array_equal(feeds[1]["input"].ravel(), np.fromfile(bins[1], dtype=np.float32))
+    assert feeds[0]["input"].shape == (1, 3, *UNIT_SHAPE)
+
+
+def test_thresholds_are_configurable_and_a_wrong_one_is_named():
+    assert parse_thresholds(["rmse=0.5"])["rmse"] == ("above", 0.5)
+    with pytest.raises(UserError, match="no metric 'cosine' has one: choose from cosine_similarity"):
+        parse_thresholds(["cosine=0.9"])
+    with pytest.raises(UserError, match=r"not a number \(e.g. rmse=1\)"):
+        parse_thresholds(["rmse=big"])
+
+
+def test_spilled_tensors_keep_the_later_value_of_a_name_and_read_back_from_disk(tmp_path):
+    store = SpilledTensors(tmp_path / "side")
+    store.put("conv", np.ones((2, 3), np.float32))
+    store.put("relu", np.zeros(4, np.float32))
+    assert np.array_equal(store["conv"], np.ones((2, 3)))
+    store.put("conv", np.full((2, 3), 7.0, np.float32))  # a folded norm's value replaces its Conv's
+    assert list(store) == ["conv", "relu"] and len(store) == 2
+    assert np.array_equal(store["conv"], np.full((2, 3), 7.0)) and store["conv"].dtype == np.float32
+    assert sorted(path.name for path in (tmp_path / "side").iterdir()) == ["0.npy", "1.npy"]
+    wide = np.arange(24, dtype=np.float64).reshape(2, 3, 4)  # another dtype and shape through the same buffer
+    store.put("wide", wide)
+    assert np.array_equal(store["wide"], wide) and store["wide"].dtype == np.float64
+    store.clear()
+    assert len(store) == 0 and not list((tmp_path / "side").iterdir())
+
+
+def test_the_metrics_equal_float64_over_the_whole_arrays(monkeypatch):
+    """tensor_metrics sums in float64 without a float64 copy of the tensors: the same figures as float64
+    arrays give (to 1e-9: the difference is taken in float32, exact where the values are within a factor
+    of 2, rounded once elsewhere), and a NaN (an overflow) is kept."""
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((2, 3, 50, 70)).astype(np.float32)
+    other = reference + rng.standard_normal(reference.shape).astype(np.float32) * 0.01
+    from deeplabv3_pipeline.evaluation import layers
+
+    whole = tensor_metrics(reference, other)  # one chunk
+    monkeypatch.setattr(layers, "CHUNK", 1000)  # 21 chunks, the last one short
+    metrics = tensor_metrics(reference, other)
+    ref, oth = reference.astype(np.float64).ravel(), other.astype(np.float64).ravel()
+    expected = {
+        "cosine_similarity": ref @ oth / (np.linalg.norm(ref) * np.linalg.norm(oth)),
+        "max_abs_error": np.abs(oth - ref).max(),
+        "mean_abs_error": np.abs(oth - ref).mean(),
+        "relative_euclidean": np.linalg.norm(oth - ref) / np.linalg.norm(ref),
+        "rmse": np.sqrt(np.mean((oth - ref) ** 2)),
+    }
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-9) and whole[name] == pytest.approx(value, rel=1e-9)
+    other.ravel()[10] = np.nan  # in the first chunk: a later chunk's max does not drop it
+    nan = tensor_metrics(reference, other)
+    assert np.isnan(nan["max_abs_error"]) and np.isnan(nan["rmse"]) and np.isnan(nan["cosine_similarity"])
+
+
+def test_openvino_outputs_are_grouped_in_order_within_the_budget():
+    from deeplabv3_pipeline.backends.openvino.tensors import output_groups
+
+    assert output_groups([1, 2, 3, 4, 10, 1], 5) == [[0, 1], [2], [3], [4], [5]]
+    assert output_groups([2, 2, 1], 5) == [[0, 1, 2]] and output_groups([], 5) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -201,10 +202,11 @@ def test_what_a_run_waits_for_and_records_is_planned_per_cell():
     ]
     assert planned.verification(torch_only) == []  # PyTorch runs the checkpoint: no export to check
     assert plan(matrix=MATRIX, model={"verify": False}).verification([pspnet_ort]) == []
-    assert planned.synthetic(pspnet_ort) == "dataset and checkpoint"
+    assert planned.synthetic(pspnet_ort) == "dataset and checkpoint trained on synthetic frames"  # the default
+    assert plan(demo={"checkpoint": "random"}, matrix=MATRIX).synthetic(pspnet_ort) == "dataset and checkpoint"
     steps = planned.run_steps()
     assert [step.rule for step in steps] == [
-        "demo_checkpoint",
+        "train_demo_checkpoint",
         "labels",
         "labels",
         "preprocess",
@@ -341,3 +343,76 @@ def test_without_an_input_shape_each_model_runs_at_its_test_pipelines_size():
     assert given.input_shape == (64, 128) and given.test_shape("slide769") is None
     both = plan(model={"input_shape": [64, 128], "test_shape": [65, 129]}, matrix={"models": [SLIDE_769]})
     assert both.test_shape("deeplabv3") == both.test_shape("slide769") == (65, 129)
+
+
+def test_a_cells_recorded_config_leaves_out_what_does_not_shape_it():
+    """run_config is a param of each cell's evaluate: the layer comparison and a training that is not run
+    must not re-evaluate a cell."""
+    base = plan(demo={"checkpoint": "random"})
+    cell = base.cell
+    assert "debug" not in base.run_config(cell) and "training" not in base.run_config(cell)["demo"]
+    other = plan(demo={"checkpoint": "random", "training": {"iterations": 7}}, debug={"variants": ["openvino-int8"]})
+    assert other.run_config(cell) == base.run_config(cell)
+    trained = plan(demo={"training": {"iterations": 7}})  # the trained checkpoint: its training shapes the cell
+    assert trained.run_config(cell)["demo"]["training"]["iterations"] == 7
+
+
+def test_the_trained_and_the_random_demo_checkpoints_never_share_a_file():
+    trained, random = (
+        plan().demo_checkpoint("deeplabv3"),
+        plan(demo={"checkpoint": "random"}).demo_checkpoint("deeplabv3"),
+    )
+    assert (trained.rule, trained.output) == ("train_demo_checkpoint", "results/demo/checkpoints/trained/deeplabv3.pth")
+    assert (random.rule, random.output) == ("demo_checkpoint", "results/demo/checkpoints/deeplabv3.pth")
+    small = plan(model={"input_shape": [64, 128]})  # every size of a model shares its checkpoint
+    assert small.checkpoint(small.cell.model) == trained.output
+
+
+def test_the_debug_cells_are_models_by_debug_variants_each_against_its_reference_cell():
+    pspnet = {"name": "pspnet", "config": "pspnet_r18-d8_4xb2-80k_cityscapes-512x1024", "checkpoint": ""}
+    debug = plan(
+        matrix={"models": [pspnet]}, debug={"variants": ["onnxruntime-int8", "tensorrt-fp16"], "models": ["pspnet"]}
+    )
+    assert [(cell.model, cell.variant.name) for cell in debug.debug_cells] == [
+        ("pspnet", "onnxruntime-int8"),
+        ("pspnet", "tensorrt-fp16"),
+    ]
+    here, planned = debug.debug_cells
+    assert debug.layer_reference(here) == Cell("pspnet", VARIANTS["pytorch-fp32"])
+    folder = "results/debug/demo/val/pspnet"
+    assert debug.layer_outputs(here) == {
+        "json": f"{folder}/onnxruntime-int8/layers.json",
+        "csv": f"{folder}/onnxruntime-int8/layers.csv",
+        "figure": f"{folder}/onnxruntime-int8/layers.png",
+    }
+    assert debug.layer_source(here) == debug.model_file(here) == "results/models/pspnet/pspnet_sim_bs1_int8.onnx"
+    # TensorRT is not here: its Polygraphy commands are planned, from the fp16 ONNX its engine is built from
+    assert debug.layer_outputs(planned) == {"json": f"{folder}/tensorrt-fp16/layers.json"}
+    assert debug.layer_source(planned) == "results/models/pspnet/pspnet_sim_bs1_fp16.onnx"
+    assert debug.model_file(planned) == "results/models/pspnet/pspnet_bs1_fp16.engine"  # named in its commands
+    every_model = plan(matrix={"models": [pspnet]}, debug={"variants": ["openvino-int8"]})
+    assert [cell.model for cell in every_model.debug_cells] == ["deeplabv3", "pspnet"]
+    assert plan().debug_cells == ()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"debug": {"variants": ["onnxruntime-int4"]}},
+            "debug.variants: unknown variant 'onnxruntime-int4': choose from",
+        ),
+        (
+            {"debug": {"variants": ["openvino-int8"], "models": ["psp"]}},
+            "debug.models: unknown model 'psp': choose from deeplabv3",
+        ),
+        (
+            {"debug": {"variants": ["openvino-int8"]}, "matrix": {"reference": "tensorrt-fp32"}},
+            "matrix.reference: tensorrt-fp32, the reference of the layer comparison (debug.variants), "
+            "does not run here: choose from onnxruntime-fp32",
+        ),
+    ],
+)
+def test_a_debug_key_naming_an_unknown_variant_or_model_names_the_valid_ones(changes, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        plan(**changes)

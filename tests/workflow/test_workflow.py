@@ -374,19 +374,22 @@ def test_the_readme_says_once_how_the_venv_is_used_and_spells_every_command_alik
 
 
 def test_the_readme_flow_works_in_its_order_then_the_mIoU_gate(matrix_run, tmp_path):
-    """main run -> report -> matrix -> report again -> benchmark, as the README shows them (from the
-    matrix test's run, whose cells the README's default matrix, one model x 3 variants, finds)."""
+    """main run -> report -> matrix -> layer comparison -> report again -> benchmark, as the README shows
+    them (from the matrix test's run, whose cells the README's default matrix, one model x 3 variants,
+    finds)."""
     commands = readme_commands()
     assert commands == [
         ["--cores", "2"],
         ["--report", "results/report.html"],
         ["--cores", "2", "results/matrix.json"],
+        ["--cores", "2", "debug"],
         ["--report", "results/report.html", "all", "results/matrix.json"],
         ["--cores", "2", "results/benchmark.md"],
     ]
     workdir = copy_run(matrix_run, tmp_path / "copy")
     # the README's benchmark command times one variant here (every variant: test_default_benchmark_plans...)
     benchmark = {"variants": ["onnxruntime-fp32"], "reference": "onnxruntime-fp32", "images": 1, "repeats": 1}
+    # (its `debug` has no debug.variants here: test_debug.py runs that target with them)
     write_config(workdir, merged(TINY, {"benchmark": benchmark}))
     runs = [snakemake(workdir, *command) for command in commands]
     assert not {"export_onnx", "infer", "evaluate"} & rules_in("".join(run.stdout for run in runs))
@@ -524,7 +527,9 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
     workdir = copy_run(tiny_run, tmp_path / "copy")
     variants = ["onnxruntime-fp32", "openvino-fp32"]
     benchmark = {"variants": variants, "reference": "onnxruntime-fp32", "images": 2, "repeats": 1}
-    write_config(workdir, merged(TINY, {"benchmark": benchmark}))
+    # the matrix of this config: only the configured cell (openvino-fp32 is then timed, not a cell)
+    matrix = {"variants": ["onnxruntime-fp32"], "reference": "onnxruntime-fp32"}
+    write_config(workdir, merged(TINY, {"benchmark": benchmark, "matrix": matrix}))
     run = snakemake(workdir, "results/benchmark.md")
     assert "rule export_onnx:" not in run.stdout  # the workflow's own model, not a second pipeline
     summary = json.loads((workdir / "results" / "benchmark.json").read_text())
@@ -537,6 +542,11 @@ def test_benchmark_times_the_workflows_own_models_and_names_the_fastest(tiny_run
         assert 0 < row["percent_of_peak"] <= 100.0, name
     assert summary["fastest"] in rows and summary["machine"]["theoretical_peak_gops"]["fp32"] > 0
     timed = json.loads((workdir / "results" / "benchmark" / TINY_KEY / "openvino-fp32.json").read_text())
+    # TEST01: the configured cell's variant is timed on frames that cell predicted, and computed the same
+    consistency = rows["onnxruntime-fp32"]["cell_consistency"]
+    assert consistency["equal"] and consistency["frames"] == 2
+    assert rows["openvino-fp32"]["cell_consistency"] is None  # not a cell of this config
+    assert "| yes (2 frames) |" in (workdir / "results" / "benchmark.md").read_text()
     assert timed["images"] == [f"results/prep_dataset/{DEMO_DATA}/{frame.stem}.bin" for frame in demo_frames(3)[::2]]
     assert "| onnxruntime-fp32" in (workdir / "results" / "benchmark.md").read_text()
     assert (workdir / "results" / "report" / "benchmark.html").is_file()

@@ -16,8 +16,8 @@ from deeplabv3_pipeline.options import from_config, option
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
-from ..base import Config
-from . import atc
+from ..base import Config, LayerCompare
+from . import atc, layers
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import AscendBackend
 
@@ -51,3 +51,7 @@ def environment_problems(config: Config) -> list[str]:
 
 def open_model(model: Path, precision: str, threads: int, options: Options) -> AscendBackend:
     return AscendBackend(model, precision, options.device, options.ais_bench)
+
+
+# the per-layer comparison: this backend's own tool, planned (its runtime is not here)
+LAYER_COMPARE = LayerCompare(tools=("msit",), commands=layers.msit_commands)

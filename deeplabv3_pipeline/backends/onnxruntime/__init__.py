@@ -18,6 +18,7 @@ from ..base import Config, Quantizer
 from . import quantize
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import OnnxRuntimeBackend
+from .tensors import OnnxTensors
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -39,3 +40,10 @@ class Options:
 
 def open_model(model: Path, precision: str, threads: int, options: Options) -> OnnxRuntimeBackend:
     return OnnxRuntimeBackend(model, threads=threads, providers=list(options.providers))
+
+
+def open_tensors(model: Path, precision: str, threads: int, options: Options, graph: Path) -> OnnxTensors:
+    """The model's float tensors named as in the ONNX ``graph`` (a QDQ or fp16 copy keeps the names)."""
+    from deeplabv3_pipeline.evaluation.layers import tensor_names
+
+    return OnnxTensors(model, tensor_names(graph))

@@ -13,6 +13,7 @@ from ..base import Config, NoOptions, Quantizer
 from . import quantize
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import OpenVinoBackend
+from .tensors import OpenVinoTensors
 
 SUMMARY = "OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)"
 # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
@@ -30,3 +31,10 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 def open_model(model: Path, precision: str, threads: int, options: NoOptions) -> OpenVinoBackend:
     return OpenVinoBackend(model, threads=threads, precision=precision)
+
+
+def open_tensors(model: Path, precision: str, threads: int, options: NoOptions, graph: Path) -> OpenVinoTensors:
+    """Every float op output named as a tensor of the ONNX ``graph`` (OpenVINO keeps the ONNX names)."""
+    from deeplabv3_pipeline.evaluation.layers import tensor_names
+
+    return OpenVinoTensors(model, precision, threads, tensor_names(graph))

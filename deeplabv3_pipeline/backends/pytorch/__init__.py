@@ -14,6 +14,7 @@ from deeplabv3_pipeline.planning.artifacts import Step
 from ..base import Config, require_option
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import PyTorchBackend
+from .tensors import PyTorchTensors
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -39,3 +40,8 @@ def open_model(model: Path, precision: str, threads: int, options: Options) -> P
     input_shape = require_option(options, "input_shape", "pytorch", why)
     mode = InferenceModeOptions(options.test_mode, options.crop_size, options.stride, options.test_shape)
     return PyTorchBackend(model, model_config, input_shape, threads=threads, precision=precision, mode_options=mode)
+
+
+def open_tensors(model: Path, precision: str, threads: int, options: Options, graph: Path) -> PyTorchTensors:
+    """Every module's output, named by the ONNX export ``graph``'s scopes (:mod:`.tensors`)."""
+    return PyTorchTensors(model, precision, threads, options, graph)

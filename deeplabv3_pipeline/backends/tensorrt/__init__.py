@@ -12,8 +12,9 @@ from deeplabv3_pipeline.options import option
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
-from ..base import Config
+from ..base import Config, LayerCompare
 from . import engine as engines
+from . import layers
 from .runner import TensorRTBackend
 
 SUMMARY = "NVIDIA TensorRT engines (fp32, fp16, int8 from a symmetric Q/DQ model), built per GPU"
@@ -39,3 +40,7 @@ def environment_problems(config: Config) -> list[str]:
 
 def open_model(model: Path, precision: str, threads: int, options: Options) -> TensorRTBackend:
     return TensorRTBackend(model, device=options.device, precision=precision)
+
+
+# the per-layer comparison: this backend's own tool, planned (its runtime is not here)
+LAYER_COMPARE = LayerCompare(tools=("polygraphy",), commands=layers.polygraphy_commands)
