@@ -444,7 +444,12 @@ def get_demo_model_config(wildcards):
 def get_training_args():
     """train_demo_checkpoint.py's flags of config demo.training."""
     training = config["demo"]["training"]
-    flags = ["--iterations", training["iterations"], "--batch-size", training["batch_size"]]
+    flags = [
+        "--iterations",
+        training["iterations"],
+        "--batch-size",
+        training["batch_size"],
+    ]
     flags += ["--crop", *training["crop"], "--frame-shape", *training["frame_shape"]]
     flags += ["--frames", training["frames"], "--lr", training["lr"]]
     return shlex.join(map(str, flags))
@@ -706,7 +711,9 @@ def get_layer_args(cell):
 
 def get_debug_outputs():
     """Every file of the configured layer comparisons (target debug)."""
-    return [path for cell in PLAN.debug_cells for path in PLAN.layer_outputs(cell).values()]
+    return [
+        path for cell in PLAN.debug_cells for path in PLAN.layer_outputs(cell).values()
+    ]
 
 
 # ---------------------------------------------------------------- report (rules/report.smk)
@@ -828,12 +835,15 @@ def get_benchmark_bins(wildcards):
 
 def get_benchmark_cell_predictions(wildcards):
     """The predictions of the timed frames by the benchmark variant's cell, where it is a cell of this config
-    (the configured one, a matrix one): the timed outputs must equal them (MLPerf's TEST01)."""
+    (the configured one, a matrix one): the timed outputs must equal them (MLPerf's TEST01).
+    """
     cell = benchmark_cell(wildcards)
     if cell not in PLAN.cells:
         return []
     frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
-    return [PLAN.prediction(cell, frames[path]) for path in get_benchmark_bins(wildcards)]
+    return [
+        PLAN.prediction(cell, frames[path]) for path in get_benchmark_bins(wildcards)
+    ]
 
 
 def get_benchmark_args(wildcards):

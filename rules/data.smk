@@ -54,7 +54,6 @@ if DEMO_MODELS:
             "python {params.script:q} --model-config {params.model_config:q} --output {output:q}"
             " --seed {params.seed:q} {params.training} --threads {threads} > {log:q} 2>&1"
 
-
     # A random checkpoint in the real format per model whose checkpoint is "" (its own architecture).
     rule demo_checkpoint:
         output:
