@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib.util
 import inspect
 import io
 import json
 import logging
+import os
 import re
+import shutil
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -192,16 +195,34 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) 
     return output, json.loads(output.with_suffix(".json").read_text())
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder ``name`` made by ``make`` once per test session, also under pytest-xdist: its workers share
+    it (the first that needs it makes it, under a lock; the other waits, as its core is the maker's second
+    one). A folder a test only reads (the runs below: tests copy them before they run Snakemake there)."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the session's folder, above each worker's own
+    folder, made = base / name, base / f"{name}.made"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            make(folder)
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run of the default target's result on the tiny demo (read-only: tests copy it)."""
     from .helpers import scenario, snakemake, write_config
 
-    workdir = tmp_path_factory.mktemp("workflow")
-    write_config(workdir, scenario("tiny"))
-    run = snakemake(workdir, "results/result.json")
-    assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
-    return workdir
+    def make(workdir: Path) -> None:
+        write_config(workdir, scenario("tiny"))
+        run = snakemake(workdir, "results/result.json")
+        assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
+
+    return made_once(tmp_path_factory, "tiny_run", make)
 
 
 @pytest.fixture(scope="session")
@@ -209,11 +230,13 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """The tiny run, then `snakemake results/matrix.json` of 2 models x 3 variants (read-only: tests copy it)."""
     from .helpers import copy_run, scenario, snakemake, write_config
 
-    workdir = copy_run(tiny_run, tmp_path_factory.mktemp("matrix") / "run")
-    write_config(workdir, scenario("matrix"))
-    run = snakemake(workdir, "results/matrix.json")
-    assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
-    return workdir
+    def make(workdir: Path) -> None:
+        copy_run(tiny_run, workdir)
+        write_config(workdir, scenario("matrix"))
+        run = snakemake(workdir, "results/matrix.json")
+        assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
+
+    return made_once(tmp_path_factory, "matrix_run", make)
 
 
 # ---------------------------------------------------------------- the inner loop: make test-fast

@@ -36,7 +36,7 @@ def planned_outputs(workdir, target: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
+def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run, tmp_path):
     matrix = json.loads((matrix_run / "results" / "matrix.json").read_text())
     rows = matrix["rows"]
     assert [(row["model"], row["variant"]) for row in rows] == [
@@ -67,7 +67,7 @@ def test_the_matrix_has_a_row_per_cell_each_with_its_own_files(matrix_run):
     assert by_cell[key("pspnet"), "onnxruntime-fp32"]["pixel_agreement"] >= 0.9999
     assert by_cell[key("pspnet"), "openvino-fp32"]["result"].endswith(f"{key('pspnet')}/openvino-fp32/result.json")
     # the documented flow: the report holds the matrix
-    workdir = copy_run(matrix_run, matrix_run.parent / "report")
+    workdir = copy_run(matrix_run, tmp_path / "report")
     snakemake(workdir, "--report", "results/report.html", "all", "results/matrix.json")
     assert "results/report/matrix.png" in (workdir / "results" / "report.html").read_text()
 
@@ -160,11 +160,12 @@ def test_another_size_and_back_plans_nothing_and_nothing_of_another_config_is_sh
 
 
 @pytest.mark.slow
-def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
+def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run, tmp_path):
+    workdir = copy_run(matrix_run, tmp_path / "run")
     more = merged(MATRIX_CONFIG, {"matrix": {"variants": [*MATRIX["variants"], "onnxruntime-int8"]}})
-    write_config(matrix_run, more)
+    write_config(workdir, more)
     try:
-        outputs = planned_outputs(matrix_run, "results/matrix.json")
+        outputs = planned_outputs(workdir, "results/matrix.json")
         added = [path for path in outputs if not path.startswith(("results/matrix.", "results/report/matrix"))]
         # the new cells and the int8 model each model quantizes for them (its own file per model)
         assert added and all("/onnxruntime-int8/" in path or "_int8." in path for path in added), added
@@ -174,8 +175,8 @@ def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
             for suffix in ("onnx", "json")
         }
         fcn = {"name": "fcn", "config": "fcn_r18-d8_4xb2-80k_cityscapes-512x1024"}
-        write_config(matrix_run, merged(MATRIX_CONFIG, {"matrix": {"models": [PSPNET, fcn]}}))
-        outputs = planned_outputs(matrix_run, "results/matrix.json")
+        write_config(workdir, merged(MATRIX_CONFIG, {"matrix": {"models": [PSPNET, fcn]}}))
+        outputs = planned_outputs(workdir, "results/matrix.json")
         added = [path for path in outputs if not path.startswith(("results/matrix.", "results/report/matrix"))]
         fcn_files = (
             f"/{key('fcn')}/",
@@ -184,8 +185,8 @@ def test_adding_a_variant_or_a_model_plans_only_its_jobs(matrix_run):
         )  # its random checkpoint: by name
         assert added and all(any(part in path for part in fcn_files) for path in added), added
     finally:
-        write_config(matrix_run, MATRIX_CONFIG)
-    assert "Nothing to be done" in snakemake(matrix_run, "-n", "results/matrix.json").stdout
+        write_config(workdir, MATRIX_CONFIG)  # and back: nothing to do
+    assert "Nothing to be done" in snakemake(workdir, "-n", "results/matrix.json").stdout
 
 
 @pytest.mark.slow

@@ -12,12 +12,14 @@ import pytest
 
 from deeplabv3_pipeline.data.cityscapes import CLASS_NAMES
 
+from ..conftest import made_once
 from ..helpers import (
     DEMO_DATA,
     FIGURE_FILES,
     TINY,
     TINY_KEY,
     assert_readable_figure,
+    copy_run,
     html_tables,
     merged,
     report_dir,
@@ -42,21 +44,24 @@ def data_of(entry: dict) -> bytes:
 
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory) -> Path:
-    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a matrix."""
-    workdir = tmp_path_factory.mktemp("report_workflow")
-    write_config(workdir, merged(TINY, {"backend": "pytorch", "matrix": {"variants": []}}))
-    snakemake(workdir, "all", "results/report/matrix.png")
-    return workdir
+    """The demo with the PyTorch backend (no ONNX export: the quickest run), its report and a matrix
+    (read-only: tests copy it)."""
+
+    def make(workdir: Path) -> None:
+        write_config(workdir, merged(TINY, {"backend": "pytorch", "matrix": {"variants": []}}))
+        snakemake(workdir, "all", "results/report/matrix.png")
+
+    return made_once(tmp_path_factory, "report_run", make)
 
 
 @pytest.mark.slow
-def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run):
+def test_default_run_makes_the_report_and_nothing_is_left_to_do(report_run, tmp_path):
     for path in [*(report_run / CELL_REPORT / name for name in FIGURE_FILES), MATRIX_FIGURE]:
         assert_readable_figure(report_run / path)
     assert (
         report_run / "results" / "logs" / "report_figures" / f"{CELL_REPORT.relative_to('results/report')}.log"
     ).is_file()
-    assert "Nothing to be done" in snakemake(report_run, "-n").stdout
+    assert "Nothing to be done" in snakemake(copy_run(report_run, tmp_path / "copy"), "-n").stdout
 
 
 @pytest.mark.slow
@@ -73,9 +78,10 @@ def test_runtimes_cover_every_benchmark_file_of_the_run(report_run):
 
 
 @pytest.mark.slow
-def test_html_report_holds_the_table_figures_and_captions(report_run):
-    snakemake(report_run, "--report", "results/report.html", "all", "results/matrix.json")
-    html = (report_run / "results" / "report.html").read_text()
+def test_html_report_holds_the_table_figures_and_captions(report_run, tmp_path):
+    workdir = copy_run(report_run, tmp_path / "copy")
+    snakemake(workdir, "--report", "results/report.html", "all", "results/matrix.json")
+    html = (workdir / "results" / "report.html").read_text()
     results = report_variable(html, "results")
     names = {f"{CELL_REPORT}/{name}" for name in (*FIGURE_FILES, "summary.html")} | {MATRIX_FIGURE}
     assert set(results) == names
