@@ -81,12 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     subprocess.run(compare, check=True, capture_output=True)
     compare_s = time.perf_counter() - start
     record = json.loads(Path(args.output).with_suffix(".json").read_text())
+    held = record["held"]
+    streamed = "model" if held["side"] == "reference" else "reference"
     rows = [
         [f"{args.reference_backend}-{args.reference_precision} inference", f"{reference_s:.1f}", ""],
         [f"{args.backend}-{args.precision} inference", f"{model_s:.1f}", ""],
         ["the comparison (whole process)", f"{compare_s:.1f}", f"{compare_s / (reference_s + model_s):.2f}x"],
-        ["  its reference dump (to disk)", f"{record['seconds']['reference']:.1f}", ""],
-        ["  its model dump, compared as it comes", f"{record['seconds']['model_and_compare']:.1f}", ""],
+        [f"  its {held['side']}'s dump (kept in {held['in']})", f"{record['seconds']['held']:.1f}", ""],
+        [f"  its {streamed}'s dump, compared as it comes", f"{record['seconds']['streamed_and_compared']:.1f}", ""],
     ]
     print("\n".join(markdown_table(["step", "s", "ratio to the two inferences"], rows)))
     print(f"\npeak RSS of the comparison: {record['peak_rss_mb']:.0f} MB; {len(record['rows'])} tensors compared")

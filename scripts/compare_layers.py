@@ -48,11 +48,13 @@ from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.evaluation.layers import (
     METRICS,
     THRESHOLDS,
+    HeldTensors,
     SpilledTensors,
     StreamedComparison,
     error_origin,
     first_past,
     graph_order,
+    held_side,
     logits_tensor,
     parse_thresholds,
     read_graph,
@@ -175,23 +177,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     record["reference"]["dump"], record["model"]["dump"] = reference.how, model.how
     graph = read_graph(args.graph)
     order, logits = graph_order(graph), logits_tensor(graph)
-    per_image, seconds = [], {"reference": 0.0, "model_and_compare": 0.0}
+    kept, where = held_side(reference.streams, model.streams)
+    held_dump, streamed_dump = (model, reference) if kept == "model" else (reference, model)
+    record["held"] = {"side": kept, "in": where}
+    per_image, seconds = [], {"held": 0.0, "streamed_and_compared": 0.0}
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # the reference's tensors spilled beside the output; the model's compared with them as its dump hands
-    # them on: one image's tensors of one model at most in memory (ONNX Runtime returns them all at once)
+    # one side's tensors of an image kept (held_side: in memory, or spilled beside the output), the other's
+    # compared with them as its dump hands them on: one image at a time
     with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=".layers-") as scratch:
-        spilled = SpilledTensors(Path(scratch))
-        for path in args.input:
+        for number, path in enumerate(args.input):
             image = read_bin(path, "float32", (1, 3, *args.input_shape))
+            if where == "disk":
+                held = SpilledTensors(Path(scratch) / str(number))
+            else:
+                held = HeldTensors(copy=not held_dump.owned)
             start = time.perf_counter()
-            spilled.clear()
-            reference.dump(image, spilled.put)
-            seconds["reference"] += time.perf_counter() - start
+            held_dump.dump(image, held.put)
+            seconds["held"] += time.perf_counter() - start
             start = time.perf_counter()
-            comparison = StreamedComparison(order, spilled, logits, thresholds)
-            model.dump(image, comparison.put)
-            seconds["model_and_compare"] += time.perf_counter() - start
+            comparison = StreamedComparison(order, held, logits, thresholds, held_is_reference=kept == "reference")
+            streamed_dump.dump(image, comparison.put)
+            seconds["streamed_and_compared"] += time.perf_counter() - start
             per_image.append(comparison.rows())
+            held.clear()
     record["seconds"] = seconds
     record["peak_rss_mb"] = peak_rss_mb()
     rows = worst_rows(per_image)

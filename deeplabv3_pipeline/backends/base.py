@@ -94,10 +94,16 @@ class TensorDump(Protocol):
     """A model opened for the per-layer comparison: ``dump(image, sink)`` hands every tensor it computes on
     one image to ``sink(name, value)``, by the ONNX tensor name, as soon as it can let go of it (a name
     given twice: the later value is the tensor's; the sink uses the value before it returns: the runtime
-    may write over it after); ``how`` says how the tensors are read
-    (deeplabv3_pipeline/evaluation/layers.py)."""
+    may write over it after); ``how`` says how the tensors are read; ``streams``: whether it hands each
+    tensor on as the network computes it, keeping none (eager PyTorch's hooks), or computes them all
+    before it hands any on (a session with extra outputs), which decides which side of a comparison is
+    kept while the other streams (scripts/compare_layers.py; deeplabv3_pipeline/evaluation/layers.py);
+    ``owned``: whether each value it hands on is a new array that nothing writes over after, which a sink
+    may keep without a copy."""
 
     how: str
+    streams: bool
+    owned: bool
 
     def dump(self, image: np.ndarray, sink: Callable[[str, np.ndarray], None]) -> None: ...
 

@@ -33,16 +33,17 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
 }
 # a tensor that reads inputs this close to the reference's took no error from them (error_origin)
 CLEAN_INPUT_COSINE = 0.9999
-CHUNK = 1 << 18  # elements of a tensor compared at a time (1 MB in float32: in cache)
+CHUNK = 1 << 18  # elements of a tensor compared at a time (2 MB buffers in float64: in cache)
 METRICS = ("cosine_similarity", "max_abs_error", "mean_abs_error", "relative_euclidean", "kl_divergence", "rmse")
 
 
 def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | None = None) -> dict[str, float | None]:
     """ait's metrics of ``other`` against ``reference`` (same shape). ``class_axis``: where the tensor is
     logits, the axis of the classes: KL divergence of the softmaxed distributions, averaged over pixels
-    (None elsewhere, as ait computes it only where it applies). Products summed in float64 (einsum casts
-    as it goes: no float64 copy of a 268 MB activation); the difference taken in float32 (exact where the
-    two values are within a factor of 2, Sterbenz's lemma; else rounded once)."""
+    (None elsewhere, as ait computes it only where it applies). CHUNK elements at a time are widened to
+    float64 in two small buffers, where the difference is exact (two float32s differ by a float64) and
+    BLAS sums the products: no float64 copy of a 268 MB activation, whose page faults cost more than
+    the arithmetic."""
     if reference.shape != other.shape:
         raise ValueError(f"shapes differ: {reference.shape} and {other.shape}")
     ref, oth = reference.reshape(-1), other.reshape(-1)
@@ -51,18 +52,20 @@ def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | N
     size = ref.size
     sums = dict.fromkeys(("ref", "oth", "diff", "dot", "abs"), 0.0)
     max_abs = 0.0
-    # CHUNK elements at a time through one small buffer: a new 268 MB array per tensor costs more in page
-    # faults than the arithmetic
-    buffer = np.empty(min(size, CHUNK), dtype=ref.dtype)
+    ref_wide, oth_wide = np.empty(min(size, CHUNK)), np.empty(min(size, CHUNK))
+    ones = np.ones(min(size, CHUNK))
     for start in range(0, size, CHUNK):
-        ref_part, oth_part = ref[start : start + CHUNK], oth[start : start + CHUNK]
-        difference = np.subtract(oth_part, ref_part, out=buffer[: ref_part.size])
-        sums["ref"] += _dot(ref_part, ref_part)
-        sums["oth"] += _dot(oth_part, oth_part)
-        sums["dot"] += _dot(ref_part, oth_part)
-        sums["diff"] += _dot(difference, difference)
+        count = min(CHUNK, size - start)
+        ref_part, oth_part = ref_wide[:count], oth_wide[:count]
+        np.copyto(ref_part, ref[start : start + count])
+        np.copyto(oth_part, oth[start : start + count])
+        sums["ref"] += float(np.dot(ref_part, ref_part))
+        sums["oth"] += float(np.dot(oth_part, oth_part))
+        sums["dot"] += float(np.dot(ref_part, oth_part))
+        difference = np.subtract(oth_part, ref_part, out=oth_part)
+        sums["diff"] += float(np.dot(difference, difference))
         absolute = np.abs(difference, out=difference)
-        sums["abs"] += float(np.add.reduce(absolute, dtype=np.float64))
+        sums["abs"] += float(np.dot(absolute, ones[:count]))
         part_max = float(absolute.max())
         if not math.isnan(max_abs):  # a NaN (an overflow) stays
             max_abs = part_max if math.isnan(part_max) else max(max_abs, part_max)
@@ -82,11 +85,6 @@ def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | N
         "kl_divergence": None if class_axis is None else softmax_kl(reference, other, class_axis),
         "rmse": diff_norm / math.sqrt(size) if size else 0.0,
     }
-
-
-def _dot(first: np.ndarray, second: np.ndarray) -> float:
-    """The dot product summed in float64 (einsum casts as it goes)."""
-    return float(np.einsum("i,i->", first, second, dtype=np.float64))
 
 
 def softmax_kl(reference: np.ndarray, other: np.ndarray, axis: int) -> float:
@@ -169,26 +167,30 @@ def compare_pair(
 
 
 class StreamedComparison:
-    """The sink of the compared model's dump: each tensor it hands on is compared at once with the
-    reference's (``reference``: the reference's tensors, e.g. :class:`SpilledTensors`) and let go, so the
-    compared model's tensors are never all kept. A name handed on twice is compared again (the later
-    value is the tensor's). :meth:`rows` gives the table in the order of ``order``."""
+    """The sink of one side's dump: each tensor it hands on is compared at once with the other side's,
+    ``held`` (e.g. :class:`SpilledTensors`, :class:`HeldTensors`), and let go, so the streamed side's
+    tensors are never all kept. ``held_is_reference``: which side ``held`` is (the streamed one is the
+    other). A name handed on twice is compared again (the later value is the tensor's). :meth:`rows`
+    gives the table in the order of ``order``."""
 
     def __init__(
         self,
         order: Sequence[Tensor],
-        reference: Mapping[str, np.ndarray],
+        held: Mapping[str, np.ndarray],
         logits: str | None = None,
         thresholds: Mapping[str, tuple[str, float]] = THRESHOLDS,
+        held_is_reference: bool = True,
     ) -> None:
-        self.order, self.reference, self.logits, self.thresholds = order, reference, logits, thresholds
+        self.order, self.held, self.logits, self.thresholds = order, held, logits, thresholds
+        self.held_is_reference = held_is_reference
         self.tensors = {tensor.name: tensor for tensor in order}
         self.compared: dict[str, dict] = {}
 
     def put(self, name: str, value: np.ndarray) -> None:
-        if name in self.tensors and name in self.reference:
-            reference = np.asarray(self.reference[name])
-            self.compared[name] = compare_pair(self.tensors[name], reference, value, self.logits, self.thresholds)
+        if name in self.tensors and name in self.held:
+            held = np.asarray(self.held[name])
+            reference, other = (held, value) if self.held_is_reference else (value, held)
+            self.compared[name] = compare_pair(self.tensors[name], reference, other, self.logits, self.thresholds)
 
     def rows(self) -> list[dict]:
         rows = [
@@ -284,6 +286,33 @@ class SpilledTensors(Mapping[str, np.ndarray]):
         for path in self.files.values():
             path.unlink()
         self.files.clear()
+
+
+def held_side(reference_streams: bool, model_streams: bool) -> tuple[str, str]:
+    """(the side whose tensors of an image are kept, where: ``memory`` or ``disk``) while the other side's
+    dump streams into the comparison. A side that computes all its tensors before it hands any on is
+    kept where the other streams (its runtime held them all at once anyway; the streamed side adds one
+    tensor at a time); where neither streams, both would be in memory at once (11.6 GB each for R50-D8 at
+    1024x2048), so the reference's go to disk first; where both stream, too."""
+    if reference_streams and not model_streams:
+        return "model", "memory"
+    if model_streams and not reference_streams:
+        return "reference", "memory"
+    return "reference", "disk"
+
+
+class HeldTensors(dict):
+    """One side's tensors of one image, kept in memory as its dump hands them on (``put``, a dump's sink; a
+    name put twice keeps the later value). ``copy``: whether a value is copied, as the runtime may write
+    over it after (a dump whose ``owned`` is false: OpenVINO's output buffers, PyTorch's hooked
+    outputs); ONNX Runtime hands on new arrays (``owned``), kept as they are."""
+
+    def __init__(self, copy: bool = True) -> None:
+        super().__init__()
+        self.copy_values = copy
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        self[name] = value.copy() if self.copy_values else value
 
 
 def graph_order(graph) -> list[Tensor]:

@@ -11,7 +11,12 @@ import torch
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.evaluation.layers import (
     THRESHOLDS,
+    HeldTensors,
     SpilledTensors,
+    StreamedComparison,
+    Tensor,
+    compare_tensors,
+    held_side,
     parse_thresholds,
     past_thresholds,
     softmax_kl,
@@ -195,6 +200,7 @@ def test_pytorch_tensors_follow_the_export_names_and_find_a_changed_convolution(
     same = json.loads((tmp_path / "same.json").read_text())
     assert same["first_past"] is None and len(same["rows"]) > 40
     assert same["reference"]["backend"] == "pytorch" and "hooks" in same["reference"]["dump"]
+    assert same["held"] == {"side": "model", "in": "memory"}  # ONNX Runtime's kept, PyTorch's streamed
     assert all(row["cosine_similarity"] > 0.9999 for row in same["rows"])
 
     model = onnx.load(str(simplified))
@@ -306,3 +312,41 @@ def test_openvino_outputs_are_grouped_in_order_within_the_budget():
 
     assert output_groups([1, 2, 3, 4, 10, 1], 5) == [[0, 1], [2], [3], [4], [5]]
     assert output_groups([2, 2, 1], 5) == [[0, 1, 2]] and output_groups([], 5) == []
+
+
+def test_either_side_may_be_kept_while_the_other_streams_and_the_rows_are_the_same():
+    """The reference kept and the model streamed, or the model kept and the reference streamed: the same
+    rows (each metric of the model against the reference, not the other way round)."""
+    rng = np.random.default_rng(0)
+    order = [Tensor("conv", "Conv", ("input",)), Tensor("relu", "Relu", ("conv",))]
+    reference = {tensor.name: rng.normal(size=(1, 4, 6, 5)).astype(np.float32) for tensor in order}
+    model = {name: value * 1.5 + np.float32(0.1) for name, value in reference.items()}
+    expected = compare_tensors(order, reference, model)
+    held = HeldTensors()
+    for name, value in model.items():
+        held.put(name, value)
+    streamed = StreamedComparison(order, held, held_is_reference=False)
+    for name, value in reference.items():
+        streamed.put(name, value)
+    assert streamed.rows() == expected
+    swapped = compare_tensors(order, model, reference)  # (the roles matter: relative to the reference)
+    assert swapped[0]["relative_euclidean"] != pytest.approx(expected[0]["relative_euclidean"])
+
+
+def test_the_side_that_computes_every_tensor_first_is_kept_in_memory_where_the_other_streams():
+    assert held_side(reference_streams=True, model_streams=False) == ("model", "memory")
+    assert held_side(reference_streams=False, model_streams=True) == ("reference", "memory")
+    assert held_side(reference_streams=False, model_streams=False) == ("reference", "disk")
+    assert held_side(reference_streams=True, model_streams=True) == ("reference", "disk")
+
+
+def test_held_tensors_copy_a_runtimes_buffer_unless_the_dump_hands_on_arrays_of_their_own():
+    buffer = np.zeros(8, np.float32)
+    copied = HeldTensors()
+    copied.put("view", buffer[2:6])
+    buffer[:] = 7.0  # the runtime writes its next tensor there
+    assert np.array_equal(copied["view"], np.zeros(4))
+    owned = np.ones(3, np.float32)
+    kept = HeldTensors(copy=False)
+    kept.put("owned", owned)
+    assert kept["owned"] is owned

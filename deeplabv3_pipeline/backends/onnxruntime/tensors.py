@@ -17,6 +17,8 @@ class OnnxTensors:
     layers after it read it, dequantized (:func:`quantized_views`)."""
 
     how = "ONNX Runtime (CPU) on a copy of the model with the compared graph's float tensors as outputs"
+    owned = True  # (session.run returns new arrays)
+    streams = False
 
     def __init__(self, model_path: Path, wanted: Collection[str] | None = None) -> None:
         """``wanted``: the tensor names the comparison reads (the ONNX graph's; None: every one): only those

@@ -25,6 +25,8 @@ SKIPPED_OPS = frozenset({"Parameter", "Constant", "Result"})
 
 class OpenVinoTensors:
     how = "OpenVINO (CPU) on copies of the model with the ONNX graph's tensors as outputs, a few GB of them per copy"
+    owned = False  # (views of the infer request's buffers)
+    streams = False
 
     def __init__(self, model_path: Path, precision: str, threads: int, wanted: Collection[str]) -> None:
         """``wanted``: the tensor names the comparison reads (the ONNX graph's): only op outputs that carry

@@ -50,6 +50,8 @@ def scope_tensors(graph) -> dict[str, str]:
 
 class PyTorchTensors:
     how = "eager PyTorch, forward hooks on every module, matched to the ONNX export's scopes"
+    owned = False  # (an in-place module after it writes over it)
+    streams = True
 
     def __init__(self, checkpoint: Path, precision: str, threads: int, options, graph_path: Path) -> None:
         import onnx
