@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from deeplabv3_pipeline.errors import UserError
 
@@ -50,25 +51,8 @@ def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | N
     if ref.dtype != oth.dtype or ref.dtype.kind != "f":
         ref, oth = ref.astype(np.float32), oth.astype(np.float32)
     size = ref.size
-    sums = dict.fromkeys(("ref", "oth", "diff", "dot", "abs"), 0.0)
-    max_abs = 0.0
-    ref_wide, oth_wide = np.empty(min(size, CHUNK)), np.empty(min(size, CHUNK))
-    ones = np.ones(min(size, CHUNK))
-    for start in range(0, size, CHUNK):
-        count = min(CHUNK, size - start)
-        ref_part, oth_part = ref_wide[:count], oth_wide[:count]
-        np.copyto(ref_part, ref[start : start + count])
-        np.copyto(oth_part, oth[start : start + count])
-        sums["ref"] += float(np.dot(ref_part, ref_part))
-        sums["oth"] += float(np.dot(oth_part, oth_part))
-        sums["dot"] += float(np.dot(ref_part, oth_part))
-        difference = np.subtract(oth_part, ref_part, out=oth_part)
-        sums["diff"] += float(np.dot(difference, difference))
-        absolute = np.abs(difference, out=difference)
-        sums["abs"] += float(np.dot(absolute, ones[:count]))
-        part_max = float(absolute.max())
-        if not math.isnan(max_abs):  # a NaN (an overflow) stays
-            max_abs = part_max if math.isnan(part_max) else max(max_abs, part_max)
+    with threadpool_limits(1, user_api="blas"):
+        sums, max_abs = _chunk_sums(ref, oth)
     ref_norm, oth_norm, diff_norm = (math.sqrt(sums[key]) for key in ("ref", "oth", "diff"))
     if ref_norm == 0 and oth_norm == 0:
         cosine = 1.0
@@ -85,6 +69,32 @@ def tensor_metrics(reference: np.ndarray, other: np.ndarray, class_axis: int | N
         "kl_divergence": None if class_axis is None else softmax_kl(reference, other, class_axis),
         "rmse": diff_norm / math.sqrt(size) if size else 0.0,
     }
+
+
+def _chunk_sums(ref: np.ndarray, oth: np.ndarray) -> tuple[dict[str, float], float]:
+    """:func:`tensor_metrics`' sums and its largest absolute difference, CHUNK elements at a time through
+    float64 buffers. (Called with BLAS on one thread: OpenBLAS's two threads made these short products
+    2-7x slower, and took the core PyTorch computes on.)"""
+    size = ref.size
+    sums = dict.fromkeys(("ref", "oth", "diff", "dot", "abs"), 0.0)
+    max_abs = 0.0
+    ref_wide, oth_wide, ones = np.empty(min(size, CHUNK)), np.empty(min(size, CHUNK)), np.ones(min(size, CHUNK))
+    for start in range(0, size, CHUNK):
+        count = min(CHUNK, size - start)
+        ref_part, oth_part = ref_wide[:count], oth_wide[:count]
+        np.copyto(ref_part, ref[start : start + count])
+        np.copyto(oth_part, oth[start : start + count])
+        sums["ref"] += float(np.dot(ref_part, ref_part))
+        sums["oth"] += float(np.dot(oth_part, oth_part))
+        sums["dot"] += float(np.dot(ref_part, oth_part))
+        difference = np.subtract(oth_part, ref_part, out=oth_part)
+        sums["diff"] += float(np.dot(difference, difference))
+        absolute = np.abs(difference, out=difference)
+        sums["abs"] += float(np.dot(absolute, ones[:count]))
+        part_max = float(absolute.max())
+        if not math.isnan(max_abs):  # a NaN (an overflow) stays
+            max_abs = part_max if math.isnan(part_max) else max(max_abs, part_max)
+    return sums, max_abs
 
 
 def softmax_kl(reference: np.ndarray, other: np.ndarray, axis: int) -> float:
@@ -304,8 +314,8 @@ def held_side(reference_streams: bool, model_streams: bool) -> tuple[str, str]:
 class HeldTensors(dict):
     """One side's tensors of one image, kept in memory as its dump hands them on (``put``, a dump's sink; a
     name put twice keeps the later value). ``copy``: whether a value is copied, as the runtime may write
-    over it after (a dump whose ``owned`` is false: OpenVINO's output buffers, PyTorch's hooked
-    outputs); ONNX Runtime hands on new arrays (``owned``), kept as they are."""
+    over it after (a dump whose ``owned`` is false: PyTorch's hooked outputs); ONNX Runtime and OpenVINO
+    hand on new arrays (``owned``), kept as they are."""
 
     def __init__(self, copy: bool = True) -> None:
         super().__init__()

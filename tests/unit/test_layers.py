@@ -21,6 +21,7 @@ from deeplabv3_pipeline.evaluation.layers import (
     past_thresholds,
     softmax_kl,
     tensor_metrics,
+    tensor_names,
 )
 
 from ..conftest import MODEL_CONFIG, run_script
@@ -181,6 +182,25 @@ def test_openvino_int8_parts_at_the_planted_layer_too(planted, planted_openvino,
         "dump": record["model"]["dump"],
     }
     assert "OpenVINO" in record["model"]["dump"] and "first past the thresholds" in completed.stdout
+
+
+def test_openvino_parts_give_the_values_of_one_part_with_every_output(planted, planted_openvino, monkeypatch):
+    """Each part compiled with only the ops its outputs need (a part per tensor) hands on the values of one
+    part that computes them all."""
+    from deeplabv3_pipeline.backends.openvino import tensors
+
+    fp32, _, bins = planted
+    image = np.fromfile(bins[2], dtype=np.float32).reshape(1, 3, *SHAPE)
+    dumped = {}
+    for budget in (1, 1 << 40):
+        monkeypatch.setattr(tensors, "GROUP_BYTES", budget)
+        dump = tensors.OpenVinoTensors(planted_openvino, "int8", 2, tensor_names(fp32))
+        held = HeldTensors()
+        dump.dump(image, held.put)
+        dumped[budget] = (len(dump.groups), held)
+    (parts, each), (one, whole) = dumped[1], dumped[1 << 40]
+    assert one == 1 and parts == len(each) - 1 > 5  # (the input is handed on as it is)
+    assert each.keys() == whole.keys() and all(np.array_equal(each[name], whole[name]) for name in each)
 
 
 def test_pytorch_tensors_follow_the_export_names_and_find_a_changed_convolution(
