@@ -9,9 +9,11 @@
         --input results/prep_dataset/demo/val/demoburg_000000_000019_leftImg8bit.bin --input-shape 1024 2048 \\
         --output results/debug/demo/val/deeplabv3/onnxruntime-int8/layers
 
-Opens both models for the comparison in their backends (ONNX Runtime and OpenVINO: a copy of the model
-with every float tensor an output; PyTorch: forward hooks, matched to the ONNX export's names; the model
-files are not changed), matches the tensors by name in the order of the ONNX graph ``--graph`` (default:
+Opens both models for the comparison in their backends (ONNX Runtime: a copy of the model with the
+compared tensors as outputs; OpenVINO: parts of it with a few GB of them each; PyTorch: forward hooks,
+matched to the ONNX export's names; the model files are not changed), keeps one side's tensors of an
+image while the other's stream into the comparison (in memory where one side is PyTorch, else the
+reference's on disk beside the output), matches the tensors by name in the order of the ONNX graph ``--graph`` (default:
 the reference, where it is an ONNX file), and writes one row per tensor both compute with Ascend
 msit/ait ``debug compare``'s metrics (cosine similarity, max and mean absolute error, relative Euclidean
 distance, KL divergence of the softmaxed logits, RMSE; the worst over the images given) to

@@ -7,9 +7,12 @@ past the thresholds when its cosine similarity is below 0.99, its relative Eucli
 the first row past a threshold is where the outputs part, and :func:`error_origin` says whether the
 error starts there (the tensors it reads still agree) or accumulates (they already drift).
 
-The tensors come from each backend's dump (``open_tensors`` of backends/<name>/: ONNX Runtime and
-OpenVINO on a copy of the model with every tensor an output, PyTorch through forward hooks), named as
-the ONNX graph names them, so the models a cell ran are never changed. Pure functions.
+The tensors come from each backend's dump (``open_tensors`` of backends/<name>/: ONNX Runtime on a copy
+of the model with the compared tensors as outputs, OpenVINO on parts of it with a few GB of them each,
+PyTorch through forward hooks), named as the ONNX graph names them, so the models a cell ran are never
+changed. One side's tensors of an image are kept (:func:`held_side`: :class:`HeldTensors` in memory,
+:class:`SpilledTensors` on disk) while the other's stream into a :class:`StreamedComparison`; the rest
+are pure functions.
 """
 
 from __future__ import annotations
