@@ -50,7 +50,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -366,14 +366,12 @@ def training_meta(
         "trained": True,
         "training": {
             "config": name,
-            "iterations": options.iterations,
-            "crop": list(options.crop),
-            "frame_shape": list(options.frame_shape),
-            "frames": options.frames,
-            "batch_size": options.batch_size,
-            "lr": options.lr,
-            "min_lr": options.min_lr,
-            "ratio_range": list(options.ratio_range),
+            # every option but how often it logs, as the JSON has them (tuples as lists)
+            **{
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(options).items()
+                if key != "log_interval"
+            },
             "seed": seed,
             "demo_seed": demo_seed,
             "threads": threads or torch.get_num_threads(),
