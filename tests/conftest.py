@@ -121,14 +121,17 @@ def run_infer(backend: str, model: Path, inputs: Path | list[Path], output: Path
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from deeplabv3_pipeline.data.demo import make_demo_dataset
 
-    root = tmp_path_factory.mktemp("cityscapes")
-    make_demo_dataset(root, "val", 4, SHAPE, seed=1)
-    return root
+    return made_once(tmp_path_factory, "cityscapes", lambda root: make_demo_dataset(root, "val", 4, SHAPE, seed=1))
+
+
+def model_pair(folder: Path) -> tuple[Path, Path]:
+    """(exported, simplified) ONNX in ``folder``: what :func:`export_models` writes there."""
+    return folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
 
 
 def export_models(config: str, checkpoint: Path, folder: Path) -> tuple[Path, Path]:
     """(exported, simplified) ONNX of ``checkpoint`` at SHAPE, made by the CLIs (the export verified)."""
-    exported, simplified = folder / "deeplabv3.onnx", folder / "deeplabv3_sim_bs1.onnx"
+    exported, simplified = model_pair(folder)
     run_script(
         "export_onnx.py", config, "--checkpoint", checkpoint, "--output-file", exported, "--shape", *SHAPE, "--verify"
     )
@@ -136,23 +139,27 @@ def export_models(config: str, checkpoint: Path, folder: Path) -> tuple[Path, Pa
     return exported, simplified
 
 
+RANDOM_NAME = "random.pth"
+
+
 def random_checkpoint(config: str, folder: Path) -> Path:
     """A random checkpoint of ``config`` in the real format (seeded: every session the same weights)."""
     from deeplabv3_pipeline.model.mmseg_model import make_random_checkpoint
 
-    return make_random_checkpoint(config, folder / "random.pth", seed=3)
+    return make_random_checkpoint(config, folder / RANDOM_NAME, seed=3)
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random checkpoint of MODEL_CONFIG."""
-    return random_checkpoint(MODEL_CONFIG, tmp_path_factory.mktemp("ckpt"))
+    return made_once(tmp_path_factory, "ckpt", lambda folder: random_checkpoint(MODEL_CONFIG, folder)) / RANDOM_NAME
 
 
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> tuple[Path, Path]:
     """(exported, simplified) ONNX of the random checkpoint at SHAPE, made by the CLIs."""
-    return export_models(MODEL_CONFIG, checkpoint, tmp_path_factory.mktemp("models"))
+    folder = made_once(tmp_path_factory, "models", lambda folder: export_models(MODEL_CONFIG, checkpoint, folder))
+    return model_pair(folder)
 
 
 GUIDE_CONFIG = "deeplabv3_r50-d8_512x1024_40k_cityscapes"  # the guide's name of mmseg's R50-D8 config
@@ -161,44 +168,50 @@ GUIDE_CONFIG = "deeplabv3_r50-d8_512x1024_40k_cityscapes"  # the guide's name of
 @pytest.fixture(scope="session")
 def guide_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random checkpoint of the guide's R50-D8."""
-    return random_checkpoint(GUIDE_CONFIG, tmp_path_factory.mktemp("guide_ckpt"))
+    folder = made_once(tmp_path_factory, "guide_ckpt", lambda folder: random_checkpoint(GUIDE_CONFIG, folder))
+    return folder / RANDOM_NAME
 
 
 @pytest.fixture(scope="session")
 def guide_models(tmp_path_factory: pytest.TempPathFactory, guide_checkpoint: Path) -> tuple[Path, Path]:
     """(exported, simplified) ONNX of the guide's R50-D8, exported by the guide's config name."""
-    return export_models(GUIDE_CONFIG, guide_checkpoint, tmp_path_factory.mktemp("guide_models"))
+    folder = made_once(
+        tmp_path_factory, "guide_models", lambda folder: export_models(GUIDE_CONFIG, guide_checkpoint, folder)
+    )
+    return model_pair(folder)
 
 
 @pytest.fixture(scope="session")
 def prep_dir(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Path:
-    folder = tmp_path_factory.mktemp("prep_dataset")
-    run_script("preprocess.py", demo_root / "leftImg8bit" / "val", folder, "--input-shape", *SHAPE)
-    return folder
+    return made_once(
+        tmp_path_factory,
+        "prep_dataset",
+        lambda folder: run_script("preprocess.py", demo_root / "leftImg8bit" / "val", folder, "--input-shape", *SHAPE),
+    )
 
 
 @pytest.fixture(scope="session")
 def int8_model(tmp_path_factory: pytest.TempPathFactory, onnx_models, prep_dir) -> tuple[Path, dict]:
     """The random checkpoint's simplified ONNX quantized by the CLI on 2 of the 4 demo bins."""
-    output = tmp_path_factory.mktemp("int8") / "deeplabv3_sim_bs1_int8.onnx"
-    run_script(
-        "quantize_onnx.py",
-        onnx_models[1],
-        output,
-        "--calibration-data",
-        prep_dir,
-        "--calibration-images",
-        2,
-        "--check-images",
-        1,
-    )
+    name = "deeplabv3_sim_bs1_int8.onnx"
+
+    def make(folder: Path) -> None:
+        run_script(
+            "quantize_onnx.py", onnx_models[1], folder / name, "--calibration-data", prep_dir,
+            "--calibration-images", 2, "--check-images", 1,
+        )  # fmt: skip
+
+    output = made_once(tmp_path_factory, "int8", make) / name
     return output, json.loads(output.with_suffix(".json").read_text())
 
 
-def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object], *, created: bool = True
+) -> Path:
     """The folder ``name`` made by ``make`` once per test session, also under pytest-xdist: its workers share
     it (the first that needs it makes it, under a lock; the other waits, as its core is the maker's second
-    one). A folder a test only reads (the runs below: tests copy them before they run Snakemake there)."""
+    one). A folder the tests only read (the models, the bins; the runs below: tests copy them before they
+    run Snakemake there). ``created``: the folder exists, empty, when ``make`` is called."""
     base = tmp_path_factory.getbasetemp()
     if "PYTEST_XDIST_WORKER" in os.environ:
         base = base.parent  # the session's folder, above each worker's own
@@ -207,6 +220,8 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not made.exists():
             shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            if created:
+                folder.mkdir()
             make(folder)
             made.touch()
     return folder
@@ -222,7 +237,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run = snakemake(workdir, "results/result.json")
         assert "SYNTHETIC" in run.stdout  # the demo says loudly what it is
 
-    return made_once(tmp_path_factory, "tiny_run", make)
+    return made_once(tmp_path_factory, "tiny_run", make, created=False)
 
 
 @pytest.fixture(scope="session")
@@ -236,7 +251,7 @@ def matrix_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         run = snakemake(workdir, "results/matrix.json")
         assert "evaluate_deeplabv3_onnxruntime_fp32" not in run.stdout  # the tiny run's cell is reused
 
-    return made_once(tmp_path_factory, "matrix_run", make)
+    return made_once(tmp_path_factory, "matrix_run", make, created=False)
 
 
 # ---------------------------------------------------------------- the inner loop: make test-fast
