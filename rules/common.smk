@@ -516,6 +516,34 @@ def get_int8_check_bins(wildcards):
     return [str(path) for path in held_out]
 
 
+def get_int8_check_labels(wildcards):
+    """The trainIds labels of the int8 check bins where int8.target.max_miou_drop asks for the mIoU drop
+    (none otherwise: a target on pixel agreement waits for no label)."""
+    if config["int8"]["target"]["max_miou_drop"] is None:
+        return []
+    frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
+    return [PLAN.train_ids(frames[path]) for path in get_int8_check_bins(wildcards)]
+
+
+def get_mixed_args(wildcards):
+    """The flags of quantize_onnx.py that ask for the fewest layers in float meeting int8.target, within
+    int8.search (a function of the config only: Snakemake reruns the job when they change).
+    """
+    target, search = config["int8"]["target"], config["int8"]["search"]
+    flags = ["--max-evaluations", str(search["max_evaluations"])]
+    flags += ["--max-float-layers", str(search["max_float_layers"])]
+    if target["min_pixel_agreement"] is not None:
+        flags += ["--target-agreement", str(target["min_pixel_agreement"])]
+    if target["max_miou_drop"] is not None:
+        flags += ["--target-miou-drop", str(target["max_miou_drop"])]
+    return shlex.join(flags)
+
+
+def get_check_label_args(wildcards, input):
+    """--check-labels of the check bins' labels (where int8.target.max_miou_drop asks for them)."""
+    return shlex.join(["--check-labels", *input.labels]) if input.labels else ""
+
+
 def get_min_agreement(wildcards):
     """int8.tolerance.min_pixel_agreement, 0 (no gate) when unset."""
     return config["int8"]["tolerance"]["min_pixel_agreement"] or 0.0

@@ -43,3 +43,46 @@ for step, quantizer_flags in QUANTIZERS.items():
             "python {params.script:q} {input.model:q} {output.model:q} {params.quantizer_flags}"
             " --calibration-data {input.calibration:q} --calibration-images {params.images:q} {params.check_flags}"
             " --min-agreement {params.min_agreement:q} --record {output.record:q} > {log:q} 2>&1"
+
+
+# int8 with the fewest layers kept in float for the target int8.target (variants <backend>-int8-mixed),
+# within int8.search; judged on the check bins (not calibrated on) and, for max_miou_drop, their labels.
+#   quantize_onnx_mixed     -> QDQ ONNX: nodes_to_exclude searched in the per-layer comparison's order
+#   quantize_openvino_mixed -> OpenVINO IR: NNCF's quantize_with_accuracy_control with the target as metric
+# Each record (<model stem>.json) holds float_layers, the figures reached, the evaluations and the time.
+MIXED_QUANTIZERS = {
+    artifacts.QUANTIZE_ONNX_MIXED: QUANTIZERS[artifacts.QUANTIZE_ONNX],
+    artifacts.QUANTIZE_OPENVINO_MIXED: QUANTIZERS[artifacts.QUANTIZE_OPENVINO],
+}
+
+
+for step, quantizer_flags in MIXED_QUANTIZERS.items():
+
+    rule:
+        name:
+            step.rule
+        input:
+            model=get_sim_model,
+            calibration=get_calibration_bins,
+            check=get_int8_check_bins,
+            labels=get_int8_check_labels,
+        output:
+            **quantizer_outputs(step),
+        log:
+            step.log,
+        benchmark:
+            step.benchmark
+        conda:
+            "../envs/deeplabv3.yaml"
+        threads: job_threads
+        params:
+            quantizer_flags=quantizer_flags,
+            images=config["int8"]["calibration_images"],
+            check_flags=get_check_args,
+            mixed_flags=get_mixed_args,
+            label_flags=get_check_label_args,
+            script=script("quantize_onnx.py"),
+        shell:
+            "python {params.script:q} {input.model:q} {output.model:q} {params.quantizer_flags}"
+            " --calibration-data {input.calibration:q} --calibration-images {params.images:q} {params.check_flags}"
+            " {params.mixed_flags} {params.label_flags} --record {output.record:q} > {log:q} 2>&1"

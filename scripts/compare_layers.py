@@ -32,8 +32,6 @@ import argparse
 import shlex
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,17 +48,13 @@ from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.evaluation.layers import (
     METRICS,
     THRESHOLDS,
-    HeldTensors,
-    SpilledTensors,
-    StreamedComparison,
+    compare_dumps,
     error_origin,
     first_past,
     graph_order,
-    held_side,
     logits_tensor,
     parse_thresholds,
     read_graph,
-    worst_rows,
 )
 from deeplabv3_pipeline.io.binio import read_bin, write_json, write_text
 from deeplabv3_pipeline.options import from_namespace
@@ -177,37 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = open_dump(args.reference_backend, args.reference, args.reference_precision, args, args.graph)
     model = open_dump(args.backend, args.model, args.precision, args, args.graph)
     record["reference"]["dump"], record["model"]["dump"] = reference.how, model.how
-    graph = read_graph(args.graph)
-    order, logits = graph_order(graph), logits_tensor(graph)
-    kept, where = held_side(reference.streams, model.streams)
-    held_dump, streamed_dump = (model, reference) if kept == "model" else (reference, model)
-    record["held"] = {"side": kept, "in": where}
-    per_image, seconds = [], {"held": 0.0, "streamed_and_compared": 0.0}
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # one side's tensors of an image kept (held_side: in memory, or spilled beside the output), the other's
-    # compared with them as its dump hands them on: one image at a time
-    with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=".layers-") as scratch:
-        for number, path in enumerate(args.input):
-            image = read_bin(path, "float32", (1, 3, *args.input_shape))
-            if where == "disk":
-                held = SpilledTensors(Path(scratch) / str(number))
-            else:
-                held = HeldTensors(copy=not held_dump.owned)
-            start = time.perf_counter()
-            held_dump.dump(image, held.put)
-            seconds["held"] += time.perf_counter() - start
-            start = time.perf_counter()
-            comparison = StreamedComparison(order, held, logits, thresholds, held_is_reference=kept == "reference")
-            streamed_dump.dump(image, comparison.put)
-            seconds["streamed_and_compared"] += time.perf_counter() - start
-            per_image.append(comparison.rows())
-            held.clear()
-    record["seconds"] = seconds
+    images = (read_bin(path, "float32", (1, 3, *args.input_shape)) for path in args.input)
+    comparison = compare_dumps(reference, model, args.graph, images, args.output.parent, thresholds)
+    record["held"], record["seconds"] = comparison.held, comparison.seconds
     record["peak_rss_mb"] = peak_rss_mb()
-    rows = worst_rows(per_image)
-    first, origin = first_past(rows), error_origin(rows, order)
+    rows = comparison.rows
+    first, origin = first_past(rows), error_origin(rows, graph_order(read_graph(args.graph)))
     record |= {
-        "logits": logits,
+        "logits": logits_tensor(read_graph(args.graph)),
         "first_past": first and {"index": first["index"], "tensor": first["tensor"], "past": first["past"]},
         "origin": origin,
         "rows": rows,

@@ -83,11 +83,15 @@ class Quantizer:
     """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--quantizer <name>``).
 
     ``run(source, output, files, input_name, shape, settings)`` writes ``output`` and returns (the nodes
-    left in float, how many quantize ops it inserted, notes); ``versions()``: the tools' versions.
+    left in float, how many quantize ops it inserted, notes); ``versions()``: the tools' versions;
+    ``mixed(source, output, files, input_name, shape, settings, check, target, bounds)``, where the backend
+    has one, its mixed-precision search (deeplabv3_pipeline/optimize/mixed.py): ``run``'s three and the
+    search's result.
     """
 
     run: Callable[..., tuple[list[str], int, list[str]]]
     versions: Callable[[], dict[str, str]]
+    mixed: Callable[..., tuple[list[str], int, list[str], Any]] | None = None
 
 
 class TensorDump(Protocol):
@@ -133,7 +137,9 @@ class BackendSpec:
     checked before any job runs. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
     machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
-    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``quantizer``: its int8
+    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed``: per
+    precision that has a ``-<precision>-mixed`` variant, the steps that make its model (the fewest layers
+    kept in float for the config's target: deeplabv3_pipeline/optimize/mixed.py). ``quantizer``: its int8
     conversion, where it has one of its own. ``tensors(model, precision, threads, options, graph)``: its
     model opened for the per-layer comparison (a :class:`TensorDump`, tensors named as in the ONNX file
     ``graph``), where it runs here; ``layer_compare``: the commands of its own tool for that, where not.
@@ -150,6 +156,7 @@ class BackendSpec:
     in_process: bool = True
     cpu: bool = True
     winograd: bool = False
+    mixed: Mapping[str, tuple[Step, ...]] = dataclasses.field(default_factory=dict)
     quantizer: Quantizer | None = None
     tensors: Callable[[Path, str, int, Any, Path], TensorDump] | None = None
     layer_compare: LayerCompare | None = None
@@ -166,7 +173,7 @@ class BackendSpec:
             attribute = PACKAGE_NAMES[spec_field.name]
             if hasattr(package, attribute):
                 values[spec_field.name] = getattr(package, attribute)
-            elif spec_field.default is dataclasses.MISSING:
+            elif spec_field.default is dataclasses.MISSING and spec_field.default_factory is dataclasses.MISSING:
                 missing.append(attribute)
         if missing:
             raise UserError(f"backend package {name} ({getattr(package, '__file__', '?')}) lacks {', '.join(missing)}")
@@ -193,6 +200,7 @@ PACKAGE_NAMES = {
     "in_process": "IN_PROCESS",
     "cpu": "RUNS_ON_CPU",
     "winograd": "WINOGRAD",
+    "mixed": "MIXED_STEPS",
     "quantizer": "QUANTIZER",
     "tensors": "open_tensors",
     "layer_compare": "LAYER_COMPARE",

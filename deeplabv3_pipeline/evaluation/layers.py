@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from deeplabv3_pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from deeplabv3_pipeline.backends.base import TensorDump
 
 # metric -> (direction, ait's default threshold): "below" fails under it, "above" over it
 THRESHOLDS: dict[str, tuple[str, float]] = {
@@ -267,6 +273,51 @@ def error_origin(rows: Sequence[Mapping], order: Sequence[Tensor]) -> str | None
         if by_name.get(name, {}).get("cosine_similarity") is not None
     ]
     return "starts here" if all(value >= CLEAN_INPUT_COSINE for value in cosines) else "accumulates"
+
+
+@dataclass
+class Comparison:
+    """Two dumps compared on some images: the rows (the worst of each metric over the images), which side
+    was kept and where (:func:`held_side`), and the seconds each side's pass took."""
+
+    rows: list[dict]
+    held: dict[str, str]
+    seconds: dict[str, float]
+
+
+def compare_dumps(
+    reference: TensorDump,
+    model: TensorDump,
+    graph_path: Path,
+    images: Iterable[np.ndarray],
+    scratch: Path,
+    thresholds: Mapping[str, tuple[str, float]] = THRESHOLDS,
+) -> Comparison:
+    """Every tensor of the ONNX graph ``graph_path`` that both dumps compute, compared on each image: one
+    side's tensors of an image kept (:func:`held_side`: in memory, or spilled under ``scratch``), the
+    other's compared with them as its dump hands them on, one image at a time."""
+    graph = read_graph(graph_path)
+    order, logits = graph_order(graph), logits_tensor(graph)
+    kept, where = held_side(reference.streams, model.streams)
+    held_dump, streamed_dump = (model, reference) if kept == "model" else (reference, model)
+    per_image, seconds = [], {"held": 0.0, "streamed_and_compared": 0.0}
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".layers-") as folder:
+        for number, image in enumerate(images):
+            held: SpilledTensors | HeldTensors
+            if where == "disk":
+                held = SpilledTensors(Path(folder) / str(number))
+            else:
+                held = HeldTensors(copy=not held_dump.owned)
+            start = time.perf_counter()
+            held_dump.dump(image, held.put)
+            seconds["held"] += time.perf_counter() - start
+            start = time.perf_counter()
+            comparison = StreamedComparison(order, held, logits, thresholds, held_is_reference=kept == "reference")
+            streamed_dump.dump(image, comparison.put)
+            seconds["streamed_and_compared"] += time.perf_counter() - start
+            per_image.append(comparison.rows())
+            held.clear()
+    return Comparison(worst_rows(per_image), {"side": kept, "in": where}, seconds)
 
 
 # ------------------------------------------------------------------------------------------------ the dump

@@ -24,12 +24,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deeplabv3_pipeline.errors import UserError, recompute_hint
 from deeplabv3_pipeline.io.binio import file_sha256, list_bins, read_bin, read_onnx
+
+if TYPE_CHECKING:
+    from deeplabv3_pipeline.optimize.mixed import MixedSearch
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_IMAGES = 8
@@ -80,6 +83,8 @@ class QuantizeRecord:
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
     agreement: dict[str, Any] = field(default_factory=dict)
+    # a mixed model's search (optimize/mixed.py): target, bounds, float_layers, figures, evaluations, seconds
+    mixed: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -237,11 +242,14 @@ def quantize_model(
     output: Path,
     calibration_files: Sequence[Path],
     settings: QuantizeSettings | None = None,
+    search: MixedSearch | None = None,
 ) -> QuantizeRecord:
     """Quantize the fp32 ONNX ``source`` to ``output`` with ranges measured on ``calibration_files``.
 
     ``settings.quantizer`` picks ONNX Runtime (``output`` a QDQ ``.onnx``) or OpenVINO NNCF
-    (``output`` an IR ``.xml`` with its ``.bin``). The output appears complete or not at all.
+    (``output`` an IR ``.xml`` with its ``.bin``). With ``search``, the quantizer's mixed-precision search
+    keeps the fewest layers in float that meet its target (optimize/mixed.py). The output appears complete
+    or not at all.
     """
     settings = settings or QuantizeSettings()
     quantizer = check_settings(settings)
@@ -252,7 +260,16 @@ def quantize_model(
     LOG.info(
         "quantizing %s with %s, calibrating on %d image(s) at %dx%d", source, settings.quantizer, len(files), *shape
     )
-    float_nodes, count, notes = quantizer.run(source, output, files, input_name, shape, settings)
+    mixed: dict[str, Any] = {}
+    if search is None:
+        float_nodes, count, notes = quantizer.run(source, output, files, input_name, shape, settings)
+    else:
+        if quantizer.mixed is None:
+            raise UserError(f"the {settings.quantizer} quantizer has no mixed-precision search")
+        float_nodes, count, notes, result = quantizer.mixed(
+            source, output, files, input_name, shape, settings, search.check, search.target, search.bounds
+        )
+        mixed = search.record() | result.record()
     if count == 0:
         output.unlink(missing_ok=True)
         raise UserError(f"quantization of {source} inserted no quantize node: nothing was quantized")
@@ -267,4 +284,5 @@ def quantize_model(
         quantized_node_count=count,
         versions=quantizer.versions(),
         notes=notes,
+        mixed=mixed,
     )

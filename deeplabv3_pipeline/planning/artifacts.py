@@ -79,6 +79,17 @@ QUANTIZE_OPENVINO = Step(
 QUANTIZE_TENSORRT = Step(
     "quantize_tensorrt", "quantize_tensorrt/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_sym.onnx", "quantization"
 )
+# mixed int8 (variants <backend>-int8-mixed): the fewest layers kept in float for int8.target
+# (deeplabv3_pipeline/optimize/mixed.py), each its own file: a mixed cell never shares one with the plain cell
+QUANTIZE_ONNX_MIXED = Step(
+    "quantize_onnx_mixed", "quantize_onnx_mixed/{model}", f"{MODELS}/{{model}}_sim_bs1_int8_mixed.onnx", "quantization"
+)
+QUANTIZE_OPENVINO_MIXED = Step(
+    "quantize_openvino_mixed",
+    "quantize_openvino_mixed/{model}",
+    f"{MODELS}/{{model}}_sim_bs1_int8_mixed_ov.xml",
+    "quantization",
+)
 # fp16: the fp32 model with float16 weights and activations (TensorRT 11 computes in the model's types).
 CONVERT_FP16 = Step("convert_fp16", "convert_fp16/{model}", f"{MODELS}/{{model}}_sim_bs1_fp16.onnx", "fp16")
 # the guide's file name, in a folder per precision (ATC's fp16 default and fp32 are two models)

@@ -57,6 +57,8 @@ NOT_IN_RESULT = ("backend", "precision", "benchmark", "debug", "expect", "matrix
 NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
 # a variant's own sections, recorded only in the results of the cells they shape
 VARIANT_SECTIONS = {"winograd": lambda variant: variant.winograd, "int8": lambda variant: variant.precision == "int8"}
+# int8 keys only a mixed variant's model reads (the plain int8 cell's result is not theirs)
+MIXED_ONLY = {"int8": ("target", "search")}
 
 
 @dataclass(frozen=True)
@@ -510,6 +512,10 @@ class Plan:
             and (key not in VARIANT_SECTIONS or VARIANT_SECTIONS[key](cell.variant))
         }
         used["model"] = {key: value for key, value in settings["model"].items() if key not in NOT_IN_RESULT_MODEL}
+        if not cell.variant.mixed:
+            for section, keys in MIXED_ONLY.items():
+                if section in used:
+                    used[section] = {key: value for key, value in used[section].items() if key not in keys}
         if not self.trained_demo:  # the training of a checkpoint this run does not train
             used["demo"] = {key: value for key, value in used["demo"].items() if key != "training"}
         return used | {"variant": cell.variant.name, "precision": cell.precision}

@@ -1,10 +1,11 @@
-"""Variants: backend x precision [x the Winograd graph], named ``backend-precision[-winograd]`` (the
-matrix's and the benchmark's vocabulary). Made from the backend registry: a backend's subpackage adds
-its variants. The schema lists no backend or variant names; :func:`check_config_names` checks the
-config's against the registry, naming the valid ones.
+"""Variants: backend x precision [x the Winograd graph, or mixed precision], named
+``backend-precision[-winograd|-mixed]`` (the matrix's and the benchmark's vocabulary). Made from the
+backend registry: a backend's subpackage adds its variants. The schema lists no backend or variant
+names; :func:`check_config_names` checks the config's against the registry, naming the valid ones.
 
-Which model a variant runs is its backend's (``model_steps``), or, for ``-winograd``, rule
-winograd_onnx's rewrite of the simplified ONNX. The steps' paths keep ``{model}``: the plan fills in
+Which model a variant runs is its backend's (``model_steps``); for ``-winograd``, rule
+winograd_onnx's rewrite of the simplified ONNX; for ``-mixed``, the backend's ``MIXED_STEPS`` (the
+fewest layers kept in float for the config's target). The steps' paths keep ``{model}``: the plan fills in
 the model's name (deeplabv3_pipeline/planning/plan.py).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from deeplabv3_pipeline.backends import REGISTRY
 from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.optimize.mixed import Bounds, Target
 from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
@@ -25,15 +27,19 @@ class Variant:
     backend: str
     precision: str
     winograd: bool = False
+    mixed: bool = False
 
     @property
     def name(self) -> str:
-        return f"{self.backend}-{self.precision}" + ("-winograd" if self.winograd else "")
+        suffix = "-winograd" if self.winograd else "-mixed" if self.mixed else ""
+        return f"{self.backend}-{self.precision}{suffix}"
 
     def model_steps(self, config: Mapping[str, Any]) -> list[Step]:
         """The steps that make the model this variant runs, in order (none: it runs the checkpoint)."""
         if self.winograd:
             return [*artifacts.ONNX_STEPS, artifacts.WINOGRAD_ONNX]
+        if self.mixed:
+            return list(REGISTRY[self.backend].mixed[self.precision])
         return REGISTRY[self.backend].model_steps(self.precision, config)
 
 
@@ -44,14 +50,17 @@ def _all_variants() -> dict[str, Variant]:
             variants[Variant(backend, precision).name] = Variant(backend, precision)
         if spec.winograd:
             variants[Variant(backend, "fp32", True).name] = Variant(backend, "fp32", True)
+        for precision in spec.mixed:
+            variants[Variant(backend, precision, mixed=True).name] = Variant(backend, precision, mixed=True)
     return variants
 
 
 VARIANTS: dict[str, Variant] = _all_variants()
 # What the CPU benchmark times (rules/benchmark.smk): the variants of the backends that run on this CPU.
 CPU_VARIANTS: tuple[str, ...] = tuple(name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].cpu)
-# Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one.
-ON_REQUEST = ("onnxruntime-fp32-winograd",)
+# Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one; a mixed variant's
+# model is a search of several quantizations (minutes at 1024x2048).
+ON_REQUEST = ("onnxruntime-fp32-winograd", *(name for name, variant in VARIANTS.items() if variant.mixed))
 
 
 def get_variant(name: str, where: str = "variant") -> Variant:
@@ -62,9 +71,20 @@ def get_variant(name: str, where: str = "variant") -> Variant:
         raise UserError(f"{where}: unknown variant {name!r}: choose from {', '.join(VARIANTS)}") from None
 
 
+def check_mixed_settings(config: Mapping[str, Any]) -> None:
+    """Where a run asks for a ``-mixed`` variant (matrix, benchmark, debug), ``int8.target`` can be judged
+    and ``int8.search`` bounds it; a :class:`UserError` names the key."""
+    asked = [*config["matrix"]["variants"], *config["benchmark"]["variants"], *config["debug"]["variants"]]
+    if any(name in VARIANTS and VARIANTS[name].mixed for name in asked):
+        target, search = config["int8"]["target"], config["int8"]["search"]
+        Target(**target).check({name: f"int8.target.{name}" for name in target}, labelled=True)
+        Bounds(**search).check({name: f"int8.search.{name}" for name in search})
+
+
 def check_config_names(config: Mapping[str, Any]) -> None:
     """``backend``, ``matrix.reference`` and the benchmark's variants are registered names (the matrix's
-    variants are checked as the plan reads them); a :class:`UserError` names the key and the valid names."""
+    variants are checked as the plan reads them), and a mixed variant's target can be judged; a
+    :class:`UserError` names the key and the valid names."""
     if config["backend"] not in REGISTRY:
         raise UserError(f"backend: unknown backend {config['backend']!r}: choose one of {', '.join(REGISTRY)}")
     get_variant(config["matrix"]["reference"], "matrix.reference")
@@ -79,6 +99,7 @@ def check_config_names(config: Mapping[str, Any]) -> None:
                     f"{where}: {name!r} is not a variant this workflow times on the CPU: choose from "
                     f"{', '.join(CPU_VARIANTS)}"
                 )
+    check_mixed_settings(config)
 
 
 def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:

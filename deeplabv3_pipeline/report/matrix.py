@@ -34,6 +34,8 @@ COLUMNS = (
     "worst_frame_agreement",
     "worst_frame",
     "classes_dropped_most",
+    "float_layers",
+    "float_layer_names",
     "gate",
     "gate_reason",
     "compute_images_per_s",
@@ -145,6 +147,15 @@ def model_config_of(result: Mapping) -> str | None:
     return model.get("config")
 
 
+def mixed_search(result: Mapping) -> Mapping:
+    """The mixed-precision search of a ``-mixed`` cell's model, as its model record in result.json holds it
+    (empty for another cell)."""
+    for record in result.values():
+        if isinstance(record, Mapping) and isinstance(record.get("mixed"), Mapping) and record["mixed"]:
+            return record["mixed"]
+    return {}
+
+
 def matrix_row(
     path: str,
     result: Mapping,
@@ -158,6 +169,7 @@ def matrix_row(
     mean_agreement = float(np.mean(list(agreement.values()))) if agreement else None
     deltas = class_iou_deltas(result, reference)
     reasons = gate.reasons(result["mIoU"], reference["mIoU"], mean_agreement)
+    float_layers = mixed_search(result).get("float_layers")
     return {
         "model": result["model"],
         "variant": result["variant"],
@@ -173,6 +185,9 @@ def matrix_row(
         "worst_frame_agreement": agreement[worst] if worst else None,
         "worst_frame": worst,
         "classes_dropped_most": classes_dropped_most(deltas),
+        # a -mixed cell's layers kept in float (count and ONNX node names): what its accuracy cost
+        "float_layers": None if float_layers is None else len(float_layers),
+        "float_layer_names": None if float_layers is None else "; ".join(float_layers) or "none",
         "gate": None if not gate.checks_anything else "fail" if reasons else "pass",
         "gate_reason": "; ".join(reasons) or None,
         "compute_images_per_s": speed.get("compute_images_per_s"),
@@ -215,7 +230,14 @@ def matrix_rows(
 FOUR_DECIMALS = ("pixel_agreement", "worst_frame_agreement")
 
 
+# the names shown in matrix.md of a long list (matrix.csv and .json hold them all)
+SHOWN_NAMES = 3
+
+
 def format_value(column: str, value: object) -> str:
+    if column == "float_layer_names" and isinstance(value, str):
+        names = value.split("; ")
+        return "; ".join(names[:SHOWN_NAMES]) + (f" (+{len(names) - SHOWN_NAMES})" if len(names) > SHOWN_NAMES else "")
     if isinstance(value, float):
         return f"{value:.4f}" if column in FOUR_DECIMALS else f"{value:.2f}"
     return "-" if value is None else str(value)

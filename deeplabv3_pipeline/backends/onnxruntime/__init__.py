@@ -15,7 +15,7 @@ from deeplabv3_pipeline.planning import artifacts
 from deeplabv3_pipeline.planning.artifacts import Step
 
 from ..base import Config, Quantizer
-from . import quantize
+from . import mixed, quantize
 from .runner import PRECISIONS as PRECISIONS  # the registry reads it here
 from .runner import OnnxRuntimeBackend
 from .tensors import OnnxTensors
@@ -26,9 +26,11 @@ def model_steps(precision: str, config: Config) -> list[Step]:
     return [*artifacts.ONNX_STEPS, *extra]
 
 
+# onnxruntime-int8-mixed: the Q/DQ model with the fewest layers in float for int8.target (:mod:`.mixed`)
+MIXED_STEPS = {"int8": (*artifacts.ONNX_STEPS, artifacts.QUANTIZE_ONNX_MIXED)}
 SUMMARY = "ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)"
 WINOGRAD = True  # runs the rewrite slower than the direct graph: timed on request (planning/variants.py)
-QUANTIZER = Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions)
+QUANTIZER = Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions, mixed=mixed.quantize_mixed)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,76 @@ def upgraded_opset(source: Path, scratch: Path, notes: list[str]) -> Path:
     return scratch
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The fp32 model made ready for quantize_static once (opset 13, ONNX Runtime's pre-processing), its
+    calibrated ranges, and the nodes kept float (the tail): each quantization of it starts from these."""
+
+    model: Path
+    cache: Path
+    float_nodes: list[str]
+    notes: list[str]
+
+
+def prepare(
+    source: Path,
+    files: Sequence[Path],
+    input_name: str,
+    shape: tuple[int, int],
+    settings: QuantizeSettings,
+    scratch: Path,
+) -> Prepared:
+    """``source`` prepared in ``scratch`` and calibrated (min/max) on ``files``."""
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    notes: list[str] = []
+    prepared = upgraded_opset(source, scratch / "opset.onnx", notes)
+    if settings.pre_process:
+        # Shape inference + ONNX Runtime's graph optimisation, as ORT recommends before quantize_static.
+        quant_pre_process(str(prepared), str(scratch / "prepared.onnx"))
+        prepared = scratch / "prepared.onnx"
+    tail = float_tail_nodes(onnx.load(str(prepared), load_external_data=False).graph) if settings.float_tail else []
+    cache = calibrate_min_max(prepared, BinCalibrationReader(files, input_name, shape), scratch)
+    return Prepared(prepared, cache, tail, notes)
+
+
+def quantize_prepared(
+    prepared: Prepared, output: Path, settings: QuantizeSettings, float_layers: Sequence[str] = ()
+) -> int:
+    """The QDQ model of ``prepared`` at ``output`` with its tail and ``float_layers`` (node names) in float,
+    each of those reading float tensors (:func:`~.mixed.read_float_inputs`); returns the QuantizeLinear count."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    from .mixed import read_float_inputs
+
+    activation_type, weight_type = quant_types(settings)
+    quantize_static(
+        str(prepared.model),
+        str(output),
+        None,  # the ranges come from the calibration cache
+        quant_format=QuantFormat.QDQ,
+        per_channel=settings.per_channel,
+        reduce_range=settings.reduce_range,
+        activation_type=activation_type,
+        weight_type=weight_type,
+        nodes_to_exclude=[*prepared.float_nodes, *float_layers],
+        calibrate_method=CalibrationMethod.MinMax,
+        calibration_cache_path=str(prepared.cache),
+        extra_options={
+            "ActivationSymmetric": settings.activation_symmetric,
+            "WeightSymmetric": True,
+            "QuantizeBias": settings.quantize_bias,
+        },
+    )
+    model = onnx.load(str(output))
+    source = onnx.load(str(prepared.model), load_external_data=False).graph if float_layers else None
+    if float_layers and read_float_inputs(model, float_layers, source):
+        onnx.save(model, str(output))
+    return sum(node.op_type == "QuantizeLinear" for node in model.graph.node)
+
+
 def quantize_onnxruntime(
     source: Path,
     output: Path,
@@ -73,46 +144,14 @@ def quantize_onnxruntime(
     settings: QuantizeSettings,
 ) -> tuple[list[str], int, list[str]]:
     """ONNX Runtime static quantization to QDQ; returns (float nodes, QuantizeLinear count, notes)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quant_pre_process, quantize_static
-
     if output.suffix != ".onnx":
         raise UserError(f"the onnxruntime quantizer writes an .onnx model, not {output.name}")
-    activation_type, weight_type = quant_types(settings)
-    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output.parent) as scratch:
-        prepared = upgraded_opset(source, Path(scratch) / "opset.onnx", notes)
-        if settings.pre_process:
-            # Shape inference + ONNX Runtime's graph optimisation, as ORT recommends before quantize_static.
-            quant_pre_process(str(prepared), str(Path(scratch) / "prepared.onnx"))
-            prepared = Path(scratch) / "prepared.onnx"
-        excluded = (
-            float_tail_nodes(onnx.load(str(prepared), load_external_data=False).graph) if settings.float_tail else []
-        )
-        cache = calibrate_min_max(prepared, BinCalibrationReader(files, input_name, shape), Path(scratch))
+        prepared = prepare(source, files, input_name, shape, settings, Path(scratch))
         quantized = Path(scratch) / "quantized.onnx"
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            None,  # the ranges come from the cache just written
-            quant_format=QuantFormat.QDQ,
-            per_channel=settings.per_channel,
-            reduce_range=settings.reduce_range,
-            activation_type=activation_type,
-            weight_type=weight_type,
-            nodes_to_exclude=excluded,
-            calibrate_method=CalibrationMethod.MinMax,
-            calibration_cache_path=str(cache),
-            extra_options={
-                "ActivationSymmetric": settings.activation_symmetric,
-                "WeightSymmetric": True,
-                "QuantizeBias": settings.quantize_bias,
-            },
-        )
-        graph = onnx.load(str(quantized), load_external_data=False).graph
-        count = sum(node.op_type == "QuantizeLinear" for node in graph.node)
+        count = quantize_prepared(prepared, quantized, settings)
         quantized.replace(output)
-    return excluded, count, notes
+    return prepared.float_nodes, count, prepared.notes
 
 
 def calibrate_min_max(model: Path, reader: BinCalibrationReader, scratch: Path) -> Path:

@@ -18,7 +18,7 @@ from .tensors import OpenVinoTensors
 SUMMARY = "OpenVINO on the CPU (precision pinned with INFERENCE_PRECISION_HINT)"
 # OpenVINO fuses the Winograd transforms' elementwise chains: 1.5x at 1024x2048 (docs/performance.md)
 WINOGRAD = True
-QUANTIZER = Quantizer(run=quantize.quantize_openvino, versions=quantize.versions)
+QUANTIZER = Quantizer(run=quantize.quantize_openvino, versions=quantize.versions, mixed=quantize.quantize_mixed)
 
 
 def model_steps(precision: str, config: Config) -> list[Step]:
@@ -27,6 +27,10 @@ def model_steps(precision: str, config: Config) -> list[Step]:
     if precision == "int8":
         return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO]
     return list(artifacts.ONNX_STEPS)
+
+
+# openvino-int8-mixed: NNCF's quantize_with_accuracy_control for int8.target (:mod:`.quantize`)
+MIXED_STEPS = {"int8": (*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO_MIXED)}
 
 
 def open_model(model: Path, precision: str, threads: int, options: NoOptions) -> OpenVinoBackend:
