@@ -279,7 +279,8 @@ def best_reached(trials: Sequence[Trial] | Any, target: Target) -> str:
     if figures.miou_drop is not None:
         text += f", mIoU drop {figures.miou_drop:.2f}"
     names = ", ".join(best.float_layers[:8]) + (", ..." if len(best.float_layers) > 8 else "")
-    return text + f" with {len(best.float_layers)} layers in float" + (f" ({names})" if names else "")
+    count = len(best.float_layers)
+    return text + f" with {count} layer{'' if count == 1 else 's'} in float" + (f" ({names})" if names else "")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ from deeplabv3_pipeline.evaluation.layers import (
 from ..conftest import MODEL_CONFIG, run_script
 from ..conftest import SHAPE as UNIT_SHAPE
 from ..helpers import TAB_RED, assert_readable_figure, pixels_of
-
-SHAPE = (16, 32)  # the planted model's
+from .conftest import PLANTED_SHAPE as SHAPE
 
 
 def test_the_metrics_of_known_tensors():
@@ -48,49 +47,6 @@ def test_the_metrics_of_known_tensors():
     assert past_thresholds(same, THRESHOLDS) == []
     overflow = {"cosine_similarity": float("nan"), "rmse": float("inf")}  # an fp16 copy that overflowed
     assert past_thresholds(overflow, THRESHOLDS) == ["cosine_similarity nan", "rmse inf"]
-
-
-class Planted(torch.nn.Module):
-    """Three 3x3 convolutions and a classifier, upsampled and argmaxed as the workflow's exports are. The
-    second convolution's channel 0 is an outlier (a bias of 1000, the others' activations ~1): int8's
-    per-tensor range of that activation then leaves the other channels a step or two of 8 bits. The third
-    convolution does not read channel 0, so its output is made of the crushed channels only: the error
-    starts at the third convolution, and nothing before it is past a threshold."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1, self.conv2, self.conv3 = (torch.nn.Conv2d(c, 8, 3, padding=1) for c in (3, 8, 8))
-        self.classifier = torch.nn.Conv2d(8, 19, 1)
-        with torch.no_grad():
-            self.conv2.bias[0] = 1000.0
-            self.conv3.weight[:, 0] = 0.0
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        features = torch.relu(self.conv1(image))
-        features = torch.relu(self.conv2(features))
-        features = torch.relu(self.conv3(features))
-        logits = torch.nn.functional.interpolate(self.classifier(features), size=SHAPE, mode="bilinear")
-        return logits.argmax(1, keepdim=True)
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    """(fp32 ONNX, its int8 by quantize_onnx.py, preprocessed bins) of the planted model."""
-    folder = tmp_path_factory.mktemp("planted")
-    fp32, int8, bins = folder / "planted.onnx", folder / "planted_int8.onnx", folder / "bins"
-    torch.onnx.export(
-        Planted().eval(), torch.zeros(1, 3, *SHAPE), str(fp32), input_names=["input"], output_names=["output"],
-        opset_version=11, dynamo=False,
-    )  # fmt: skip
-    bins.mkdir()
-    for index in range(3):
-        image = np.random.default_rng(index).standard_normal((1, 3, *SHAPE), dtype=np.float32)
-        image.tofile(bins / f"frame_{index}_leftImg8bit.bin")
-    run_script(
-        "quantize_onnx.py", fp32, int8, "--calibration-data", bins, "--calibration-images", 2, "--check-images", 1
-    )
-    return fp32, int8, sorted(bins.glob("*.bin"))
 
 
 def compare(reference, model, inputs, output, shape=SHAPE):
@@ -143,18 +99,6 @@ def test_models_that_share_no_tensor_are_refused(planted, tmp_path):
         "--input-shape", *SHAPE, "--output", tmp_path / "layers", check=False,
     )  # fmt: skip
     assert failed.returncode == 2 and "share no tensor name" in failed.stderr
-
-
-@pytest.fixture(scope="module")
-def planted_openvino(planted, tmp_path_factory):
-    """The planted model's int8 IR made by NNCF (quantize_onnx.py --quantizer openvino)."""
-    fp32, _, bins = planted
-    ir = tmp_path_factory.mktemp("planted_openvino") / "planted_int8.xml"
-    run_script(
-        "quantize_onnx.py", fp32, ir, "--quantizer", "openvino", "--calibration-data", bins[0].parent,
-        "--calibration-images", 2, "--check-images", 1,
-    )  # fmt: skip
-    return ir
 
 
 def test_openvino_int8_parts_at_the_planted_layer_too(planted, planted_openvino, tmp_path, monkeypatch):
