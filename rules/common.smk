@@ -477,15 +477,26 @@ def get_winograd_check_bins(wildcards):
     return get_spread_bins(config["winograd"]["check_images"])
 
 
+def get_atc_inputs(wildcards):
+    """The simplified ONNX, and for ascend-fp16-mixed's folder the --keep_dtype file of its nodes kept fp32."""
+    inputs = {"model": get_sim_model(wildcards)}
+    if wildcards.precision == artifacts.MIXED_PRECISION_FOLDER.format(precision="fp16"):
+        inputs["keep_dtype"] = artifacts.KEEP_DTYPE.format(model=wildcards.model)
+    return inputs
+
+
 def get_atc_command(wildcards, input, output):
-    """The guide's atc call for one soc_version, as one shell line (shown by `snakemake -n -p`)."""
+    """The guide's atc call for one soc_version, as one shell line (shown by `snakemake -n -p`); a mixed
+    .om keeps the nodes of its --keep_dtype file fp32 (ATC's fp16 for the rest)."""
+    keep_dtype = input.get("keep_dtype")
     command = atc_command(
-        Path(input[0]),
+        Path(input.model),
         Path(output[0]),
         wildcards.soc,
         INPUT_SHAPE,
-        wildcards.precision,
+        wildcards.precision.removesuffix("-mixed"),
         config["ascend"]["atc_args"],
+        Path(keep_dtype) if keep_dtype else None,
     )
     return shlex.join(command)
 
@@ -495,6 +506,12 @@ def get_engine_source(wildcards):
     tensorrt variant's steps (the simplified ONNX, its fp16 conversion, or the symmetric Q/DQ model).
     """
     cell = Cell(wildcards.model, VARIANTS[f"tensorrt-{wildcards.precision}"])
+    return PLAN.model_steps(cell)[-2].output
+
+
+def get_mixed_engine_source(wildcards):
+    """What a tensorrt-<precision>-mixed engine is built from: its mixed fp16 or Q/DQ model."""
+    cell = Cell(wildcards.model, VARIANTS[f"tensorrt-{wildcards.precision}-mixed"])
     return PLAN.model_steps(cell)[-2].output
 
 
@@ -519,17 +536,42 @@ def get_int8_check_bins(wildcards):
 def get_int8_check_labels(wildcards):
     """The trainIds labels of the int8 check bins where int8.target.max_miou_drop asks for the mIoU drop
     (none otherwise: a target on pixel agreement waits for no label)."""
-    if config["int8"]["target"]["max_miou_drop"] is None:
+    return mixed_check_labels("int8", get_int8_check_bins(wildcards))
+
+
+def get_fp16_check_bins(wildcards):
+    """fp16.check_images prep bins spread evenly over the sorted image list (fp16 calibrates on none)."""
+    return get_spread_bins(config["fp16"]["check_images"])
+
+
+def get_fp16_check_labels(wildcards):
+    """The trainIds labels of the fp16 check bins where fp16.target.max_miou_drop asks for them."""
+    return mixed_check_labels("fp16", get_fp16_check_bins(wildcards))
+
+
+def mixed_check_labels(section, bins):
+    """The labels of ``bins`` where ``<section>.target.max_miou_drop`` is set (else none)."""
+    if config[section]["target"]["max_miou_drop"] is None:
         return []
     frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
-    return [PLAN.train_ids(frames[path]) for path in get_int8_check_bins(wildcards)]
+    return [PLAN.train_ids(frames[path]) for path in bins]
 
 
-def get_mixed_args(wildcards):
-    """The flags of quantize_onnx.py that ask for the fewest layers in float meeting int8.target, within
-    int8.search (a function of the config only: Snakemake reruns the job when they change).
-    """
-    target, search = config["int8"]["target"], config["int8"]["search"]
+def get_int8_mixed_args(wildcards):
+    """quantize_onnx.py's flags for int8.target within int8.search (of the config only: Snakemake reruns
+    the job when they change)."""
+    return mixed_flags("int8")
+
+
+def get_fp16_mixed_args(wildcards):
+    """convert_fp16.py's flags for fp16.target within fp16.search."""
+    return mixed_flags("fp16")
+
+
+def mixed_flags(section):
+    """The flags of a stage CLI asking for the fewest layers in float that meet ``<section>.target`` within
+    ``<section>.search`` (deeplabv3_pipeline/optimize/mixed.py: add_mixed_arguments)."""
+    target, search = config[section]["target"], config[section]["search"]
     flags = ["--max-evaluations", str(search["max_evaluations"])]
     flags += ["--max-float-layers", str(search["max_float_layers"])]
     if target["min_pixel_agreement"] is not None:
@@ -540,7 +582,7 @@ def get_mixed_args(wildcards):
 
 
 def get_check_label_args(wildcards, input):
-    """--check-labels of the check bins' labels (where int8.target.max_miou_drop asks for them)."""
+    """--check-labels of the check bins' labels (where the target's max_miou_drop asks for them)."""
     return shlex.join(["--check-labels", *input.labels]) if input.labels else ""
 
 

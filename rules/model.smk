@@ -120,7 +120,7 @@ rule winograd_onnx:
 
 rule atc:
     input:
-        get_sim_model,
+        unpack(get_atc_inputs),
     output:
         artifacts.ATC.output,
     log:
@@ -129,7 +129,15 @@ rule atc:
         artifacts.ATC.benchmark
     wildcard_constraints:
         soc="Ascend[A-Za-z0-9]+",
-        precision="|".join(REGISTRY["ascend"].precisions),
+        precision="|".join(
+            [
+                *REGISTRY["ascend"].precisions,
+                *(
+                    artifacts.MIXED_PRECISION_FOLDER.format(precision=p)
+                    for p in REGISTRY["ascend"].mixed_precisions
+                ),
+            ]
+        ),
     conda:
         "../envs/ascend.yaml"
     resources:
@@ -162,28 +170,70 @@ rule convert_fp16:
         "python {params.script:q} {input:q} {output.model:q} --record {output.record:q} > {log:q} 2>&1"
 
 
-rule build_engine:
+# the mixed fp16 model: the fewest nodes kept fp32 for fp16.target on fp16.check_images bins, judged here in
+# ONNX Runtime (tensorrt-fp16-mixed's engine, ascend-fp16-mixed's --keep_dtype file)
+rule convert_fp16_mixed:
     input:
-        get_engine_source,
+        model=get_sim_model,
+        check=get_fp16_check_bins,
+        labels=get_fp16_check_labels,
     output:
-        engine=artifacts.BUILD_ENGINE.output,
-        record=artifacts.record_path(artifacts.BUILD_ENGINE.output),
+        model=artifacts.CONVERT_FP16_MIXED.output,
+        record=artifacts.record_path(artifacts.CONVERT_FP16_MIXED.output),
+        keep_dtype=artifacts.KEEP_DTYPE,
     log:
-        artifacts.BUILD_ENGINE.log,
+        artifacts.CONVERT_FP16_MIXED.log,
     benchmark:
-        artifacts.BUILD_ENGINE.benchmark
-    wildcard_constraints:
-        precision="|".join(REGISTRY["tensorrt"].precisions),
+        artifacts.CONVERT_FP16_MIXED.benchmark
     conda:
         "../envs/deeplabv3.yaml"
+    threads: job_threads
     resources:
-        **stage_resources("infer"),
+        **stage_resources("default"),
     params:
-        workspace=config["tensorrt"]["workspace_gib"],
-        level=config["tensorrt"]["optimization_level"],
-        device=config["tensorrt"]["device"],
-        script=script("build_engine.py"),
+        images=config["fp16"]["check_images"],
+        mixed_flags=get_fp16_mixed_args,
+        label_flags=get_check_label_args,
+        script=script("convert_fp16.py"),
     shell:
-        "python {params.script:q} {input:q} {output.engine:q} --precision {wildcards.precision:q}"
-        " --workspace-gib {params.workspace:q} --optimization-level {params.level:q}"
-        " --device {params.device:q} --record {output.record:q} > {log:q} 2>&1"
+        "python {params.script:q} {input.model:q} {output.model:q} --check-data {input.check:q}"
+        " --check-images {params.images:q} {params.mixed_flags} {params.label_flags}"
+        " --keep-dtype {output.keep_dtype:q} --record {output.record:q} > {log:q} 2>&1"
+
+
+# an engine per precision, and one per mixed precision (tensorrt-<precision>-mixed: its own file)
+ENGINES = {
+    artifacts.BUILD_ENGINE: get_engine_source,
+    artifacts.BUILD_ENGINE_MIXED: get_mixed_engine_source,
+}
+
+
+for step, source in ENGINES.items():
+
+    rule:
+        name:
+            step.rule
+        input:
+            source,
+        output:
+            engine=step.output,
+            record=artifacts.record_path(step.output),
+        log:
+            step.log,
+        benchmark:
+            step.benchmark
+        wildcard_constraints:
+            precision="|".join(REGISTRY["tensorrt"].precisions),
+        conda:
+            "../envs/deeplabv3.yaml"
+        resources:
+            **stage_resources("infer"),
+        params:
+            workspace=config["tensorrt"]["workspace_gib"],
+            level=config["tensorrt"]["optimization_level"],
+            device=config["tensorrt"]["device"],
+            script=script("build_engine.py"),
+        shell:
+            "python {params.script:q} {input:q} {output.engine:q} --precision {wildcards.precision:q}"
+            " --workspace-gib {params.workspace:q} --optimization-level {params.level:q}"
+            " --device {params.device:q} --record {output.record:q} > {log:q} 2>&1"

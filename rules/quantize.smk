@@ -49,10 +49,12 @@ for step, quantizer_flags in QUANTIZERS.items():
 # within int8.search; judged on the check bins (not calibrated on) and, for max_miou_drop, their labels.
 #   quantize_onnx_mixed     -> QDQ ONNX: nodes_to_exclude searched in the per-layer comparison's order
 #   quantize_openvino_mixed -> OpenVINO IR: NNCF's quantize_with_accuracy_control with the target as metric
+#   quantize_tensorrt_mixed -> TensorRT's symmetric QDQ ONNX, searched as ONNX Runtime's (judged in ONNX Runtime)
 # Each record (<model stem>.json) holds float_layers, the figures reached, the evaluations and the time.
 MIXED_QUANTIZERS = {
     artifacts.QUANTIZE_ONNX_MIXED: QUANTIZERS[artifacts.QUANTIZE_ONNX],
     artifacts.QUANTIZE_OPENVINO_MIXED: QUANTIZERS[artifacts.QUANTIZE_OPENVINO],
+    artifacts.QUANTIZE_TENSORRT_MIXED: QUANTIZERS[artifacts.QUANTIZE_TENSORRT],
 }
 
 
@@ -79,7 +81,7 @@ for step, quantizer_flags in MIXED_QUANTIZERS.items():
             quantizer_flags=quantizer_flags,
             images=config["int8"]["calibration_images"],
             check_flags=get_check_args,
-            mixed_flags=get_mixed_args,
+            mixed_flags=get_int8_mixed_args,
             label_flags=get_check_label_args,
             script=script("quantize_onnx.py"),
         shell:

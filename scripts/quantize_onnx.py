@@ -25,7 +25,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deeplabv3_pipeline.data.cityscapes import TRAIN_IDS_SUFFIX, frame_files
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.evaluation.agreement import (
     add_agreement_arguments,
@@ -34,7 +33,7 @@ from deeplabv3_pipeline.evaluation.agreement import (
     enforce_min_agreement,
 )
 from deeplabv3_pipeline.io.binio import write_atomic
-from deeplabv3_pipeline.optimize.mixed import Bounds, CheckFrames, MixedSearch, Target
+from deeplabv3_pipeline.optimize.mixed import add_mixed_arguments, mixed_search
 from deeplabv3_pipeline.optimize.quantize import (
     DEFAULT_CALIBRATION_IMAGES,
     QUANT_TYPES,
@@ -100,52 +99,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pre-process", action="store_true", help="skip onnxruntime's quant_pre_process")
     add_agreement_arguments(parser, "the fp32 model", "default: bins held out from calibration")
     parser.add_argument("--record", type=Path, help="settings and agreement JSON (default: <output stem>.json)")
-    mixed = parser.add_argument_group(
-        "mixed precision",
-        "with a target, the fewest layers are kept in float for the model to meet it on the check images "
-        "(not calibrated on): onnxruntime searches nodes_to_exclude in the order of the per-layer comparison, "
-        "openvino runs NNCF's quantize_with_accuracy_control",
-    )
-    mixed.add_argument(
-        "--target-agreement", type=float, metavar="FRACTION", help="pixel agreement with the fp32 model, at least"
-    )
-    mixed.add_argument(
-        "--target-miou-drop", type=float, metavar="POINTS", help="mIoU below the fp32 model's, at most (--check-labels)"
-    )
-    mixed.add_argument("--check-labels", type=Path, nargs="+", help="the check images' trainIds PNGs, or folders")
-    defaults = Bounds()
-    mixed.add_argument(
-        "--max-evaluations", type=int, default=defaults.max_evaluations, help="candidate models evaluated, at most"
-    )
-    mixed.add_argument(
-        "--max-float-layers", type=int, default=defaults.max_float_layers, help="layers kept in float, at most"
+    add_mixed_arguments(
+        parser,
+        "onnxruntime searches nodes_to_exclude in the order of the per-layer comparison, openvino runs NNCF's "
+        "quantize_with_accuracy_control",
     )
     return parser.parse_args(argv)
-
-
-TARGET_FLAGS = {"min_pixel_agreement": "--target-agreement", "max_miou_drop": "--target-miou-drop"}
-BOUND_FLAGS = {"max_evaluations": "--max-evaluations", "max_float_layers": "--max-float-layers"}
-
-
-def mixed_search(
-    args: argparse.Namespace, check: list[Path], calibration: list[Path], shape: tuple[int, int]
-) -> MixedSearch | None:
-    """The search a target asks for (None without one), checked before the calibration's minutes."""
-    if args.target_agreement is None and args.target_miou_drop is None:
-        if args.check_labels:
-            raise UserError("--check-labels is for a mixed-precision target: give --target-miou-drop too")
-        return None
-    target = Target(args.target_agreement, args.target_miou_drop)
-    target.check(TARGET_FLAGS, labelled=bool(args.check_labels))
-    Bounds(args.max_evaluations, args.max_float_layers).check(BOUND_FLAGS)
-    if not check or set(check) & set(calibration):
-        raise UserError(
-            "a mixed-precision target is judged on check images not used for calibration: give --check-data, "
-            "or fewer --calibration-images than there are bins"
-        )
-    labels = frame_files(args.check_labels, TRAIN_IDS_SUFFIX, "label") if args.check_labels else None
-    frames = CheckFrames(check, shape, args.model, args.quantizer, labels)
-    return MixedSearch(frames, target, Bounds(args.max_evaluations, args.max_float_layers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     candidates = calibration_bins(args.calibration_data)
     calibration = select_calibration_files(candidates, args.calibration_images)
     check = agreement_files(candidates, calibration, args.check_data, args.check_images)
-    search = mixed_search(args, check, calibration, model_input(args.model)[1])
+    if set(check) & set(calibration) and (args.target_agreement is not None or args.target_miou_drop is not None):
+        raise UserError(
+            "a mixed-precision target is judged on check images not used for calibration: give --check-data, "
+            "or fewer --calibration-images than there are bins"
+        )
+    search = mixed_search(args, check, model_input(args.model)[1], args.quantizer)
     record = quantize_model(args.model, args.output, calibration, settings_from_args(args), search)
     LOG.info("wrote %s (%d quantize nodes; float: %s)", args.output, record.quantized_node_count, record.float_nodes)
     if record.mixed:

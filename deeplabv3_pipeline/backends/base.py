@@ -137,9 +137,10 @@ class BackendSpec:
     checked before any job runs. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
     machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
-    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed``: per
-    precision that has a ``-<precision>-mixed`` variant, the steps that make its model (the fewest layers
-    kept in float for the config's target: deeplabv3_pipeline/optimize/mixed.py). ``quantizer``: its int8
+    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed_precisions``:
+    the precisions that have a ``-<precision>-mixed`` variant, whose model ``mixed_steps(precision,
+    config)`` make (the fewest layers kept in float for the config's target:
+    deeplabv3_pipeline/optimize/mixed.py). ``quantizer``: its int8
     conversion, where it has one of its own. ``tensors(model, precision, threads, options, graph)``: its
     model opened for the per-layer comparison (a :class:`TensorDump`, tensors named as in the ONNX file
     ``graph``), where it runs here; ``layer_compare``: the commands of its own tool for that, where not.
@@ -156,7 +157,8 @@ class BackendSpec:
     in_process: bool = True
     cpu: bool = True
     winograd: bool = False
-    mixed: Mapping[str, tuple[Step, ...]] = dataclasses.field(default_factory=dict)
+    mixed_precisions: tuple[str, ...] = ()
+    mixed_steps: Callable[[str, Config], list[Step]] = no_steps
     quantizer: Quantizer | None = None
     tensors: Callable[[Path, str, int, Any, Path], TensorDump] | None = None
     layer_compare: LayerCompare | None = None
@@ -173,7 +175,7 @@ class BackendSpec:
             attribute = PACKAGE_NAMES[spec_field.name]
             if hasattr(package, attribute):
                 values[spec_field.name] = getattr(package, attribute)
-            elif spec_field.default is dataclasses.MISSING and spec_field.default_factory is dataclasses.MISSING:
+            elif spec_field.default is dataclasses.MISSING:
                 missing.append(attribute)
         if missing:
             raise UserError(f"backend package {name} ({getattr(package, '__file__', '?')}) lacks {', '.join(missing)}")
@@ -200,7 +202,8 @@ PACKAGE_NAMES = {
     "in_process": "IN_PROCESS",
     "cpu": "RUNS_ON_CPU",
     "winograd": "WINOGRAD",
-    "mixed": "MIXED_STEPS",
+    "mixed_precisions": "MIXED_PRECISIONS",
+    "mixed_steps": "mixed_model_steps",
     "quantizer": "QUANTIZER",
     "tensors": "open_tensors",
     "layer_compare": "LAYER_COMPARE",

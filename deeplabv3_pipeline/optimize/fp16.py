@@ -12,12 +12,15 @@ the FP16 flag.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import file_sha256, read_onnx, write_atomic
+from deeplabv3_pipeline.optimize.mixed import Figures, MixedSearch, SearchResult, search_float_layers
 
 LOG = logging.getLogger(__name__)
 
@@ -30,18 +33,52 @@ def tensor_type_counts(model: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def convert_to_fp16(source: Path, output: Path) -> dict[str, Any]:
-    """Write the fp16 model of ``source`` to ``output`` atomically; return what the conversion did."""
-    import onnxconverter_common
-    from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
+def read_fp32_model(source: Path) -> Any:
+    """The fp32 ONNX model to convert; a clear error for a missing file or a Q/DQ model."""
     if not source.is_file():
         raise UserError(f"ONNX model {source} does not exist: run the workflow's simplify_onnx rule first")
     model = read_onnx(source)
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         raise UserError(f"{source} is an int8 Q/DQ model: convert the fp32 model (deeplabv3_sim_bs1.onnx) instead")
+    return model
+
+
+def fp16_model(model: Any, keep_fp32: Sequence[str] = ()) -> Any:
+    """``model`` in float16 but its input and output types and the nodes named in ``keep_fp32`` (each
+    behind Casts, computing in fp32: onnxconverter-common's ``node_block_list``)."""
+    from onnxconverter_common.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True, node_block_list=list(keep_fp32) or None)
+
+
+def fp16_layers(model: Any) -> list[str]:
+    """The nodes the conversion computes in float16, in the graph's order: those that read a float tensor
+    (after shape inference), but the ops onnxconverter-common keeps fp32 anyway (Resize, TopK, ...). Every
+    one of them kept fp32 is the fp32 model again: the candidates of the mixed search."""
+    import onnx
+    from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {info.name: info.type.tensor_type.elem_type for info in inferred.graph.value_info}
+    types |= {info.name: info.type.tensor_type.elem_type for info in (*inferred.graph.input, *inferred.graph.output)}
+    types |= {tensor.name: tensor.data_type for tensor in inferred.graph.initializer}
+    return [
+        node.name
+        for node in inferred.graph.node
+        if node.op_type not in (*DEFAULT_OP_BLOCK_LIST, "Constant", "Cast")
+        and any(types.get(name) == onnx.TensorProto.FLOAT for name in node.input)
+    ]
+
+
+def convert_to_fp16(source: Path, output: Path, keep_fp32: Sequence[str] = ()) -> dict[str, Any]:
+    """Write the fp16 model of ``source`` to ``output`` atomically (the nodes of ``keep_fp32`` computing in
+    fp32); return what the conversion did."""
+    import onnxconverter_common
+    from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST
+
+    model = read_fp32_model(source)
     before = tensor_type_counts(model)
-    converted = convert_float_to_float16(model, keep_io_types=True)
+    converted = fp16_model(model, keep_fp32)
     after = tensor_type_counts(converted)
     if not after.get("FLOAT16"):
         raise UserError(f"converting {source} to fp16 left no float16 initializer: is it a float model?")
@@ -57,5 +94,34 @@ def convert_to_fp16(source: Path, output: Path) -> dict[str, Any]:
         "initializers_before": before,
         "initializers_after": after,
         "kept_fp32_ops": blocked,
+        "kept_fp32_nodes": list(keep_fp32),
         "casts": sum(node.op_type == "Cast" for node in converted.graph.node),
     }
+
+
+def convert_mixed(source: Path, output: Path, search: MixedSearch) -> tuple[dict[str, Any], SearchResult]:
+    """The fp16 model of ``source`` with the fewest nodes kept fp32 that meets ``search``'s target on its
+    check frames (run in ONNX Runtime, which computes an fp16 model's float16 tensors as such: each op's
+    output rounded to float16), ranked by the per-layer comparison of the fp16 model with ``source`` on the
+    first check frame; returns (the conversion's record, the search)."""
+    import onnx
+
+    from deeplabv3_pipeline.backends.onnxruntime.mixed import rank_by_comparison
+
+    model = read_fp32_model(source)
+    candidates = fp16_layers(model)
+    with tempfile.TemporaryDirectory(prefix=".fp16-mixed-", dir=output.parent) as scratch:
+        candidate = Path(scratch) / "candidate.onnx"
+        onnx.save(fp16_model(model), str(candidate))
+        ranked = rank_by_comparison(source, candidate, search.check.images[0], candidates)
+        LOG.info("%d fp16 nodes ranked by the error each adds; the first: %s", len(ranked), ", ".join(ranked[:5]))
+
+        def evaluate(layers: tuple[str, ...]) -> Figures:
+            onnx.save(fp16_model(model, layers), str(candidate))
+            figures = search.check.judge(candidate)
+            LOG.info("%d nodes kept fp32: pixel agreement %.4f", len(layers), figures.pixel_agreement)
+            return figures
+
+        result = search_float_layers(ranked, evaluate, search.target, search.bounds, where="fp16")
+    record = convert_to_fp16(source, output, result.float_layers)
+    return record, result

@@ -24,9 +24,11 @@ metric (backends/openvino/quantize.py); ONNX Runtime and TensorRT's Q/DQ model u
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deeplabv3_pipeline.errors import UserError
@@ -298,6 +300,52 @@ class MixedSearch:
             "check_files": [str(path) for path in self.check.files],
             "labelled": self.check.labels is not None,
         }
+
+
+TARGET_FLAGS = {"min_pixel_agreement": "--target-agreement", "max_miou_drop": "--target-miou-drop"}
+BOUND_FLAGS = {"max_evaluations": "--max-evaluations", "max_float_layers": "--max-float-layers"}
+
+
+def add_mixed_arguments(parser: argparse.ArgumentParser, how: str) -> None:
+    """The flags of a stage CLI that asks for a mixed model (scripts/quantize_onnx.py, convert_fp16.py):
+    the target, the check images' labels and the bounds; ``how``: what this CLI's search does."""
+    group = parser.add_argument_group(
+        "mixed precision",
+        "with a target, the fewest layers are kept in float for the model to meet it on the check images; " + how,
+    )
+    group.add_argument(
+        "--target-agreement", type=float, metavar="FRACTION", help="pixel agreement with the fp32 model, at least"
+    )
+    group.add_argument(
+        "--target-miou-drop", type=float, metavar="POINTS", help="mIoU below the fp32 model's, at most (--check-labels)"
+    )
+    group.add_argument("--check-labels", type=Path, nargs="+", help="the check images' trainIds PNGs, or folders")
+    defaults = Bounds()
+    group.add_argument(
+        "--max-evaluations", type=int, default=defaults.max_evaluations, help="candidate models evaluated, at most"
+    )
+    group.add_argument(
+        "--max-float-layers", type=int, default=defaults.max_float_layers, help="layers kept in float, at most"
+    )
+
+
+def mixed_search(
+    args: argparse.Namespace, check: Sequence[Path], shape: tuple[int, int], backend: str
+) -> MixedSearch | None:
+    """The search the flags of :func:`add_mixed_arguments` ask for (None without a target), judged on
+    ``check`` in ``backend``; checked before any minutes are spent."""
+    from deeplabv3_pipeline.data.cityscapes import TRAIN_IDS_SUFFIX, frame_files
+
+    if args.target_agreement is None and args.target_miou_drop is None:
+        if args.check_labels:
+            raise UserError("--check-labels is for a mixed-precision target: give --target-miou-drop too")
+        return None
+    target = Target(args.target_agreement, args.target_miou_drop)
+    target.check(TARGET_FLAGS, labelled=bool(args.check_labels))
+    bounds = Bounds(args.max_evaluations, args.max_float_layers)
+    bounds.check(BOUND_FLAGS)
+    labels = frame_files(args.check_labels, TRAIN_IDS_SUFFIX, "label") if args.check_labels else None
+    return MixedSearch(CheckFrames(check, shape, args.model, backend, labels), target, bounds)
 
 
 # ------------------------------------------------------------------------------------------- the ranking

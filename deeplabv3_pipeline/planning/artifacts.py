@@ -90,13 +90,33 @@ QUANTIZE_OPENVINO_MIXED = Step(
     f"{MODELS}/{{model}}_sim_bs1_int8_mixed_ov.xml",
     "quantization",
 )
+QUANTIZE_TENSORRT_MIXED = Step(
+    "quantize_tensorrt_mixed",
+    "quantize_tensorrt_mixed/{model}",
+    f"{MODELS}/{{model}}_sim_bs1_int8_sym_mixed.onnx",
+    "quantization",
+)
 # fp16: the fp32 model with float16 weights and activations (TensorRT 11 computes in the model's types).
 CONVERT_FP16 = Step("convert_fp16", "convert_fp16/{model}", f"{MODELS}/{{model}}_sim_bs1_fp16.onnx", "fp16")
+# mixed fp16 (tensorrt-fp16-mixed, ascend-fp16-mixed): the fewest nodes kept fp32 for fp16.target, and
+# those nodes as ATC's --keep_dtype file (one name a line)
+CONVERT_FP16_MIXED = Step(
+    "convert_fp16_mixed", "convert_fp16_mixed/{model}", f"{MODELS}/{{model}}_sim_bs1_fp16_mixed.onnx", "fp16"
+)
+KEEP_DTYPE = f"{MODELS}/{{model}}_sim_bs1_fp16_mixed_keep_dtype.cfg"
 # the guide's file name, in a folder per precision (ATC's fp16 default and fp32 are two models)
 ATC = Step("atc", "atc/{model}/{precision}/{soc}", f"{MODELS}/{{precision}}/{{model}}_bs1_{{soc}}.om")
 BUILD_ENGINE = Step(
     "build_engine", "build_engine/{model}/{precision}", f"{MODELS}/{{model}}_bs1_{{precision}}.engine", "engine"
 )
+BUILD_ENGINE_MIXED = Step(
+    "build_engine_mixed",
+    "build_engine_mixed/{model}/{precision}",
+    f"{MODELS}/{{model}}_bs1_{{precision}}_mixed.engine",
+    "engine",
+)
+# ATC's .om of a mixed fp16 model: the fp32 model with the --keep_dtype nodes fp32, the rest ATC's fp16
+MIXED_PRECISION_FOLDER = "{precision}-mixed"
 
 # A cell's inference and its result: keyed by data x model x variant (deeplabv3_pipeline/planning/plan.py)
 INFER = Step("infer", "infer/{data}/{model}/{variant}/shard{shard}")
@@ -132,6 +152,6 @@ def companion_files(step: Step) -> list[str]:
     weights (``.bin``), a TensorRT engine's build record (its precision and the GPU it was built for)."""
     if step.output.endswith(".xml"):
         return [step.output.removesuffix(".xml") + ".bin"]
-    if step.rule == BUILD_ENGINE.rule:
+    if step.rule in (BUILD_ENGINE.rule, BUILD_ENGINE_MIXED.rule):
         return [record_path(step.output)]
     return []

@@ -56,7 +56,11 @@ NOT_IN_RESULT = ("backend", "precision", "benchmark", "debug", "expect", "matrix
 # model keys of the ONNX check only (model.verify): it is its own step (rule verify_onnx)
 NOT_IN_RESULT_MODEL = ("verify", "verify_tolerance")
 # a variant's own sections, recorded only in the results of the cells they shape
-VARIANT_SECTIONS = {"winograd": lambda variant: variant.winograd, "int8": lambda variant: variant.precision == "int8"}
+VARIANT_SECTIONS = {
+    "winograd": lambda variant: variant.winograd,
+    "int8": lambda variant: variant.precision == "int8",
+    "fp16": lambda variant: variant.precision == "fp16" and variant.mixed,
+}
 # int8 keys only a mixed variant's model reads (the plain int8 cell's result is not theirs)
 MIXED_ONLY = {"int8": ("target", "search")}
 

@@ -4,7 +4,7 @@ backend registry: a backend's subpackage adds its variants. The schema lists no 
 names; :func:`check_config_names` checks the config's against the registry, naming the valid ones.
 
 Which model a variant runs is its backend's (``model_steps``); for ``-winograd``, rule
-winograd_onnx's rewrite of the simplified ONNX; for ``-mixed``, the backend's ``MIXED_STEPS`` (the
+winograd_onnx's rewrite of the simplified ONNX; for ``-mixed``, the backend's ``mixed_model_steps`` (the
 fewest layers kept in float for the config's target). The steps' paths keep ``{model}``: the plan fills in
 the model's name (deeplabv3_pipeline/planning/plan.py).
 """
@@ -39,7 +39,7 @@ class Variant:
         if self.winograd:
             return [*artifacts.ONNX_STEPS, artifacts.WINOGRAD_ONNX]
         if self.mixed:
-            return list(REGISTRY[self.backend].mixed[self.precision])
+            return REGISTRY[self.backend].mixed_steps(self.precision, config)
         return REGISTRY[self.backend].model_steps(self.precision, config)
 
 
@@ -50,7 +50,7 @@ def _all_variants() -> dict[str, Variant]:
             variants[Variant(backend, precision).name] = Variant(backend, precision)
         if spec.winograd:
             variants[Variant(backend, "fp32", True).name] = Variant(backend, "fp32", True)
-        for precision in spec.mixed:
+        for precision in spec.mixed_precisions:
             variants[Variant(backend, precision, mixed=True).name] = Variant(backend, precision, mixed=True)
     return variants
 
@@ -72,13 +72,15 @@ def get_variant(name: str, where: str = "variant") -> Variant:
 
 
 def check_mixed_settings(config: Mapping[str, Any]) -> None:
-    """Where a run asks for a ``-mixed`` variant (matrix, benchmark, debug), ``int8.target`` can be judged
-    and ``int8.search`` bounds it; a :class:`UserError` names the key."""
+    """Where a run asks for a ``-mixed`` variant (matrix, benchmark, debug), its precision's ``target``
+    (``int8.target``, ``fp16.target``) can be judged and its ``search`` bounds it; a :class:`UserError`
+    names the key."""
     asked = [*config["matrix"]["variants"], *config["benchmark"]["variants"], *config["debug"]["variants"]]
-    if any(name in VARIANTS and VARIANTS[name].mixed for name in asked):
-        target, search = config["int8"]["target"], config["int8"]["search"]
-        Target(**target).check({name: f"int8.target.{name}" for name in target}, labelled=True)
-        Bounds(**search).check({name: f"int8.search.{name}" for name in search})
+    mixed = {VARIANTS[name].precision for name in asked if name in VARIANTS and VARIANTS[name].mixed}
+    for section in sorted(mixed):  # (int8, fp16: the section of the precision)
+        target, search = config[section]["target"], config[section]["search"]
+        Target(**target).check({name: f"{section}.target.{name}" for name in target}, labelled=True)
+        Bounds(**search).check({name: f"{section}.search.{name}" for name in search})
 
 
 def check_config_names(config: Mapping[str, Any]) -> None:

@@ -109,7 +109,7 @@ def test_backend_options_are_config_keys_with_one_default():
 
 def test_the_variant_table_is_every_registered_backend_at_every_precision():
     """deeplabv3_pipeline.planning.variants' names: every registered backend at every precision it runs (and
-    -winograd where it runs the ONNX graph, -mixed where it has MIXED_STEPS), the benchmark's those of the
+    -winograd where it runs the ONNX graph, -mixed at its MIXED_PRECISIONS), the benchmark's those of the
     backends on this CPU; the schema lists none of them (a backend's subpackage brings its own)."""
     from deeplabv3_pipeline.backends import REGISTRY
     from deeplabv3_pipeline.planning.variants import CPU_VARIANTS, ON_REQUEST, VARIANTS
@@ -131,9 +131,11 @@ def test_the_variant_table_is_every_registered_backend_at_every_precision():
     assert {(name, precision) for name, spec in REGISTRY.items() for precision in spec.precisions} == {
         (variant.backend, variant.precision) for variant in VARIANTS.values() if not variant.winograd
     }
-    assert {(name, precision) for name, spec in REGISTRY.items() for precision in spec.mixed} == {
-        (variant.backend, variant.precision) for variant in VARIANTS.values() if variant.mixed
-    } == {("onnxruntime", "int8"), ("openvino", "int8")}
+    assert (
+        {(name, precision) for name, spec in REGISTRY.items() for precision in spec.mixed}
+        == {(variant.backend, variant.precision) for variant in VARIANTS.values() if variant.mixed}
+        == {("onnxruntime", "int8"), ("openvino", "int8")}
+    )
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,17 @@ def model_steps(precision: str, config: Config) -> list[Step]:
     return [*artifacts.ONNX_STEPS, artifacts.ATC.format(soc=first_soc, precision=precision)]
 
 
+# ascend-fp16-mixed: ATC's fp16 with the fewest nodes kept fp32 for fp16.target (--keep_dtype), the nodes
+# searched here on the fp16 ONNX model in ONNX Runtime (rule convert_fp16_mixed)
+MIXED_PRECISIONS = ("fp16",)
+
+
+def mixed_model_steps(precision: str, config: Config) -> list[Step]:
+    first_soc = config["ascend"]["soc_versions"][0]
+    folder = artifacts.MIXED_PRECISION_FOLDER.format(precision=precision)
+    return [*artifacts.ONNX_STEPS, artifacts.CONVERT_FP16_MIXED, artifacts.ATC.format(soc=first_soc, precision=folder)]
+
+
 def extra_targets(precision: str, config: Config) -> list[Step]:
     """An .om for every soc_version, also those not run here."""
     return [artifacts.ATC.format(soc=soc, precision=precision) for soc in config["ascend"]["soc_versions"]]

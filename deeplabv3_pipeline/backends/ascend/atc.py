@@ -11,6 +11,7 @@ import json
 import shlex
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from ...errors import UserError
@@ -46,6 +47,13 @@ def precision_record(precision: str) -> dict[str, str]:
     return {"inference_precision": precision, "precision_evidence": f"ATC --precision_mode {mode}"}
 
 
+def keep_dtype_text(nodes: Sequence[str]) -> str:
+    """ATC's ``--keep_dtype`` file: one operator name a line, each computed in the original model's type
+    (fp32) while ``--precision_mode`` lowers the rest (``force_fp16``, ATC's default). Node names, where
+    ``--modify_mixlist`` takes operator types only (every Conv2D or none)."""
+    return "".join(f"{name}\n" for name in nodes)
+
+
 def atc_command(
     onnx_model: Path,
     om_model: Path,
@@ -53,8 +61,10 @@ def atc_command(
     input_shape: tuple[int, int],
     precision: str = "fp16",
     extra_args: str = "",
+    keep_dtype: Path | None = None,
 ) -> list[str]:
-    """The guide's ATC call. ATC appends ``.om`` to ``--output``, so the suffix is stripped here."""
+    """The guide's ATC call (with ``keep_dtype``: the nodes of that file kept fp32). ATC appends ``.om`` to
+    ``--output``, so the suffix is stripped here."""
     output = str(om_model)
     return [
         "atc",
@@ -66,6 +76,7 @@ def atc_command(
         "--log=error",
         f"--soc_version={soc_version}",
         *atc_precision_args(precision, extra_args),
+        *([f"--keep_dtype={keep_dtype}"] if keep_dtype is not None else []),
         *shlex.split(extra_args),
     ]
 

@@ -27,7 +27,13 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 
 # onnxruntime-int8-mixed: the Q/DQ model with the fewest layers in float for int8.target (:mod:`.mixed`)
-MIXED_STEPS = {"int8": (*artifacts.ONNX_STEPS, artifacts.QUANTIZE_ONNX_MIXED)}
+MIXED_PRECISIONS = ("int8",)
+
+
+def mixed_model_steps(precision: str, config: Config) -> list[Step]:
+    return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_ONNX_MIXED]
+
+
 SUMMARY = "ONNX Runtime (CPU by default; CUDA through onnxruntime.providers)"
 WINOGRAD = True  # runs the rewrite slower than the direct graph: timed on request (planning/variants.py)
 QUANTIZER = Quantizer(run=quantize.quantize_onnxruntime, versions=quantize.versions, mixed=mixed.quantize_mixed)

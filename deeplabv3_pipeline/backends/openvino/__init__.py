@@ -30,7 +30,11 @@ def model_steps(precision: str, config: Config) -> list[Step]:
 
 
 # openvino-int8-mixed: NNCF's quantize_with_accuracy_control for int8.target (:mod:`.quantize`)
-MIXED_STEPS = {"int8": (*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO_MIXED)}
+MIXED_PRECISIONS = ("int8",)
+
+
+def mixed_model_steps(precision: str, config: Config) -> list[Step]:
+    return [*artifacts.ONNX_STEPS, artifacts.QUANTIZE_OPENVINO_MIXED]
 
 
 def open_model(model: Path, precision: str, threads: int, options: NoOptions) -> OpenVinoBackend:

@@ -29,6 +29,16 @@ def model_steps(precision: str, config: Config) -> list[Step]:
     return [*artifacts.ONNX_STEPS, *source, artifacts.BUILD_ENGINE.format(precision=precision)]
 
 
+# tensorrt-int8-mixed, tensorrt-fp16-mixed: engines of the symmetric Q/DQ model or the fp16 model with the
+# fewest layers kept in float for int8.target / fp16.target (searched here, in ONNX Runtime)
+MIXED_PRECISIONS = ("fp16", "int8")
+
+
+def mixed_model_steps(precision: str, config: Config) -> list[Step]:
+    source = {"fp16": artifacts.CONVERT_FP16_MIXED, "int8": artifacts.QUANTIZE_TENSORRT_MIXED}[precision]
+    return [*artifacts.ONNX_STEPS, source, artifacts.BUILD_ENGINE_MIXED.format(precision=precision)]
+
+
 @dataclass(frozen=True)
 class Options:
     device: int = option(0, "accelerator id: the GPU", config="tensorrt.device")

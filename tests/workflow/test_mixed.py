@@ -1,0 +1,66 @@
+"""Mixed int8 in the workflow: a -mixed cell beside the plain one, each with its own model file and row; a
+change of the target reruns the mixed cell only; a target that cannot be judged stops the run at start."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..helpers import (
+    CELL_STAGES,
+    TINY_KEY,
+    cell_result,
+    copy_run,
+    merged,
+    scenario,
+    snakemake,
+    write_config,
+)
+
+MIXED = scenario("mixed")  # tiny + onnxruntime/openvino int8, plain and -mixed
+VARIANTS = ("onnxruntime-int8", "onnxruntime-int8-mixed")
+RUN_HERE = merged(MIXED, {"matrix": {"variants": list(VARIANTS)}})  # (OpenVINO's are planned only)
+MODELS = f"results/models/{TINY_KEY}/{TINY_KEY}_sim_bs1"
+
+
+def test_a_mixed_cell_has_its_own_model_and_row_and_only_it_follows_the_target(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    write_config(workdir, RUN_HERE)
+    snakemake(workdir, "results/matrix.json")
+    plain, mixed = (json.loads((workdir / cell_result(variant)).read_text()) for variant in VARIANTS)
+    assert plain["model_file"] == f"{MODELS}_int8.onnx" and mixed["model_file"] == f"{MODELS}_int8_mixed.onnx"
+    search = mixed["quantization"]["mixed"]
+    assert search["figures"]["pixel_agreement"] >= 0.96 > plain["quantization"]["agreement"]["mean"]
+    assert 1 <= len(search["float_layers"]) <= 16 and search["evaluations"] == len(search["trials"])
+    assert set(search["check_files"]).isdisjoint(mixed["quantization"]["calibration_files"])
+    assert not plain["quantization"]["mixed"] and "target" not in plain["config"]["int8"]  # not the plain cell's
+    rows = {row["variant"]: row for row in json.loads((workdir / "results" / "matrix.json").read_text())["rows"]}
+    assert rows["onnxruntime-int8-mixed"]["float_layers"] == len(search["float_layers"])
+    assert rows["onnxruntime-int8-mixed"]["float_layer_names"] == "; ".join(search["float_layers"])
+    assert rows["onnxruntime-int8"]["float_layers"] is None
+    assert rows["onnxruntime-int8-mixed"]["compute_images_per_s"] > 0  # what the accuracy cost in speed
+    # another target: the mixed model, its cell and the table again; the plain cell stays as it is
+    write_config(workdir, merged(RUN_HERE, {"int8": {"target": {"min_pixel_agreement": 0.955}}}))
+    planned = snakemake(workdir, "-n", "results/matrix.json").stdout
+    jobs = set(re.findall(r"^(\w+) +\d+$", planned, flags=re.MULTILINE)) - {"total"}
+    cell = "deeplabv3_onnxruntime_int8_mixed"
+    assert jobs == {"quantize_onnx_mixed", *(f"{stage}_{cell}" for stage in CELL_STAGES), "matrix"}, jobs
+
+
+def test_openvinos_mixed_cell_is_planned_with_its_own_ir(tiny_run, tmp_path):
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    write_config(workdir, MIXED)
+    planned = snakemake(workdir, "-n", "-p", "results/matrix.json").stdout
+    assert f"{MODELS}_int8_mixed_ov.xml" in planned and f"{MODELS}_int8_ov.xml" in planned
+    assert "--quantizer openvino" in planned and "--target-agreement 0.96" in planned
+
+
+def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
+    write_config(tmp_path, merged(MIXED, {"int8": {"target": {"min_pixel_agreement": None}}}))
+    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
+    assert run.returncode != 0 and not (tmp_path / "results").exists()
+    needs = "error: a mixed-precision target needs int8.target.min_pixel_agreement or int8.target.max_miou_drop"
+    assert needs in run.stdout
+    write_config(tmp_path, merged(MIXED, {"int8": {"search": {"max_float_layers": 0}}}))
+    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
+    assert run.returncode != 0 and "int8.search.max_float_layers" in run.stdout
