@@ -52,22 +52,86 @@ def fp16_model(model: Any, keep_fp32: Sequence[str] = ()) -> Any:
 
 
 def fp16_layers(model: Any) -> list[str]:
-    """The nodes the conversion computes in float16, in the graph's order: those that read a float tensor
-    (after shape inference), but the ops onnxconverter-common keeps fp32 anyway (Resize, TopK, ...). Every
-    one of them kept fp32 is the fp32 model again: the candidates of the mixed search."""
-    import onnx
+    """The nodes the conversion computes in float16, in the graph's order: those that read and write float
+    tensors (after shape inference), but the ops onnxconverter-common keeps fp32 anyway (Resize, TopK, ...).
+    Every one of them kept fp32 is the fp32 model again: the candidates of the mixed search."""
     from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {info.name: info.type.tensor_type.elem_type for info in inferred.graph.value_info}
-    types |= {info.name: info.type.tensor_type.elem_type for info in (*inferred.graph.input, *inferred.graph.output)}
-    types |= {tensor.name: tensor.data_type for tensor in inferred.graph.initializer}
+    floats = _float_tensors(model)
     return [
         node.name
-        for node in inferred.graph.node
+        for node in model.graph.node
         if node.op_type not in (*DEFAULT_OP_BLOCK_LIST, "Constant", "Cast")
-        and any(types.get(name) == onnx.TensorProto.FLOAT for name in node.input)
+        and any(name in floats for name in node.input)
+        and any(name in floats for name in node.output)
     ]
+
+
+def fp16_emulation(model: Any, keep_fp32: Sequence[str] = ()) -> Any:
+    """An fp32 model that computes as ``fp16_model(model, keep_fp32)`` does on fp16 hardware (TensorRT, Ascend's
+    cube units: float16 operands, float32 accumulation): each fp16 node reads its weights rounded to
+    float16 and its other float inputs through a Cast to float16 and back, and writes its outputs the same
+    way (a value past 65504 becomes infinite, as in float16). ONNX Runtime on the CPU cannot judge the fp16
+    model itself: where it lacks a float16 kernel it computes in float32 and drops the casts between such
+    nodes, so their activations are never rounded. Tensor names are kept (the per-layer comparison reads them)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    emulated = onnx.ModelProto()
+    emulated.CopyFrom(model)
+    graph = emulated.graph
+    fp16 = set(fp16_layers(model)) - set(keep_fp32)
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    float_types = _float_tensors(model)
+    rounded: dict[str, str] = {}  # tensor -> its float16-rounded copy
+    nodes: list[Any] = []
+
+    def round_trip(source: str, target: str) -> list[Any]:
+        half = f"{target}_as_float16"
+        return [
+            helper.make_node("Cast", [source], [half], name=f"{half}_cast", to=onnx.TensorProto.FLOAT16),
+            helper.make_node("Cast", [half], [target], name=f"{target}_cast", to=onnx.TensorProto.FLOAT),
+        ]
+
+    for node in graph.node:
+        if node.name not in fp16:
+            nodes.append(node)
+            continue
+        for index, name in enumerate(node.input):
+            if name not in float_types:
+                continue
+            if name not in rounded:
+                rounded[name] = f"{name}_fp16"
+                if name in initializers:
+                    values = numpy_helper.to_array(initializers[name]).astype(np.float16).astype(np.float32)
+                    graph.initializer.append(numpy_helper.from_array(values, rounded[name]))
+                else:
+                    nodes.extend(round_trip(name, rounded[name]))
+            node.input[index] = rounded[name]
+        nodes.append(node)
+        for index, name in enumerate(node.output):
+            if name in float_types:
+                node.output[index] = f"{name}_fp32_sum"
+                nodes.extend(round_trip(node.output[index], name))
+                rounded[name] = name  # (already float16 values)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    read = {name for node in graph.node for name in node.input}
+    kept = [tensor for tensor in graph.initializer if tensor.name in read]  # (the rounded copies replace some)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return emulated
+
+
+def _float_tensors(model: Any) -> set[str]:
+    """The float32 tensors of ``model`` (initializers, inputs, outputs and inferred values)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
+    names = {info.name for info in infos if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    return names | {tensor.name for tensor in inferred.graph.initializer if tensor.data_type == onnx.TensorProto.FLOAT}
 
 
 def convert_to_fp16(source: Path, output: Path, keep_fp32: Sequence[str] = ()) -> dict[str, Any]:
@@ -101,9 +165,9 @@ def convert_to_fp16(source: Path, output: Path, keep_fp32: Sequence[str] = ()) -
 
 def convert_mixed(source: Path, output: Path, search: MixedSearch) -> tuple[dict[str, Any], SearchResult]:
     """The fp16 model of ``source`` with the fewest nodes kept fp32 that meets ``search``'s target on its
-    check frames (run in ONNX Runtime, which computes an fp16 model's float16 tensors as such: each op's
-    output rounded to float16), ranked by the per-layer comparison of the fp16 model with ``source`` on the
-    first check frame; returns (the conversion's record, the search)."""
+    check frames, each candidate judged as fp16 hardware computes it (:func:`fp16_emulation`, run in ONNX
+    Runtime), ranked by the per-layer comparison of that emulation with ``source`` on the first check frame;
+    returns (the conversion's record, the search)."""
     import onnx
 
     from deeplabv3_pipeline.backends.onnxruntime.mixed import rank_by_comparison
@@ -112,12 +176,12 @@ def convert_mixed(source: Path, output: Path, search: MixedSearch) -> tuple[dict
     candidates = fp16_layers(model)
     with tempfile.TemporaryDirectory(prefix=".fp16-mixed-", dir=output.parent) as scratch:
         candidate = Path(scratch) / "candidate.onnx"
-        onnx.save(fp16_model(model), str(candidate))
+        onnx.save(fp16_emulation(model), str(candidate))
         ranked = rank_by_comparison(source, candidate, search.check.images[0], candidates)
         LOG.info("%d fp16 nodes ranked by the error each adds; the first: %s", len(ranked), ", ".join(ranked[:5]))
 
         def evaluate(layers: tuple[str, ...]) -> Figures:
-            onnx.save(fp16_model(model, layers), str(candidate))
+            onnx.save(fp16_emulation(model, layers), str(candidate))
             figures = search.check.judge(candidate)
             LOG.info("%d nodes kept fp32: pixel agreement %.4f", len(layers), figures.pixel_agreement)
             return figures

@@ -71,3 +71,44 @@ def planted_openvino(planted, tmp_path_factory):
         )  # fmt: skip
 
     return made_once(tmp_path_factory, "planted_openvino", make) / name
+
+
+class PlantedFp16(torch.nn.Module):
+    """A fault float16 makes at one known place: conv2 writes channel 1 as 1000 + a (its activation a ~ 1)
+    and channel 2 as 1000, and conv3 reads only their difference, a. In float16, 1000's neighbours are 0.5
+    apart: conv2's fp16 output keeps a to the nearest 0.5 and conv3's difference is mostly rounding. Kept
+    fp32, conv2, its ReLU and conv3 keep a whole (the tensors between them stay fp32); no other node
+    matters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1, self.conv2, self.conv3 = (torch.nn.Conv2d(c, 8, 3, padding=1) for c in (3, 8, 8))
+        self.classifier = torch.nn.Conv2d(8, 19, 1)
+        with torch.no_grad():
+            self.conv2.bias[1] += 1000.0
+            self.conv2.weight[2] = 0.0
+            self.conv2.bias[2] = 1000.0
+            self.conv3.weight.zero_()
+            self.conv3.weight[:, 1, 1, 1] = torch.randn(8)  # conv3 reads (1000 + a) - 1000 at each pixel
+            self.conv3.weight[:, 2, 1, 1] = -self.conv3.weight[:, 1, 1, 1]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        features = torch.relu(self.conv1(image))
+        features = torch.relu(self.conv2(features))
+        features = self.conv3(features)
+        logits = torch.nn.functional.interpolate(self.classifier(features), size=PLANTED_SHAPE, mode="bilinear")
+        return logits.argmax(1, keepdim=True)
+
+
+@pytest.fixture(scope="session")
+def planted_fp16(planted, tmp_path_factory):
+    """The fp16-planted model's fp32 ONNX (the planted model's bins are its check frames)."""
+
+    def make(folder):
+        torch.onnx.export(
+            PlantedFp16().eval(), torch.zeros(1, 3, *PLANTED_SHAPE), str(folder / "planted_fp16.onnx"),
+            input_names=["input"], output_names=["output"], opset_version=11, dynamo=False,
+        )  # fmt: skip
+
+    return made_once(tmp_path_factory, "planted_fp16", make) / "planted_fp16.onnx"

@@ -238,3 +238,51 @@ def test_bad_mixed_input_is_one_line_naming_the_flag(planted, tmp_path):
     failed = quantize(fp32, output, bins, "--target-agreement", 1.5, check=False)
     assert failed.returncode == 2 and "--target-agreement must be a fraction in (0, 1]" in failed.stderr
     assert not output.exists()
+
+
+def test_fp16_mixed_keeps_the_planted_nodes_fp32_and_writes_atcs_keep_dtype(planted, planted_fp16, tmp_path):
+    """The fp16 fault planted between conv2 and conv3 (1000 + a in float16): the plain fp16 model misses the
+    target; the mixed one keeps conv3, the tensor it reads (conv2 and its ReLU) fp32 and nothing else, and
+    ATC's --keep_dtype file lists them."""
+    fp32, (_, _, bins) = planted_fp16, planted
+    output, keep_dtype = tmp_path / "fp16_mixed.onnx", tmp_path / "keep_dtype.cfg"
+    run_script(
+        "convert_fp16.py", fp32, output, "--check-data", bins[2], "--target-agreement", 0.99, "--keep-dtype", keep_dtype
+    )
+    record = json.loads(output.with_suffix(".json").read_text())
+    mixed = record["mixed"]
+    assert mixed["trials"][0]["float_layers"] == [] and mixed["trials"][0]["pixel_agreement"] < 0.9  # plain fp16
+    assert set(mixed["float_layers"]) == {"/conv3/Conv", "/conv2/Conv", "/Relu_1"}  # the planted layer and two
+    assert mixed["figures"]["pixel_agreement"] >= 0.99 and record["kept_fp32_nodes"] == mixed["float_layers"]
+    assert keep_dtype.read_text().split() == mixed["float_layers"]
+    # the model written keeps them fp32 (behind Casts), the rest float16
+    nodes = {node.name: node for node in onnx.load(str(output)).graph.node}
+    assert "/conv2/Conv_input_cast0" in nodes and "/conv1/Conv_input_cast0" not in nodes
+
+
+def test_the_fp16_emulation_rounds_every_tensor_of_an_fp16_node_and_overflows_as_float16(planted_fp16):
+    """ONNX Runtime on the CPU computes an fp16 model's nodes in float32 where it lacks float16 kernels and
+    drops the casts between them; the emulation rounds as float16 hardware does."""
+    from deeplabv3_pipeline.optimize.fp16 import fp16_emulation, fp16_layers, fp16_model
+
+    model = onnx.load(str(planted_fp16))
+    assert fp16_layers(model) == ["/conv1/Conv", "/Relu", "/conv2/Conv", "/Relu_1", "/conv3/Conv", "/classifier/Conv"]
+    image = np.random.default_rng(2).standard_normal((1, 3, *PLANTED_SHAPE), dtype=np.float32)
+
+    def run(proto):
+        return ort.InferenceSession(proto.SerializeToString()).run(None, {"input": image})[0]
+
+    reference = run(model)
+    conv2_only = ["/conv2/Conv"]  # its fp32 output is still stored as float16 before conv3
+    assert np.mean(run(fp16_emulation(model, conv2_only)) == reference) < 0.95
+    assert np.mean(run(fp16_model(model, conv2_only)) == reference) == 1.0  # what ONNX Runtime makes of it
+    assert np.array_equal(run(fp16_emulation(model, fp16_layers(model))), reference)  # all fp32: the fp32 model
+    big = onnx.helper.make_graph(
+        [onnx.helper.make_node("Mul", ["x", "k"], ["y"], name="mul")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+        [onnx.numpy_helper.from_array(np.array([2.0, 2.0], np.float32), "k")],
+    )  # fmt: skip
+    emulated = fp16_emulation(onnx.helper.make_model(big, opset_imports=[onnx.helper.make_opsetid("", 13)]))
+    values = ort.InferenceSession(emulated.SerializeToString()).run(None, {"x": np.array([1.0, 40000.0], np.float32)})
+    assert values[0][0] == 2.0 and np.isinf(values[0][1])  # 80000 is past float16's 65504

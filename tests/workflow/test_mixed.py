@@ -55,6 +55,21 @@ def test_openvinos_mixed_cell_is_planned_with_its_own_ir(tiny_run, tmp_path):
     assert "--quantizer openvino" in planned and "--target-agreement 0.96" in planned
 
 
+def test_tensorrt_and_ascend_mixed_cells_are_planned_with_their_own_engines_and_keep_dtype(tiny_run, tmp_path):
+    """No GPU or CANN here: their mixed models are searched here (ONNX Runtime), the engines and the .om planned,
+    each a file of its own."""
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    variants = ["tensorrt-int8-mixed", "tensorrt-fp16-mixed", "ascend-fp16-mixed"]
+    write_config(workdir, merged(MIXED, {"matrix": {"variants": variants}}))
+    planned = snakemake(workdir, "-n", "-p", "results/matrix.json").stdout
+    keep_dtype = f"{MODELS}_fp16_mixed_keep_dtype.cfg"
+    assert f"--keep-dtype {keep_dtype}" in planned  # written by the fp16 search (convert_fp16.py)
+    assert f"--keep_dtype={keep_dtype}" in planned and "fp16-mixed/deeplabv3@64x128_bs1_Ascend310P3.om" in planned
+    for source, engine in (("fp16_mixed.onnx", "fp16_mixed.engine"), ("int8_sym_mixed.onnx", "int8_mixed.engine")):
+        assert f"{MODELS}_{source} results/models/{TINY_KEY}/{TINY_KEY}_bs1_{engine}" in planned
+    assert "--symmetric-activations --float-bias" in planned and "--target-agreement 0.96" in planned
+
+
 def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
     write_config(tmp_path, merged(MIXED, {"int8": {"target": {"min_pixel_agreement": None}}}))
     run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
@@ -64,3 +79,7 @@ def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
     write_config(tmp_path, merged(MIXED, {"int8": {"search": {"max_float_layers": 0}}}))
     run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
     assert run.returncode != 0 and "int8.search.max_float_layers" in run.stdout
+    fp16 = {"fp16": {"target": {"min_pixel_agreement": None}}, "matrix": {"variants": ["tensorrt-fp16-mixed"]}}
+    write_config(tmp_path, merged(MIXED, fp16))
+    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
+    assert run.returncode != 0 and "needs fp16.target.min_pixel_agreement or fp16.target.max_miou_drop" in run.stdout
