@@ -60,7 +60,7 @@ VARIANTS: dict[str, Variant] = _all_variants()
 CPU_VARIANTS: tuple[str, ...] = tuple(name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].cpu)
 # Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one; a mixed variant's
 # model is a search of several quantizations (minutes at 1024x2048).
-ON_REQUEST = ("onnxruntime-fp32-winograd", *(name for name, variant in VARIANTS.items() if variant.mixed))
+ON_REQUEST = ("onnxruntime-fp32-winograd", *(name for name in CPU_VARIANTS if VARIANTS[name].mixed))
 
 
 def get_variant(name: str, where: str = "variant") -> Variant:

@@ -132,9 +132,15 @@ def test_the_variant_table_is_every_registered_backend_at_every_precision():
         (variant.backend, variant.precision) for variant in VARIANTS.values() if not variant.winograd
     }
     assert (
-        {(name, precision) for name, spec in REGISTRY.items() for precision in spec.mixed}
+        {(name, precision) for name, spec in REGISTRY.items() for precision in spec.mixed_precisions}
         == {(variant.backend, variant.precision) for variant in VARIANTS.values() if variant.mixed}
-        == {("onnxruntime", "int8"), ("openvino", "int8")}
+        == {
+            ("onnxruntime", "int8"),
+            ("openvino", "int8"),
+            ("tensorrt", "int8"),
+            ("tensorrt", "fp16"),
+            ("ascend", "fp16"),
+        }
     )
 
 
