@@ -44,6 +44,7 @@ from deeplabv3_pipeline.planning.variants import (
     VARIANTS,
     Variant,
     check_config_names,
+    check_mixed_frames,
     configured_variant,
     get_variant,
 )
@@ -229,6 +230,7 @@ class Plan:
         root = DEMO_ROOT.with_name(DEMO_ROOT.name + size_tag) if demo else Path(config["dataset"]["root"])
         frames = tuple(demo_frames(config["demo"]["images"]) if demo else discover_frames(root, split))
         without = tuple(frame for frame in frames if demo or not frame.train_ids(root, split).exists())
+        check_mixed_frames(config, len(frames))
         support = support_of(config)
         models = models_of(config)
         taken = {model.name for model in models}

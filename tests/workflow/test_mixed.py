@@ -79,6 +79,9 @@ def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
     write_config(tmp_path, merged(MIXED, {"int8": {"search": {"max_float_layers": 0}}}))
     run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
     assert run.returncode != 0 and "int8.search.max_float_layers" in run.stdout
+    write_config(tmp_path, merged(MIXED, {"int8": {"calibration_images": 3}}))  # every frame: none left to check
+    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
+    assert run.returncode != 0 and "set int8.calibration_images below 3" in run.stdout
     fp16 = {"fp16": {"target": {"min_pixel_agreement": None}}, "matrix": {"variants": ["tensorrt-fp16-mixed"]}}
     write_config(tmp_path, merged(MIXED, fp16))
     run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
