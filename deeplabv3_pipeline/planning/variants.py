@@ -88,13 +88,13 @@ def check_mixed_frames(config: Mapping[str, Any], frames: int) -> None:
     at start where ``int8.calibration_images`` leaves none of the ``frames``."""
     asked = [*config["matrix"]["variants"], *config["benchmark"]["variants"], *config["debug"]["variants"]]
     int8 = config["int8"]
-    if any(name in VARIANTS and VARIANTS[name].mixed and VARIANTS[name].precision == "int8" for name in asked):
-        if int8["check_images"] < 1 or int8["calibration_images"] >= frames:
-            raise UserError(
-                f"int8.calibration_images ({int8['calibration_images']}) and int8.check_images "
-                f"({int8['check_images']}) leave no check image of the {frames} frames for the int8 -mixed "
-                f"variants' target: set int8.calibration_images below {frames} and int8.check_images to 1 or more"
-            )
+    mixed = any(name in VARIANTS and VARIANTS[name].mixed and VARIANTS[name].precision == "int8" for name in asked)
+    if mixed and (int8["check_images"] < 1 or int8["calibration_images"] >= frames):
+        raise UserError(
+            f"int8.calibration_images ({int8['calibration_images']}) and int8.check_images "
+            f"({int8['check_images']}) leave no check image of the {frames} frames for the int8 -mixed "
+            f"variants' target: set int8.calibration_images below {frames} and int8.check_images to 1 or more"
+        )
 
 
 def check_config_names(config: Mapping[str, Any]) -> None:
