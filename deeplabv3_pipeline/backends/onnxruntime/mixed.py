@@ -123,15 +123,17 @@ def quantized_nodes(graph: Any, kept_float: Sequence[str]) -> list[str]:
     ]
 
 
-def rank_by_comparison(fp32: Path, int8: Path, image: Any, candidates: Sequence[str]) -> list[str]:
-    """``candidates`` ordered by the error each adds between ``fp32`` and its plain ``int8`` model on one image."""
+def rank_by_comparison(fp32: Path, lowered: Path, image: Any, candidates: Sequence[str]) -> list[str]:
+    """``candidates`` (nodes of ``fp32``) ordered by the error each adds between ``fp32`` and ``lowered`` (its
+    plain int8 model, or the fp16 emulation) on one image, both run in ONNX Runtime (the per-layer comparison:
+    deeplabv3_pipeline/evaluation/layers.py)."""
     from deeplabv3_pipeline.evaluation.layers import compare_dumps, read_graph, tensor_names
 
     from .tensors import OnnxTensors
 
     names = tensor_names(fp32)
-    rows = compare_dumps(OnnxTensors(fp32, names), OnnxTensors(int8, names), fp32, [image], int8.parent).rows
-    return rank_layers(layer_sensitivity(read_graph(fp32), rows, candidates), candidates)
+    comparison = compare_dumps(OnnxTensors(fp32, names), OnnxTensors(lowered, names), fp32, [image], lowered.parent)
+    return rank_layers(layer_sensitivity(read_graph(fp32), comparison.rows, candidates), candidates)
 
 
 def quantize_mixed(
