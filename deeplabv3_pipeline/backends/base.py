@@ -84,7 +84,7 @@ class Quantizer:
 
     ``run(source, output, files, input_name, shape, settings)`` writes ``output`` and returns (the nodes
     left in float, how many quantize ops it inserted, notes); ``versions()``: the tools' versions;
-    ``mixed(source, output, files, input_name, shape, settings, check, target, bounds)``, where the backend
+    ``mixed(source, output, files, input_name, shape, settings, search)``, where the backend
     has one, its mixed-precision search (deeplabv3_pipeline/optimize/mixed.py): ``run``'s three and the
     search's result.
     """

@@ -266,9 +266,7 @@ def quantize_model(
     else:
         if quantizer.mixed is None:
             raise UserError(f"the {settings.quantizer} quantizer has no mixed-precision search")
-        float_nodes, count, notes, result = quantizer.mixed(
-            source, output, files, input_name, shape, settings, search.check, search.target, search.bounds
-        )
+        float_nodes, count, notes, result = quantizer.mixed(source, output, files, input_name, shape, settings, search)
         mixed = search.record() | result.record()
     if count == 0:
         output.unlink(missing_ok=True)

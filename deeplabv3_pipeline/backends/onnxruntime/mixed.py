@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from deeplabv3_pipeline.optimize.mixed import (
-    Bounds,
-    CheckFrames,
+    MixedSearch,
     SearchResult,
-    Target,
     layer_sensitivity,
     rank_layers,
     search_float_layers,
@@ -143,12 +141,10 @@ def quantize_mixed(
     input_name: str,
     shape: tuple[int, int],
     settings: QuantizeSettings,
-    check: CheckFrames,
-    target: Target,
-    bounds: Bounds,
+    search: MixedSearch,
 ) -> tuple[list[str], int, list[str], SearchResult]:
-    """The mixed Q/DQ model of ``source`` at ``output``; returns (float nodes, QuantizeLinear count, notes,
-    the search)."""
+    """The mixed Q/DQ model of ``source`` at ``output`` for ``search``'s target; returns (float nodes,
+    QuantizeLinear count, notes, the search)."""
     import onnx
 
     with tempfile.TemporaryDirectory(prefix=".mixed-", dir=output.parent) as scratch:
@@ -157,7 +153,7 @@ def quantize_mixed(
         plain = folder / "plain.onnx"
         quantize_prepared(prepared, plain, settings)
         candidates = quantized_nodes(onnx.load(str(plain), load_external_data=False).graph, prepared.float_nodes)
-        ranked = rank_by_comparison(prepared.model, plain, check.images[0], candidates)
+        ranked = rank_by_comparison(prepared.model, plain, search.check.images[0], candidates)
         LOG.info("%d quantized nodes ranked by the error each adds; the first: %s", len(ranked), ", ".join(ranked[:5]))
 
         def evaluate(layers: tuple[str, ...]) -> Any:
@@ -165,13 +161,13 @@ def quantize_mixed(
             if layers:
                 candidate = folder / "candidate.onnx"
                 quantize_prepared(prepared, candidate, settings, layers)
-            figures = check.judge(candidate, "int8")
+            figures = search.check.judge(candidate, "int8")
             LOG.info("%d layers in float: pixel agreement %.4f", len(layers), figures.pixel_agreement)
             return figures
 
-        result = search_float_layers(ranked, evaluate, target, bounds)
+        result = search_float_layers(ranked, evaluate, search.target, search.bounds)
         staged = folder / "mixed.onnx"
         count = quantize_prepared(prepared, staged, settings, result.float_layers)
         staged.replace(output)
-    notes = [*prepared.notes, f"layers ranked by the per-layer comparison on {Path(check.files[0]).name}"]
+    notes = [*prepared.notes, f"layers ranked by the per-layer comparison on {Path(search.check.files[0]).name}"]
     return [*prepared.float_nodes, *result.float_layers], count, notes, result

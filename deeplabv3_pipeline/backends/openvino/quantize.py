@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from deeplabv3_pipeline.optimize.mixed import (
-    Bounds,
-    CheckFrames,
+    MixedSearch,
     SearchResult,
-    Target,
     Trial,
     best_reached,
     describe,
@@ -86,9 +84,7 @@ def quantize_mixed(
     input_name: str,
     shape: tuple[int, int],
     settings: QuantizeSettings,
-    check: CheckFrames,
-    target: Target,
-    bounds: Bounds,
+    search: MixedSearch,
 ) -> tuple[list[str], int, list[str], SearchResult]:
     """NNCF's ``quantize_with_accuracy_control``: the int8 IR whose quantizers NNCF reverted to float, those
     that cost the most of this workflow's metric first, until the target holds on the check frames. Its
@@ -105,6 +101,7 @@ def quantize_mixed(
     model = ov.Core().read_model(str(source))
     names, types = ignored_scope(model, settings)
     images = read_calibration_images(files, shape)
+    check, target, bounds = search.check, search.target, search.bounds
     trials: list[Trial] = []
 
     def validate(compiled: Any, frames: Any) -> tuple[float, list[float]]:
