@@ -1,5 +1,5 @@
-"""Each backend in the workflow: the model steps it plans at every precision name rules of the workflow, and
-the test-only backend (tests/backends/constant) runs as a cell."""
+"""Each backend in the workflow: the model steps of every variant name rules of the workflow, and the
+test-only backend (tests/backends/constant) runs as a cell."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from deeplabv3_pipeline.backends import (
-    REGISTRY,
-)
 from deeplabv3_pipeline.planning import artifacts
+from deeplabv3_pipeline.planning.variants import VARIANTS
 
 from ..helpers import (
     CONFIG,
@@ -29,43 +27,41 @@ from ..helpers import (
 pytestmark = pytest.mark.slow
 
 
-def distinct_plans() -> list[tuple[str, str]]:
-    """(backend, precision) pairs with different model steps; tensorrt's are tested in detail in
-    tests/workflow/test_workflow.py (engines, calibration, device)."""
-    seen, pairs = set(), []
-    for name, spec in REGISTRY.items():
-        for precision in spec.precisions:
-            steps = (name, tuple(spec.model_steps(precision, CONFIG)))
-            if name != "tensorrt" and steps not in seen:
-                seen.add(steps)
-                pairs.append((name, precision))
-    return pairs
+# every variant as a cell of one matrix (int8 calibrates on 2 of the 3 frames: its -mixed variants check on one)
+EVERY_VARIANT = merged(
+    TINY, {"int8": {"calibration_images": 2}, "matrix": {"reference": "pytorch-fp32", "variants": list(VARIANTS)}}
+)
 
 
-def model_steps(backend: str, precision: str) -> list[artifacts.Step]:
-    """The steps of the configured model's cell, with its name filled in (as the plan names them)."""
-    return [step.format(model=TINY_KEY) for step in REGISTRY[backend].model_steps(precision, CONFIG)]
+def rule_blocks(dry_run: str) -> dict[str, str]:
+    """The jobs of a `snakemake -n -p` output, by rule name (a per-cell rule's name is its cell's; the jobs
+    of one rule, e.g. atc per precision and soc, one after the other)."""
+    parts = re.split(r"^(?:local)?rule (\w+):\n", dry_run, flags=re.MULTILINE)
+    blocks: dict[str, str] = {}
+    for name, block in zip(parts[1::2], parts[2::2], strict=True):
+        blocks[name] = blocks.get(name, "") + block
+    return blocks
 
 
-PAIRS = distinct_plans()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("backend", "precision"), PAIRS)
-def test_every_backend_plans_the_steps_of_its_model_at_every_precision(tmp_path, backend, precision):
-    write_config(tmp_path, merged(TINY, {"backend": backend, "precision": precision}))
-    dry = snakemake(tmp_path, "-n", "-p").stdout
-    planned = set(re.findall(r"^(?:local)?rule (\w+):", dry, flags=re.MULTILINE))
-    steps = model_steps(backend, precision)
-    assert {step.rule for step in steps} <= planned, planned
-    model = steps[-1].output if steps else DEMO_CHECKPOINT_PATH
-    assert f"--backend {backend} --model {model} " in dry and f"--precision {precision}" in dry
-    for step in steps:
-        assert f"{step.log}" in dry, step  # the rule writes where artifacts.py says
-    infer_rule = f"infer_deeplabv3_{backend}_{precision}"
-    infer_inputs = re.search(rf"^rule {infer_rule}:\n\s+input: (.*)$", dry, flags=re.MULTILINE).group(1).split(", ")
-    # what the runtime reads beside the model (an IR's weights) is declared too
-    assert set(artifacts.companion_files(steps[-1]) if steps else []) <= set(infer_inputs)
+def test_every_variant_plans_the_steps_of_its_model_and_runs_the_model_they_make(tmp_path):
+    """One dry run of a matrix of every registered variant (each backend at each precision, -winograd and
+    -mixed): each cell plans the rules of its model's steps (artifacts.py's logs), and its inference reads
+    the last step's model, with what the runtime reads beside it, at the variant's precision."""
+    write_config(tmp_path, EVERY_VARIANT)
+    blocks = rule_blocks(snakemake(tmp_path, "-n", "-p", "results/matrix.json").stdout)
+    dry = "".join(blocks.values())
+    config = merged(CONFIG, EVERY_VARIANT)
+    for name, variant in VARIANTS.items():
+        steps = [step.format(model=TINY_KEY) for step in variant.model_steps(config)]
+        assert {step.rule for step in steps} <= set(blocks), name
+        for step in steps:
+            assert step.log in dry, (name, step)  # the rule writes where artifacts.py says
+        infer = blocks[f"infer_deeplabv3_{name.replace('-', '_')}"]
+        model = steps[-1].output if steps else DEMO_CHECKPOINT_PATH
+        assert f"--backend {variant.backend} --model {model} " in infer and f"--precision {variant.precision}" in infer
+        inputs = re.search(r"^\s+input: (.*)$", infer, flags=re.MULTILINE).group(1).split(", ")
+        # what the runtime reads beside the model (an IR's weights, an engine's record) is declared too
+        assert set(artifacts.companion_files(steps[-1]) if steps else []) <= set(inputs), name
 
 
 def test_every_step_names_a_rule_of_the_workflow(tmp_path):
