@@ -507,7 +507,8 @@ class Plan:
     def run_config(self, cell: Cell) -> dict[str, Any]:
         """The config recorded in ``cell``'s result.json (and a param of its evaluate: a change reruns
         it): the model's settings without NOT_IN_RESULT, the other backends' sections and the sections
-        of variants it is not (winograd, int8), and with the cell's variant and precision."""
+        of variants it is not (winograd, int8, fp16; a plain int8 cell without int8.target and int8.search,
+        which only a -mixed cell's model reads), and with the cell's variant and precision."""
         settings = self.model_settings(cell.model)
         others = set(REGISTRY) - {cell.backend}
         used = {
