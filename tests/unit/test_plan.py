@@ -108,7 +108,8 @@ def test_the_configured_cell_is_model_x_backend_precision_and_the_matrix_adds_mo
 
 
 def test_no_two_cells_share_a_file_and_each_model_has_its_own_folder():
-    planned = plan(matrix={**MATRIX, "variants": list(VARIANTS)}, shards=2)
+    # (int8 calibrates on 2 of the 3 frames: its -mixed variants check on the third)
+    planned = plan(matrix={**MATRIX, "variants": list(VARIANTS)}, shards=2, int8={"calibration_images": 2})
     seen: dict[str, str] = {}
     for cell in planned.cells:
         for path in cell_files(planned, cell) - {planned.model_file(cell), *planned.model_companions(cell)}:
@@ -123,6 +124,15 @@ def test_no_two_cells_share_a_file_and_each_model_has_its_own_folder():
     ascend = {planned.model_file(Cell("deeplabv3", VARIANTS[f"ascend-{p}"])) for p in ("fp16", "fp32")}
     assert len(ascend) == 2
     assert "results/models/deeplabv3/fp16/deeplabv3_bs1_Ascend310P3.om" in ascend  # the guide's file name
+
+    # a -mixed cell's model is a file of its own, never the plain cell's
+    def model_files(variant):
+        cell = Cell("deeplabv3", variant)
+        return {planned.model_file(cell), *planned.model_companions(cell)}
+
+    for name, variant in VARIANTS.items():
+        if variant.mixed:
+            assert model_files(variant).isdisjoint(model_files(VARIANTS[name.removesuffix("-mixed")])), name
     # rule names are identifiers and distinct
     names = [rule_name("infer", cell, 0) for cell in planned.cells]
     assert len(set(names)) == len(names) and all(name.isidentifier() for name in names)
