@@ -7,8 +7,8 @@ past the thresholds when its cosine similarity is below 0.99, its relative Eucli
 the first row past a threshold is where the outputs part, and :func:`error_origin` says whether the
 error starts there (the tensors it reads still agree) or accumulates (they already drift).
 
-The tensors come from each backend's dump (``open_tensors`` of backends/<name>/: ONNX Runtime on a copy
-of the model with the compared tensors as outputs, OpenVINO on parts of it with a few GB of them each,
+The tensors come from each backend's dump (``open_tensors`` of backends/<name>/: ONNX Runtime on copies
+of the model with a few GB of the compared tensors as outputs each, OpenVINO on parts of it with a few GB of them each,
 PyTorch through forward hooks), named as the ONNX graph names them, so the models a cell ran are never
 changed. One side's tensors of an image are kept (:func:`held_side`: :class:`HeldTensors` in memory,
 :class:`SpilledTensors` on disk) while the other's stream into a :class:`StreamedComparison`; the rest
@@ -321,6 +321,20 @@ def compare_dumps(
 
 
 # ------------------------------------------------------------------------------------------------ the dump
+
+
+def output_groups(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices of ``sizes`` in groups whose sizes add up to at most ``budget`` (a size over it
+    alone), in order."""
+    groups: list[list[int]] = []
+    total = 0
+    for index, size in enumerate(sizes):
+        if not groups or total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += size
+    return groups
 
 
 class SpilledTensors(Mapping[str, np.ndarray]):

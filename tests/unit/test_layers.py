@@ -271,8 +271,27 @@ def test_the_metrics_equal_float64_over_the_whole_arrays(monkeypatch):
     assert np.isnan(nan["max_abs_error"]) and np.isnan(nan["rmse"]) and np.isnan(nan["cosine_similarity"])
 
 
+def test_onnxruntime_groups_of_outputs_give_the_values_of_one_session_with_every_output(planted, monkeypatch):
+    """Each group of outputs a session of its own (ONNX Runtime keeps a run's declared outputs alive to its
+    end): a session per tensor hands on the values one session with every output does."""
+    from deeplabv3_pipeline.backends.onnxruntime import tensors
+
+    fp32, int8, bins = planted
+    image = np.fromfile(bins[2], dtype=np.float32).reshape(1, 3, *SHAPE)
+    dumped = {}
+    for budget in (1, 1 << 40):
+        monkeypatch.setattr(tensors, "GROUP_BYTES", budget)
+        dump = tensors.OnnxTensors(int8, tensor_names(fp32))
+        held = HeldTensors()
+        dump.dump(image, held.put)
+        dumped[budget] = (len(dump.groups), held)
+    (parts, each), (one, whole) = dumped[1], dumped[1 << 40]
+    assert one == 1 and parts == len(each) - 1 >= 5  # (the input is handed on as it is)
+    assert each.keys() == whole.keys() and all(np.array_equal(each[name], whole[name]) for name in each)
+
+
 def test_openvino_outputs_are_grouped_in_order_within_the_budget():
-    from deeplabv3_pipeline.backends.openvino.tensors import output_groups
+    from deeplabv3_pipeline.evaluation.layers import output_groups
 
     assert output_groups([1, 2, 3, 4, 10, 1], 5) == [[0, 1], [2], [3], [4], [5]]
     assert output_groups([2, 2, 1], 5) == [[0, 1, 2]] and output_groups([], 5) == []

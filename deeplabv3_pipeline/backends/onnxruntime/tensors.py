@@ -1,6 +1,7 @@
 """The tensors an ONNX model computes in ONNX Runtime, for the per-layer comparison
-(deeplabv3_pipeline/evaluation/layers.py): from a session on a copy of the model whose float tensors of
-the compared graph's names are graph outputs, so the model file a cell ran is never changed.
+(deeplabv3_pipeline/evaluation/layers.py): from sessions on copies of the model whose float tensors of the
+compared graph's names are graph outputs, a few GB of them each, so the model file a cell ran is never
+changed.
 """
 
 from __future__ import annotations
@@ -10,22 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabv3_pipeline.evaluation.layers import output_groups
+
+# The outputs' bytes one session returns at most: ONNX Runtime keeps every declared output of a run alive to
+# its end (R50-D8's int8 model at 1024x2048 with all of them: over 24 GB, killed; with a sixth of them asked
+# of that session, still 10.8 GB), so each group of outputs is a session of its own.
+GROUP_BYTES = 3 << 30
+
 
 class OnnxTensors:
     """The float tensors an ONNX model computes on an image (the graph's input included), by their ONNX
     names. Made once per model, called once per image. In an int8 (QDQ) model a tensor is read as the
     layers after it read it, dequantized (:func:`quantized_views`)."""
 
-    how = "ONNX Runtime (CPU) on a copy of the model with the compared graph's float tensors as outputs"
+    how = "ONNX Runtime (CPU) on copies of the model with the compared graph's float tensors as outputs"
     owned = True  # (session.run returns new arrays)
     streams = False
 
     def __init__(self, model_path: Path, wanted: Collection[str] | None = None) -> None:
         """``wanted``: the tensor names the comparison reads (the ONNX graph's; None: every one): only those
-        become outputs, each read through its Q/DQ pair where it has one, not as well as it (ONNX Runtime
-        returns every output at once: R50-D8's are 11.6 GB at 1024x2048)."""
+        become outputs, each read through its Q/DQ pair where it has one, not as well as it, in groups of
+        at most GROUP_BYTES (one session each; one for a small model)."""
         import onnx
-        import onnxruntime as ort
 
         model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
         graph = model.graph  # its nodes as the file's (only outputs are added)
@@ -35,6 +42,7 @@ class OnnxTensors:
         floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
         infos = {info.name: info for info in graph.value_info}
         self.read_as: dict[str, str] = {}  # an output of the session -> the tensor name it is handed on as
+        extra = []
         for name, info in infos.items():
             if name not in produced or (wanted is not None and name not in wanted):
                 continue
@@ -44,19 +52,40 @@ class OnnxTensors:
                 continue
             self.read_as[source] = name
             if source not in declared:
-                graph.output.append(source_info)
+                extra.append(source_info)
                 declared.add(source)
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.model = model
+        sizes = [info_bytes(info) for info in extra]
+        self.groups = [[extra[index] for index in group] for group in output_groups(sizes, GROUP_BYTES)] or [[]]
+
+    def session(self, outputs: list) -> object:
+        """A session of the model with ``outputs`` added to its own."""
+        import onnxruntime as ort
+
+        copy = type(self.model)()
+        copy.CopyFrom(self.model)
+        copy.graph.output.extend(outputs)
+        return ort.InferenceSession(copy.SerializeToString(), providers=["CPUExecutionProvider"])
 
     def dump(self, image: np.ndarray, sink: Callable[[str, np.ndarray], None]) -> None:
-        names = [output.name for output in self.session.get_outputs()]
-        input_name = self.session.get_inputs()[0].name
-        values = self.session.run(names, {input_name: image})  # (ONNX Runtime returns them all at once)
+        """One session per group of outputs, one after another (ONNX Runtime returns a session's all at once)."""
+        input_name = self.model.graph.input[0].name
         sink(input_name, image)
-        for index, name in enumerate(names):
-            value, values[index] = values[index], None  # let go of each as it is handed on
-            if name in self.read_as and value.dtype.kind == "f":
-                sink(self.read_as[name], value)
+        for group in self.groups:
+            session = self.session(group)
+            names = [output.name for output in session.get_outputs()]
+            values = session.run(names, {input_name: image})
+            del session
+            for index, name in enumerate(names):
+                value, values[index] = values[index], None  # let go of each as it is handed on
+                if name in self.read_as and value.dtype.kind == "f":
+                    sink(self.read_as[name], value)
+
+
+def info_bytes(info) -> int:
+    """Bytes of a tensor of ``info``'s shape as float32 (0 where a dimension is not fixed)."""
+    dims = [dim.dim_value if dim.HasField("dim_value") else 0 for dim in info.type.tensor_type.shape.dim]
+    return 4 * int(np.prod(dims)) if dims and all(dims) else 0
 
 
 def quantized_views(graph) -> dict[str, str]:

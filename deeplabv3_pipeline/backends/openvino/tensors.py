@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabv3_pipeline.evaluation.layers import output_groups
+
 from .runner import HINTS
 
 FLOAT_TYPES = ("f32", "f16", "bf16")
@@ -102,17 +104,3 @@ def tensor_bytes(output) -> int:
     """Bytes of an op output as float32 (0 where its shape is not static)."""
     shape = output.get_partial_shape()
     return 4 * int(np.prod([dim.get_length() for dim in shape])) if shape.is_static else 0
-
-
-def output_groups(sizes: list[int], budget: int) -> list[list[int]]:
-    """Consecutive indices of ``sizes`` in groups whose sizes add up to at most ``budget`` (a size over it
-    alone), in order."""
-    groups: list[list[int]] = []
-    total = 0
-    for index, size in enumerate(sizes):
-        if not groups or total + size > budget:
-            groups.append([])
-            total = 0
-        groups[-1].append(index)
-        total += size
-    return groups
