@@ -11,8 +11,8 @@
 
 Opens both models for the comparison in their backends (ONNX Runtime: copies of the model with a
 few GB of the compared tensors as outputs each; OpenVINO: parts of it with a few GB of them each;
-PyTorch: forward hooks, matched to the ONNX export's names; the model files are not changed), keeps one side's tensors of an
-image while the other's stream into the comparison (in memory where one side is PyTorch, else the
+PyTorch: forward hooks, matched to the ONNX export's names; the model files are not changed), keeps one
+side's tensors of an image while the other's stream into the comparison (in memory where one side is PyTorch, else the
 reference's on disk beside the output), matches the tensors by name in the order of the ONNX graph ``--graph`` (default:
 the reference, where it is an ONNX file), and writes one row per tensor both compute with Ascend
 msit/ait ``debug compare``'s metrics (cosine similarity, max and mean absolute error, relative Euclidean
