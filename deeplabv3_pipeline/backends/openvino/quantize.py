@@ -156,12 +156,14 @@ def quantize_mixed(
 
 
 def quantized_ops(model: Any) -> list[str]:
-    """The ops of an NNCF model that read a FakeQuantize's output (quantized), by their ONNX node names
+    """The ops of an NNCF model that compute floats from a FakeQuantize's output (quantized), by their ONNX node names
     (OpenVINO splits an ONNX Conv with a bias into ``<name>/WithoutBiases`` and an Add), in order."""
     names = [
         op.get_friendly_name().removesuffix("/WithoutBiases")
         for op in model.get_ordered_ops()
         if op.get_type_name() != "FakeQuantize"
+        and op.get_output_size() > 0
+        and op.get_output_element_type(0).is_real()  # (a ShapeOf of a quantized tensor is no layer)
         and any(port.get_source_output().get_node().get_type_name() == "FakeQuantize" for port in op.inputs())
     ]
     return list(dict.fromkeys(names))
