@@ -47,12 +47,18 @@ def test_a_mixed_cell_has_its_own_model_and_row_and_only_it_follows_the_target(t
     assert jobs == {"quantize_onnx_mixed", *(f"{stage}_{cell}" for stage in CELL_STAGES), "matrix"}, jobs
 
 
-def test_openvinos_mixed_cell_is_planned_with_its_own_ir(tiny_run, tmp_path):
+def test_openvinos_mixed_cell_is_planned_with_its_own_ir_and_the_benchmark_times_mixed_models(tiny_run, tmp_path):
     workdir = copy_run(tiny_run, tmp_path / "run")
-    write_config(workdir, MIXED)
-    planned = snakemake(workdir, "-n", "-p", "results/matrix.json").stdout
+    benchmark = {"variants": ["onnxruntime-int8-mixed", "openvino-int8-mixed"], "images": 1, "repeats": 1}
+    write_config(workdir, merged(MIXED, {"benchmark": benchmark}))
+    planned = snakemake(workdir, "-n", "-p", "results/matrix.json", "results/benchmark.md").stdout
     assert f"{MODELS}_int8_mixed_ov.xml" in planned and f"{MODELS}_int8_ov.xml" in planned
     assert "--quantizer openvino" in planned and "--target-agreement 0.96" in planned
+    for variant, model in (
+        ("onnxruntime-int8-mixed", "_int8_mixed.onnx"),
+        ("openvino-int8-mixed", "_int8_mixed_ov.xml"),
+    ):
+        assert f"results/benchmark/{TINY_KEY}/{variant}.json" in planned and f"{MODELS}{model}" in planned
 
 
 def test_tensorrt_and_ascend_mixed_cells_are_planned_with_their_own_engines_and_keep_dtype(tiny_run, tmp_path):

@@ -79,14 +79,14 @@ def read_float_inputs(model: Any, layers: Sequence[str], source: Any) -> int:
 
 
 def onnx_node_copy(node: Any, input_name: str, output_name: str) -> Any:
-    """``node`` (one input, one output) reading ``input_name`` and writing ``output_name``."""
+    """``node`` (an activation: its data input first, a Clip's bounds after it, one output) reading
+    ``input_name`` and writing ``output_name``."""
     import onnx
 
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
     copy.name = f"{node.name}_float"
-    del copy.input[:]
-    copy.input.append(input_name)
+    copy.input[0] = input_name
     del copy.output[:]
     copy.output.append(output_name)
     return copy
