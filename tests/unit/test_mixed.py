@@ -286,3 +286,33 @@ def test_the_fp16_emulation_rounds_every_tensor_of_an_fp16_node_and_overflows_as
     emulated = fp16_emulation(onnx.helper.make_model(big, opset_imports=[onnx.helper.make_opsetid("", 13)]))
     values = ort.InferenceSession(emulated.SerializeToString()).run(None, {"x": np.array([1.0, 40000.0], np.float32)})
     assert values[0][0] == 2.0 and np.isinf(values[0][1])  # 80000 is past float16's 65504
+
+
+def test_a_removed_clip_is_put_back_with_its_bounds():
+    """ReLU6 as Clip(x, 0, 6): where the quantizer folded it into the range, the float layer after it reads
+    Clip(x, 0, 6) of the unclamped tensor again, its bounds kept."""
+    from onnx import TensorProto, helper
+
+    from deeplabv3_pipeline.backends.onnxruntime.mixed import read_float_inputs
+
+    def graph(nodes):
+        return helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        ])  # fmt: skip
+
+    source = graph([
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv1"),
+        helper.make_node("Clip", ["c", "low", "high"], ["r"], name="relu6"),
+        helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2"),
+    ])  # fmt: skip
+    quantized = helper.make_model(graph([  # the Clip folded: conv1's output quantized under the Clip's name
+        helper.make_node("Conv", ["x", "w"], ["r"], name="conv1"),
+        helper.make_node("QuantizeLinear", ["r", "s", "z"], ["r_q"], name="q"),
+        helper.make_node("DequantizeLinear", ["r_q", "s", "z"], ["r_dq"], name="dq"),
+        helper.make_node("Conv", ["r_dq", "w2"], ["y"], name="conv2"),
+    ]))  # fmt: skip
+    assert read_float_inputs(quantized, ["conv2"], source) == 1
+    nodes = {node.name: node for node in quantized.graph.node}
+    assert list(nodes["relu6_float"].input) == ["r", "low", "high"] and nodes["conv2"].input[0] == "r_float"
+    assert "q" not in nodes and "dq" not in nodes  # the pair nothing reads is dropped
+    assert [node.name for node in quantized.graph.node] == ["conv1", "relu6_float", "conv2"]
