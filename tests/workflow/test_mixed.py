@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+from deeplabv3_pipeline.errors import UserError
+from deeplabv3_pipeline.planning.plan import Plan
+
 from ..helpers import (
     CELL_STAGES,
+    CONFIG,
     TINY_KEY,
     cell_result,
     copy_run,
@@ -47,10 +53,16 @@ def test_a_mixed_cell_has_its_own_model_and_row_and_only_it_follows_the_target(t
     assert jobs == {"quantize_onnx_mixed", *(f"{stage}_{cell}" for stage in CELL_STAGES), "matrix"}, jobs
 
 
-def test_openvinos_mixed_cell_is_planned_with_its_own_ir_and_the_benchmark_times_mixed_models(tiny_run, tmp_path):
+def test_the_other_mixed_cells_and_the_benchmark_are_planned_each_with_a_model_of_its_own(tiny_run, tmp_path):
+    """OpenVINO's (NNCF's IR), TensorRT's and Ascend's mixed cells (no GPU or CANN here: their mixed models are
+    searched here in ONNX Runtime, the engines and the .om planned), and the benchmark of the CPU ones."""
     workdir = copy_run(tiny_run, tmp_path / "run")
+    trt_ascend = ["tensorrt-int8-mixed", "tensorrt-fp16-mixed", "ascend-fp16-mixed"]
     benchmark = {"variants": ["onnxruntime-int8-mixed", "openvino-int8-mixed"], "images": 1, "repeats": 1}
-    write_config(workdir, merged(MIXED, {"benchmark": benchmark}))
+    write_config(
+        workdir,
+        merged(MIXED, {"matrix": {"variants": [*MIXED["matrix"]["variants"], *trt_ascend]}, "benchmark": benchmark}),
+    )
     planned = snakemake(workdir, "-n", "-p", "results/matrix.json", "results/benchmark.md").stdout
     assert f"{MODELS}_int8_mixed_ov.xml" in planned and f"{MODELS}_int8_ov.xml" in planned
     assert "--quantizer openvino" in planned and "--target-agreement 0.96" in planned
@@ -59,21 +71,12 @@ def test_openvinos_mixed_cell_is_planned_with_its_own_ir_and_the_benchmark_times
         ("openvino-int8-mixed", "_int8_mixed_ov.xml"),
     ):
         assert f"results/benchmark/{TINY_KEY}/{variant}.json" in planned and f"{MODELS}{model}" in planned
-
-
-def test_tensorrt_and_ascend_mixed_cells_are_planned_with_their_own_engines_and_keep_dtype(tiny_run, tmp_path):
-    """No GPU or CANN here: their mixed models are searched here (ONNX Runtime), the engines and the .om planned,
-    each a file of its own."""
-    workdir = copy_run(tiny_run, tmp_path / "run")
-    variants = ["tensorrt-int8-mixed", "tensorrt-fp16-mixed", "ascend-fp16-mixed"]
-    write_config(workdir, merged(MIXED, {"matrix": {"variants": variants}}))
-    planned = snakemake(workdir, "-n", "-p", "results/matrix.json").stdout
     keep_dtype = f"{MODELS}_fp16_mixed_keep_dtype.cfg"
     assert f"--keep-dtype {keep_dtype}" in planned  # written by the fp16 search (convert_fp16.py)
     assert f"--keep_dtype={keep_dtype}" in planned and "fp16-mixed/deeplabv3@64x128_bs1_Ascend310P3.om" in planned
     for source, engine in (("fp16_mixed.onnx", "fp16_mixed.engine"), ("int8_sym_mixed.onnx", "int8_mixed.engine")):
         assert f"{MODELS}_{source} results/models/{TINY_KEY}/{TINY_KEY}_bs1_{engine}" in planned
-    assert "--symmetric-activations --float-bias" in planned and "--target-agreement 0.96" in planned
+    assert "--symmetric-activations --float-bias" in planned
 
 
 def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
@@ -82,13 +85,14 @@ def test_a_target_that_cannot_be_judged_stops_the_run_at_start(tmp_path):
     assert run.returncode != 0 and not (tmp_path / "results").exists()
     needs = "error: a mixed-precision target needs int8.target.min_pixel_agreement or int8.target.max_miou_drop"
     assert needs in run.stdout
-    write_config(tmp_path, merged(MIXED, {"int8": {"search": {"max_float_layers": 0}}}))
-    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
-    assert run.returncode != 0 and "int8.search.max_float_layers" in run.stdout
-    write_config(tmp_path, merged(MIXED, {"int8": {"calibration_images": 3}}))  # every frame: none left to check
-    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
-    assert run.returncode != 0 and "set int8.calibration_images below 3" in run.stdout
-    fp16 = {"fp16": {"target": {"min_pixel_agreement": None}}, "matrix": {"variants": ["tensorrt-fp16-mixed"]}}
-    write_config(tmp_path, merged(MIXED, fp16))
-    run = snakemake(tmp_path, "-n", "results/matrix.json", check=False)
-    assert run.returncode != 0 and "needs fp16.target.min_pixel_agreement or fp16.target.max_miou_drop" in run.stdout
+    # the other start checks, without a Snakemake each
+    for change, message in (
+        ({"int8": {"search": {"max_float_layers": 0}}}, "int8.search.max_float_layers must be at least 1"),
+        ({"int8": {"calibration_images": 3}}, "set int8.calibration_images below 3"),  # no frame left to check
+        (
+            {"fp16": {"target": {"min_pixel_agreement": None}}, "matrix": {"variants": ["tensorrt-fp16-mixed"]}},
+            "needs fp16.target.min_pixel_agreement or fp16.target.max_miou_drop",
+        ),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            Plan.from_config(merged(CONFIG, MIXED, change))
