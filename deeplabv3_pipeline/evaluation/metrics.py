@@ -42,6 +42,15 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return numerator / denominator  # 0/0 -> nan: a class absent from labels and predictions
 
 
+def mean_iou(confusion: np.ndarray) -> float | None:
+    """mIoU in percent, unrounded: the nanmean of the classes' IoU (a class absent from labels and
+    predictions counts for nothing); None where no class is present."""
+    confusion = confusion.astype(np.float64)
+    intersect = np.diag(confusion)
+    iou = _ratio(intersect, confusion.sum(axis=1) + confusion.sum(axis=0) - intersect)
+    return None if np.all(np.isnan(iou)) else float(np.nanmean(iou)) * 100
+
+
 def summarize(confusion: np.ndarray, class_names: tuple[str, ...]) -> dict:
     """aAcc, mIoU, mAcc (percent, 2 decimals, as mmseg prints them) and per-class IoU and Acc."""
     confusion = confusion.astype(np.float64)
@@ -57,7 +66,7 @@ def summarize(confusion: np.ndarray, class_names: tuple[str, ...]) -> dict:
 
     return {
         "aAcc": percent(intersect.sum() / total if total else np.nan),
-        "mIoU": percent(np.nanmean(iou)) if not np.all(np.isnan(iou)) else None,
+        "mIoU": None if (miou := mean_iou(confusion)) is None else round(miou, 2),
         "mAcc": percent(np.nanmean(accuracy)) if not np.all(np.isnan(accuracy)) else None,
         "per_class": {
             name: {

@@ -420,7 +420,6 @@ class CheckFrames:
                 if label.shape != tuple(shape):
                     raise UserError(f"the label of check frame {path} is {label.shape}, not the images' {shape}")
         self.reference = self.predict(reference_model)
-        self.reference_miou = self.miou(self.reference)
 
     def predict(self, model: Any, precision: str | None = None) -> list[Any]:
         """``model``'s class ids on every check frame, in this search's backend."""
@@ -429,46 +428,25 @@ class CheckFrames:
         runner = open_backend(self.backend, model, precision=precision)
         return [runner.run(image) for image in self.images]
 
-    def miou(self, predictions: Sequence[Any]) -> float | None:
-        """mIoU in points over the labelled check frames (mmseg's: summed before dividing), unrounded."""
-        if self.labels is None:
-            return None
-        import numpy as np
-
-        from deeplabv3_pipeline.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
-        from deeplabv3_pipeline.evaluation.metrics import confusion_matrix
-
-        total = sum(
-            confusion_matrix(prediction[0, 0], label, NUM_CLASSES, IGNORE_INDEX)
-            for prediction, label in zip(predictions, self.labels, strict=True)
-        ).astype(np.float64)
-        intersect = np.diag(total)
-        union = total.sum(axis=0) + total.sum(axis=1) - intersect
-        present = union > 0
-        return float(np.mean(intersect[present] / union[present]) * 100) if present.any() else None
-
     def figures(self, predictions: Sequence[Any]) -> Figures:
         """A candidate's figures from its predictions on every check frame."""
-        import numpy as np
-
-        agreement = float(np.mean(self.agreements(self.images, predictions)))
-        miou = self.miou(predictions)
-        drop = None if miou is None or self.reference_miou is None else self.reference_miou - miou
-        return Figures(pixel_agreement=agreement, miou_drop=drop, miou=miou)
+        return self.figures_of(self.images, predictions)
 
     def figures_of(self, frames: Sequence[Any], predictions: Sequence[Any]) -> Figures:
         """The figures of predictions on some of the check frames (``frames``: the images themselves, as a
-        tool that ranks on a subset hands them back), judged against those frames' references only."""
+        tool that ranks on a subset hands them back), judged against those frames' references only: the
+        mean pixel agreement, and the mIoU and its drop below the fp32 model's where there are labels."""
+        import numpy as np
+
+        agreement = float(np.mean(self.agreements(frames, predictions)))
+        if self.labels is None:
+            return Figures(pixel_agreement=agreement)
         chosen = self.positions(frames)
-        if chosen == list(range(len(self.images))):
-            return self.figures(predictions)
-        subset = CheckFrames.__new__(CheckFrames)
-        subset.files = [self.files[index] for index in chosen]
-        subset.backend, subset.images = self.backend, [self.images[index] for index in chosen]
-        subset.labels = None if self.labels is None else [self.labels[index] for index in chosen]
-        subset.reference = [self.reference[index] for index in chosen]
-        subset.reference_miou = subset.miou(subset.reference)
-        return subset.figures(predictions)
+        labels = [self.labels[index] for index in chosen]
+        miou = labelled_miou(predictions, labels)
+        reference = labelled_miou([self.reference[index] for index in chosen], labels)
+        drop = None if miou is None or reference is None else reference - miou
+        return Figures(pixel_agreement=agreement, miou_drop=drop, miou=miou)
 
     def positions(self, frames: Sequence[Any]) -> list[int]:
         """Where each of ``frames`` (the images themselves) is among the check frames."""
@@ -487,3 +465,17 @@ class CheckFrames:
     def judge(self, model: Any, precision: str | None = None) -> Figures:
         """``model``'s figures, run in this search's backend."""
         return self.figures(self.predict(model, precision))
+
+
+def labelled_miou(predictions: Sequence[Any], labels: Sequence[Any]) -> float | None:
+    """mIoU in points of class-id predictions against their trainIds labels, mmseg's (the confusion summed
+    over the frames before dividing), unrounded."""
+    from deeplabv3_pipeline.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
+    from deeplabv3_pipeline.evaluation.metrics import confusion_matrix, mean_iou
+
+    return mean_iou(
+        sum(
+            confusion_matrix(prediction[0, 0], label, NUM_CLASSES, IGNORE_INDEX)
+            for prediction, label in zip(predictions, labels, strict=True)
+        )
+    )
