@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +36,57 @@ def quantize_openvino(
     settings: QuantizeSettings,
 ) -> tuple[list[str], int, list[str]]:
     """OpenVINO NNCF post-training quantization to IR; returns (float nodes, FakeQuantize count, notes)."""
-    try:
-        import nncf
-    except ImportError as error:
-        raise UserError("the openvino quantizer needs NNCF: pip install nncf (see requirements.txt)") from error
-    import openvino as ov
-
-    if output.suffix != ".xml":
-        raise UserError(f"the openvino quantizer writes OpenVINO IR (.xml + .bin), not {output.name}")
-    model = ov.Core().read_model(str(source))
-    names, types = ignored_scope(model, settings)
-    images = read_calibration_images(files, shape)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(images),
-        subset_size=len(images),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=nncf.IgnoredScope(names=names, types=types),
-    )
-    count = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
+    job = NncfJob.read(source, output, files, shape, settings)
+    quantized = job.quantize()
     save_ir(quantized, output)
-    return [*names, *(f"every {kind}" for kind in types)], count, list(PLAIN_NOTES)
+    return job.float_nodes(), fake_quantize_count(quantized), list(PLAIN_NOTES)
+
+
+@dataclass(frozen=True)
+class NncfJob:
+    """What both NNCF quantizations start from: the fp32 model, the calibration images, the ignored scope
+    (node names, op types)."""
+
+    model: Any
+    images: list
+    names: list[str]
+    types: list[str]
+
+    @classmethod
+    def read(
+        cls, source: Path, output: Path, files: Sequence[Path], shape: tuple[int, int], settings: QuantizeSettings
+    ) -> NncfJob:
+        try:
+            import nncf  # noqa: F401 (checked here: the error names the package)
+        except ImportError as error:
+            raise UserError("the openvino quantizer needs NNCF: pip install nncf (see requirements.txt)") from error
+        import openvino as ov
+
+        if output.suffix != ".xml":
+            raise UserError(f"the openvino quantizer writes OpenVINO IR (.xml + .bin), not {output.name}")
+        model = ov.Core().read_model(str(source))
+        names, types = ignored_scope(model, settings)
+        return cls(model, read_calibration_images(files, shape), names, types)
+
+    def quantize(self) -> Any:
+        """NNCF's plain post-training quantization (preset PERFORMANCE) of the model."""
+        import nncf
+
+        return nncf.quantize(
+            self.model,
+            nncf.Dataset(self.images),
+            subset_size=len(self.images),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            ignored_scope=nncf.IgnoredScope(names=self.names, types=self.types),
+        )
+
+    def float_nodes(self, reverted: Sequence[str] = ()) -> list[str]:
+        """The record's float nodes: the ignored scope, then what accuracy control reverted."""
+        return [*self.names, *(f"every {kind}" for kind in self.types), *reverted]
+
+
+def fake_quantize_count(model: Any) -> int:
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops())
 
 
 def ignored_scope(model: Any, settings: QuantizeSettings) -> tuple[list[str], list[str]]:
@@ -93,14 +124,9 @@ def quantize_mixed(
     ``max_num_iterations`` is ``bounds.max_evaluations``. Returns (float nodes, FakeQuantize count, notes,
     the search: the layers NNCF left in float, the figures of the IR written, NNCF's evaluations)."""
     import nncf
-    import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    if output.suffix != ".xml":
-        raise UserError(f"the openvino quantizer writes OpenVINO IR (.xml + .bin), not {output.name}")
-    model = ov.Core().read_model(str(source))
-    names, types = ignored_scope(model, settings)
-    images = read_calibration_images(files, shape)
+    job = NncfJob.read(source, output, files, shape, settings)
     check, target, bounds = search.check, search.target, search.bounds
     trials: list[Trial] = []
 
@@ -114,29 +140,22 @@ def quantize_mixed(
 
     start = time.perf_counter()
     quantized = nncf.quantize_with_accuracy_control(
-        model,
-        nncf.Dataset(images),
+        job.model,
+        nncf.Dataset(job.images),
         nncf.Dataset(check.images),
         validate,
         max_drop=target.reference_margin(),
         drop_type=nncf.DropType.ABSOLUTE,
         preset=nncf.QuantizationPreset.PERFORMANCE,
-        subset_size=len(images),
-        ignored_scope=nncf.IgnoredScope(names=names, types=types),
+        subset_size=len(job.images),
+        ignored_scope=nncf.IgnoredScope(names=job.names, types=job.types),
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
             max_num_iterations=bounds.max_evaluations
         ),
     )
     seconds = time.perf_counter() - start
-    count = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
     # what NNCF reverted: the ops its plain quantization quantizes that this model does not
-    plain = nncf.quantize(
-        model,
-        nncf.Dataset(images),
-        subset_size=len(images),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=nncf.IgnoredScope(names=names, types=types),
-    )
+    plain = job.quantize()
     still = set(quantized_ops(quantized))
     float_layers = tuple(name for name in quantized_ops(plain) if name not in still)
     save_ir(quantized, output)
@@ -152,7 +171,7 @@ def quantize_mixed(
             f"{'; '.join(missed)}; {best_reached([Trial(float_layers, figures, False, 0.0)], target)}"
         )
     notes = [*PLAIN_NOTES, "NNCF quantize_with_accuracy_control with this workflow's metric (Target.margin)"]
-    return [*names, *(f"every {kind}" for kind in types), *float_layers], count, notes, result
+    return job.float_nodes(float_layers), fake_quantize_count(quantized), notes, result
 
 
 def quantized_ops(model: Any) -> list[str]:
