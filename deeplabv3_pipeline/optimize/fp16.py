@@ -55,9 +55,13 @@ def fp16_layers(model: Any) -> list[str]:
     """The nodes the conversion computes in float16, in the graph's order: those that read and write float
     tensors (after shape inference), but the ops onnxconverter-common keeps fp32 anyway (Resize, TopK, ...).
     Every one of them kept fp32 is the fp32 model again: the candidates of the mixed search."""
+    return _fp16_nodes(model, _float_tensors(model))
+
+
+def _fp16_nodes(model: Any, floats: set[str]) -> list[str]:
+    """:func:`fp16_layers` given the model's float tensors (:func:`_float_tensors`: a shape inference)."""
     from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST
 
-    floats = _float_tensors(model)
     return [
         node.name
         for node in model.graph.node
@@ -81,9 +85,9 @@ def fp16_emulation(model: Any, keep_fp32: Sequence[str] = ()) -> Any:
     emulated = onnx.ModelProto()
     emulated.CopyFrom(model)
     graph = emulated.graph
-    fp16 = set(fp16_layers(model)) - set(keep_fp32)
+    float_types = _float_tensors(model)  # (one shape inference serves both)
+    fp16 = set(_fp16_nodes(model, float_types)) - set(keep_fp32)
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    float_types = _float_tensors(model)
     rounded: dict[str, str] = {}  # tensor -> its float16-rounded copy
     nodes: list[Any] = []
 

@@ -7,6 +7,7 @@ calibration images (deeplabv3_pipeline/optimize/quantize.py: settings, images, t
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,13 @@ class Prepared:
     float_nodes: list[str]
     notes: list[str]
 
+    @functools.cached_property
+    def graph(self) -> Any:
+        """The prepared model's graph, read once (a mixed search's every candidate reads its fp32 tensors)."""
+        import onnx
+
+        return onnx.load(str(self.model), load_external_data=False).graph
+
 
 def prepare(
     source: Path,
@@ -129,8 +137,7 @@ def quantize_prepared(
         },
     )
     model = onnx.load(str(output))
-    source = onnx.load(str(prepared.model), load_external_data=False).graph if float_layers else None
-    if float_layers and read_float_inputs(model, float_layers, source):
+    if float_layers and read_float_inputs(model, float_layers, prepared.graph):
         onnx.save(model, str(output))
     return sum(node.op_type == "QuantizeLinear" for node in model.graph.node)
 
