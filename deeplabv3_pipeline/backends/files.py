@@ -10,15 +10,16 @@ its own pipeline (TensorRT's pinned buffers and CUDA streams, Ascend's ais_bench
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from deeplabv3_pipeline.benchmark.timing import latency_stats
 from deeplabv3_pipeline.data.cityscapes import NUM_CLASSES
 from deeplabv3_pipeline.io.binio import read_bin, write_atomic, write_npy
 from deeplabv3_pipeline.io.progress import progress
@@ -27,6 +28,8 @@ from ..errors import UserError
 
 if TYPE_CHECKING:
     from .base import ImageBackend
+
+SlotT = TypeVar("SlotT")
 
 
 @dataclass
@@ -98,6 +101,56 @@ def background_writer() -> Iterator[Callable[[np.ndarray, Path], None]]:
         yield lambda array, path: writes.append(writer.submit(save_output, array, path))
         for write in writes:
             write.result()
+
+
+def run_pipelined(
+    backend: ImageBackend,
+    inputs: list[Path],
+    output: Path,
+    outfmt: str,
+    warmup: int,
+    slots: Sequence[SlotT],
+    submit: Callable[[SlotT, np.ndarray], None],
+    collect: Callable[[SlotT], tuple[np.ndarray, tuple[float, float, float]]],
+) -> FileRun:
+    """A GPU pipeline's pass over ``inputs`` (TensorRT's, PyTorch's on CUDA). ``submit(slot, image)``
+    fills the slot's host buffer and queues its copy in, compute and copy out without waiting;
+    ``collect(slot)`` waits for that slot's copy out: its prediction and the (copy in, compute, copy out)
+    milliseconds the device timed. Two slots take turns: image i is submitted before image i-1 is
+    collected, so the copy of i to the device and the copy of i-1 back overlap the compute of i, while
+    :func:`read_ahead` reads image i+1 and :func:`background_writer` writes image i-1. A slot is
+    submitted again only after it was collected (two rounds later), so its buffers are free then.
+    ``warmup`` untimed ``backend.run`` calls first; the wall time is the pass's, end to end."""
+    height, width = backend.input_shape
+    shape = (1, 3, height, width)
+    compute_ms: dict[str, float] = {}
+    copy_ms: dict[str, list[float]] = {"h2d_ms": [], "d2h_ms": []}
+    files: dict[str, str] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    warm_up(backend, inputs[0], shape, warmup)
+    start_all = time.perf_counter()  # end to end: every read, copy, compute and write, not the warm-up
+    with background_writer() as write:
+
+        def finish(slot: SlotT, path: Path) -> None:
+            prediction, (h2d, compute, d2h) = collect(slot)
+            check_prediction(prediction, (height, width), f"backend {backend.name}")
+            compute_ms[path.name] = compute
+            copy_ms["h2d_ms"].append(h2d)
+            copy_ms["d2h_ms"].append(d2h)
+            files[path.name] = output_name(path, outfmt)
+            write(prediction, output / files[path.name])
+
+        in_flight: tuple[SlotT, Path] | None = None
+        for index, (path, image) in enumerate(read_ahead(inputs, shape, f"infer[{backend.name}]")):
+            slot = slots[index % len(slots)]
+            submit(slot, image)
+            if in_flight is not None:
+                finish(*in_flight)
+            in_flight = (slot, path)
+        if in_flight is not None:
+            finish(*in_flight)
+    wall = time.perf_counter() - start_all
+    return FileRun(compute_ms, files, wall, extra={name: latency_stats(times) for name, times in copy_ms.items()})
 
 
 def run_files(backend: ImageBackend, inputs: list[Path], output: Path, outfmt: str, warmup: int) -> FileRun:

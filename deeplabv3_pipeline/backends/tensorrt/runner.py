@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from deeplabv3_pipeline.benchmark.timing import latency_stats
 from deeplabv3_pipeline.planning.artifacts import record_path
 
 from ...errors import UserError
-from ..files import FileRun, background_writer, check_prediction, output_name, read_ahead, warm_up
+from ..files import FileRun, run_pipelined
 from . import engine as engines
 from .engine import MIB, TensorInfo, cuda_value
 
@@ -286,52 +284,21 @@ class TensorRTBackend:
         self._ready()
         if not inputs:
             raise UserError("no input .bin files given to the tensorrt backend")
-        height, width = self.input_shape
-        shape = (1, 3, height, width)
-        output.mkdir(parents=True, exist_ok=True)
-        compute_ms: dict[str, float] = {}
-        h2d_ms: list[float] = []
-        d2h_ms: list[float] = []
-        files: dict[str, str] = {}
-        warm_up(self, inputs[0], shape, warmup)
-        start_all = time.perf_counter()  # end to end: every read, copy, compute and write, not the warm-up
-        with background_writer() as write:
 
-            def finish(slot: Slot, path: Path) -> None:
-                prediction, (h2d, compute, d2h) = self._collect(slot)
-                check_prediction(prediction, (height, width), f"backend {self.name}")
-                compute_ms[path.name] = compute
-                h2d_ms.append(h2d)
-                d2h_ms.append(d2h)
-                files[path.name] = output_name(path, outfmt)
-                write(prediction, output / files[path.name])
+        def submit(slot: Slot, image: np.ndarray) -> None:
+            np.copyto(slot.host_input, image)
+            self._enqueue(slot)
 
-            in_flight: tuple[Slot, Path] | None = None
-            for index, (path, image) in enumerate(read_ahead(inputs, shape, f"infer[{self.name}]")):
-                # This slot last held image index-2, collected in the previous round: its buffers are free.
-                slot = self._slots[index % 2]
-                np.copyto(slot.host_input, image)
-                self._enqueue(slot)
-                # Collect image index-1 while image index computes: its copy back overlaps that compute.
-                if in_flight is not None:
-                    finish(*in_flight)
-                in_flight = (slot, path)
-            if in_flight is not None:
-                finish(*in_flight)
-        wall = time.perf_counter() - start_all
+        run = run_pipelined(self, inputs, output, outfmt, warmup, self._slots, submit, self._collect)
         free, total = cuda_value(self._cudart.cudaMemGetInfo(), "cudaMemGetInfo")
-        extra = {
-            "gpu": {
-                "name": self.gpu_name,
-                "memory_used_mb": self.memory_used_mb,
-                "device_memory_used_mb": round((total - free) / MIB, 1),
-                "device_memory_total_mb": round(total / MIB, 1),
-                "engine_device_memory_mb": self.engine_device_memory_mb,
-            },
-            "h2d_ms": latency_stats(h2d_ms),
-            "d2h_ms": latency_stats(d2h_ms),
+        run.extra["gpu"] = {
+            "name": self.gpu_name,
+            "memory_used_mb": self.memory_used_mb,
+            "device_memory_used_mb": round((total - free) / MIB, 1),
+            "device_memory_total_mb": round(total / MIB, 1),
+            "engine_device_memory_mb": self.engine_device_memory_mb,
         }
-        return FileRun(compute_ms, files, wall, extra=extra)
+        return run
 
     # --- cleanup ------------------------------------------------------------------------------------
 
