@@ -3,7 +3,8 @@
 A record is a frozen dataclass whose fields are made with :func:`option`. From it come:
 
 - the stage CLIs' flags (:func:`add_option_arguments`: ``--ais-bench`` from field ``ais_bench``, its
-  default the field's, ``nargs`` from the field's type);
+  default the field's, ``nargs`` from the field's type; a ``bool`` field gives ``--compile`` and
+  ``--no-compile``);
 - the record itself from those flags (:func:`from_namespace`) or from the workflow's config
   (:func:`from_config`: each field names the config key it is read from, ``ascend.ais_bench``);
 - the flags the workflow hands ``infer.py`` for a config (:func:`to_flags`).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from argparse import ArgumentParser, Namespace
+from argparse import ArgumentParser, BooleanOptionalAction, Namespace
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,6 +62,10 @@ def add_option_arguments(parser: ArgumentParser, record_type: type, backend: str
         name = flag_name(field)
         if name in known:
             continue
+        help_text = f"{field.metadata[HELP]} ({backend}; config {field.metadata[CONFIG_KEY]}"
+        if element is bool:  # --compile / --no-compile
+            parser.add_argument(name, action=BooleanOptionalAction, default=field.default, help=help_text + ")")
+            continue
         default = list(field.default) if isinstance(field.default, tuple) else field.default
         shown = " ".join(map(str, default)) if isinstance(default, list) else default
         parser.add_argument(
@@ -69,9 +74,7 @@ def add_option_arguments(parser: ArgumentParser, record_type: type, backend: str
             nargs=nargs,
             default=default,
             metavar=field.metadata[METAVAR],
-            help=f"{field.metadata[HELP]} ({backend}; config {field.metadata[CONFIG_KEY]}"
-            + ("" if default is None else f"; default: {shown}")
-            + ")",
+            help=help_text + ("" if default is None else f"; default: {shown}") + ")",
         )
 
 
@@ -108,6 +111,9 @@ def to_flags(record: Any) -> list[str]:
     for field, _, nargs in fields_of(type(record)):
         value = getattr(record, field.name)
         if value is None:
+            continue
+        if isinstance(value, bool):
+            flags.append(flag_name(field) if value else "--no-" + flag_name(field)[2:])
             continue
         flags.append(flag_name(field))
         flags.extend(map(str, value) if nargs is not None else [str(value)])

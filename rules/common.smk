@@ -66,6 +66,7 @@ from deeplabv3_pipeline.planning.variants import (
     CPU_VARIANTS,
     VARIANTS,
     benchmark_variants,
+    on_cpu,
 )  # noqa: E402
 
 # Keys of earlier versions, with what replaced them (the schema would only say "unexpected").
@@ -254,26 +255,36 @@ def get_check_args(wildcards, input):
 # ---------------------------------------------------------------- backends (backends/<name>/)
 
 
-def get_backend_args(cell):
-    """The flags of scripts/infer.py (and benchmark_variant.py) that the cell's backend needs from the
-    config, as its model sees it (pytorch: the model's own mmseg config)."""
+def get_backend_args(cell, cpu=False):
+    """The flags of scripts/infer.py (and benchmark_variant.py, compare_layers.py) that the cell's backend
+    needs from the config, as its model sees it (pytorch: the model's own mmseg config); ``cpu``: PyTorch
+    on the CPU whatever pytorch.device says (the CPU benchmark, the per-layer comparison)."""
     settings = PLAN.model_settings(cell.model)
-    return shlex.join(backend_flags(cell.backend, settings))
+    return shlex.join(backend_flags(cell.backend, on_cpu(settings) if cpu else settings))
 
 
 def check_backend_tools():
-    """Before any job runs (not in a dry run): what the configured backend needs must be here. Under
-    a cluster executor the jobs run on other nodes (a GPU or NPU partition), which this machine cannot
-    speak for: there each job reports what its node lacks, in one line."""
+    """Before any job runs (not in a dry run): what the backends of the inference jobs to run need must
+    be here (a GPU for tensorrt, or for pytorch with pytorch.device cuda). Under a cluster executor the
+    jobs run on other nodes (a GPU or NPU partition), which this machine cannot speak for: there each
+    job reports what its node lacks, in one line."""
     if not workflow.local_exec:
         return
-    problems = REGISTRY[BACKEND].environment_problems(config)
-    if problems:
-        raise WorkflowError(
-            f"error: backend {BACKEND} cannot run here: "
-            + "; ".join(problems)
-            + ". `snakemake -n -p` shows the planned commands without it."
-        )
+    to_run = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    backends = {
+        cell.backend
+        for cell in PLAN.cells
+        for shard_index in SHARDS
+        if rule_name(cell_rule_name("infer", cell), shard_index) in to_run
+    }
+    for backend in sorted(backends):
+        problems = REGISTRY[backend].environment_problems(config)
+        if problems:
+            raise WorkflowError(
+                f"error: backend {backend} cannot run here: "
+                + "; ".join(problems)
+                + ". `snakemake -n -p` shows the planned commands without it."
+            )
 
 
 def print_result_summary():
@@ -775,7 +786,7 @@ def get_layer_args(cell):
     if not PLAN.layers_compared_here(cell):
         flags += ["--source", PLAN.layer_source(cell)]
     flags += ["--model", PLAN.model_file(cell)]
-    both = dict.fromkeys([get_backend_args(reference), get_backend_args(cell)])
+    both = dict.fromkeys([get_backend_args(reference, cpu=True), get_backend_args(cell, cpu=True)])
     return " ".join([shlex.join(flags), *both])
 
 
@@ -919,7 +930,7 @@ def get_benchmark_cell_predictions(wildcards):
 def get_benchmark_args(wildcards):
     """--backend/--precision (and the pytorch or onnxruntime flags) of benchmark_variant.py."""
     cell = benchmark_cell(wildcards)
-    return f"--backend {cell.backend} --precision {cell.precision} {get_backend_args(cell)}"
+    return f"--backend {cell.backend} --precision {cell.precision} {get_backend_args(cell, cpu=True)}"
 
 
 def get_benchmark_files(suffix):

@@ -78,6 +78,10 @@ def no_steps(precision: str, config: Config) -> list[Step]:
     return []
 
 
+def no_precision_problems(precision: str, config: Config) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Quantizer:
     """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--quantizer <name>``).
@@ -134,9 +138,12 @@ class BackendSpec:
     read from the config for the workflow's jobs and from the flags of a stage CLI.
     ``open(model, precision, threads, options)``: the wrapper, ``options`` being such a record.
     ``environment_problems(config)``: what is missing to run it here, one sentence each naming the fix,
-    checked before any job runs. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
+    checked before any job of a cell of it runs; ``precision_problems(precision, config)``: why the config
+    cannot run that precision at all (fp16 of PyTorch on the CPU), checked when the workflow starts, dry
+    runs too. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
-    machine's CPU (the speed benchmark times its variants). ``winograd``: it runs an fp32 ONNX graph,
+    machine's CPU (the speed benchmark times its variants); ``cpu_precisions``: those it runs there, where
+    not all (None: all). ``winograd``: it runs an fp32 ONNX graph,
     so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed_precisions``:
     the precisions that have a ``-<precision>-mixed`` variant, whose model ``mixed_steps(precision,
     config)`` make (the fewest layers kept in float for the config's target:
@@ -153,9 +160,11 @@ class BackendSpec:
     model_steps: Callable[[str, Config], list[Step]]
     options: type = NoOptions
     environment_problems: Callable[[Config], list[str]] = no_problems
+    precision_problems: Callable[[str, Config], list[str]] = no_precision_problems
     extra_targets: Callable[[str, Config], list[Step]] = no_steps
     in_process: bool = True
     cpu: bool = True
+    cpu_precisions: tuple[str, ...] | None = None
     winograd: bool = False
     mixed_precisions: tuple[str, ...] = ()
     mixed_steps: Callable[[str, Config], list[Step]] = no_steps
@@ -198,9 +207,11 @@ PACKAGE_NAMES = {
     "model_steps": "model_steps",
     "options": "Options",
     "environment_problems": "environment_problems",
+    "precision_problems": "precision_problems",
     "extra_targets": "extra_targets",
     "in_process": "IN_PROCESS",
     "cpu": "RUNS_ON_CPU",
+    "cpu_precisions": "CPU_PRECISIONS",
     "winograd": "WINOGRAD",
     "mixed_precisions": "MIXED_PRECISIONS",
     "mixed_steps": "mixed_model_steps",

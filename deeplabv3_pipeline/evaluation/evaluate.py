@@ -94,8 +94,13 @@ def throughput_figures(summary: dict) -> dict:
         "compute_ms": summary.get("compute_time"),
         "end_to_end_images_per_s": summary.get("end_to_end", {}).get("images_per_s"),
         "end_to_end_wall_s": summary.get("end_to_end", {}).get("wall_s"),
-        # an accelerator's figures where the backend records them (TensorRT: GPU, memory, copy times)
-        **{key: summary[key] for key in ("gpu", "h2d_ms", "d2h_ms", "per_shard") if key in summary},
+        # an accelerator's figures where the backend records them (TensorRT, PyTorch on CUDA: the GPU, its
+        # memory, the copy times; PyTorch: its versions and torch.compile's time, apart from the images')
+        **{
+            key: summary[key]
+            for key in ("gpu", "h2d_ms", "d2h_ms", "versions", "compile_s", "per_shard")
+            if key in summary
+        },
     }
 
 

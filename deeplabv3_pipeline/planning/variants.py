@@ -57,7 +57,12 @@ def _all_variants() -> dict[str, Variant]:
 
 VARIANTS: dict[str, Variant] = _all_variants()
 # What the CPU benchmark times (rules/benchmark.smk): the variants of the backends that run on this CPU.
-CPU_VARIANTS: tuple[str, ...] = tuple(name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].cpu)
+CPU_VARIANTS: tuple[str, ...] = tuple(
+    name
+    for name, variant in VARIANTS.items()
+    if REGISTRY[variant.backend].cpu
+    and variant.precision in (REGISTRY[variant.backend].cpu_precisions or [variant.precision])
+)
 # Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one; a mixed variant's
 # model is a search of several quantizations (minutes at 1024x2048).
 ON_REQUEST = ("onnxruntime-fp32-winograd", *(name for name in CPU_VARIANTS if VARIANTS[name].mixed))
@@ -116,6 +121,32 @@ def check_config_names(config: Mapping[str, Any]) -> None:
                     f"{', '.join(CPU_VARIANTS)}"
                 )
     check_mixed_settings(config)
+    check_precisions(config)
+
+
+def on_cpu(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as the CPU benchmark and the per-layer comparison see it: PyTorch on the CPU whatever
+    ``pytorch.device`` says (they time this CPU; the comparison's reference is the CPU's fp32)."""
+    return {**config, "pytorch": {**config["pytorch"], "device": "cpu"}}
+
+
+def check_precisions(config: Mapping[str, Any]) -> None:
+    """Every variant the run asks for can run its precision where the config puts it (fp16 of PyTorch needs
+    ``pytorch.device: cuda``; the debug variants' PyTorch runs on the CPU): a :class:`UserError` naming the
+    key that asks for it and the fix, in a dry run too."""
+    main = f"{config['backend']}-{config['precision']}"
+    asked = [
+        ("backend/precision", main, config),
+        *(("matrix.variants", name, config) for name in config["matrix"]["variants"]),
+        ("matrix.reference", config["matrix"]["reference"], config),
+        *(("debug.variants", name, on_cpu(config)) for name in config["debug"]["variants"]),
+    ]
+    for where, name, settings in asked:
+        variant = VARIANTS.get(name)
+        if variant is None:
+            continue  # (an unknown name is reported where it is read, naming the valid ones)
+        for problem in REGISTRY[variant.backend].precision_problems(variant.precision, settings):
+            raise UserError(f"{where}: {name}: {problem}")
 
 
 def configured_variant(backend: str, precision: str, winograd: bool) -> Variant:

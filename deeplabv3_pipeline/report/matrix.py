@@ -40,6 +40,7 @@ COLUMNS = (
     "gate_reason",
     "compute_images_per_s",
     "end_to_end_images_per_s",
+    "gpu",
     "num_images",
     "result",
 )
@@ -192,6 +193,8 @@ def matrix_row(
         "gate_reason": "; ".join(reasons) or None,
         "compute_images_per_s": speed.get("compute_images_per_s"),
         "end_to_end_images_per_s": speed.get("end_to_end_images_per_s"),
+        # the GPU the speed is of (TensorRT, PyTorch on CUDA); none: the CPU or NPU the precision_evidence names
+        "gpu": (speed.get("gpu") or {}).get("name"),
         "num_images": result["num_images"],
         "result": path,
         "synthetic_inputs": result.get("synthetic_inputs"),

@@ -55,6 +55,7 @@ def test_backend_options_go_from_the_config_to_flags_and_back(name):
                 **{"test_mode": "slide", "crop_size": [32, 32], "stride": [16, 24], "test_shape": [33, 49]},
             },
             "onnxruntime": {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
+            "pytorch": {"device": "cuda:1", "compile": True},
             "tensorrt": {"device": 3},
             "ascend": {"device": 2, "ais_bench": "python3.9 -m ais_bench --debug"},
         },

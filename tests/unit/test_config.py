@@ -74,7 +74,7 @@ def test_schema_backends_are_the_registry():
     # planning it without that section) has that section in the schema and config.yaml
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     with_settings = [name for name, spec in REGISTRY.items() if reads_own_section(name, spec, config)]
-    assert "onnxruntime" in with_settings and "pytorch" not in with_settings  # the probe tells them apart
+    assert "pytorch" in with_settings and "openvino" not in with_settings  # the probe tells them apart
     for name in with_settings:
         assert name in properties and name in config, name
 

@@ -109,7 +109,12 @@ def test_the_configured_cell_is_model_x_backend_precision_and_the_matrix_adds_mo
 
 def test_no_two_cells_share_a_file_and_each_model_has_its_own_folder():
     # (int8 calibrates on 2 of the 3 frames: its -mixed variants check on the third)
-    planned = plan(matrix={**MATRIX, "variants": list(VARIANTS)}, shards=2, int8={"calibration_images": 2})
+    planned = plan(
+        matrix={**MATRIX, "variants": list(VARIANTS)},
+        shards=2,
+        int8={"calibration_images": 2},
+        pytorch={"device": "cuda"},
+    )
     seen: dict[str, str] = {}
     for cell in planned.cells:
         for path in cell_files(planned, cell) - {planned.model_file(cell), *planned.model_companions(cell)}:
@@ -178,7 +183,7 @@ def test_a_cell_records_only_the_settings_it_depends_on():
         ),
         (
             {"backend": "pytorch", "precision": "int8"},
-            r"backend pytorch has no precision int8: .*variants pytorch-fp32, pytorch-bf16",
+            r"backend pytorch has no precision int8: .*variants pytorch-fp32, pytorch-fp16, pytorch-bf16",
         ),
         (
             {"matrix": {**MATRIX, "models": [{**PSPNET, "name": "deeplabv3"}]}},

@@ -160,7 +160,7 @@ def test_the_readme_precision_table_is_the_registry():
     ("backend", "precision", "choices"),
     [
         ("onnxruntime", "bf16", "fp32, int8"),
-        ("pytorch", "int8", "fp32, bf16"),
+        ("pytorch", "int8", "fp32, fp16, bf16"),
         ("tensorrt", "bf16", "fp32, fp16, int8"),
     ],
 )

@@ -4,6 +4,7 @@ test-only backend (tests/backends/constant) runs as a cell."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -27,9 +28,15 @@ from ..helpers import (
 pytestmark = pytest.mark.slow
 
 
-# every variant as a cell of one matrix (int8 calibrates on 2 of the 3 frames: its -mixed variants check on one)
+# every variant as a cell of one matrix (int8 calibrates on 2 of the 3 frames: its -mixed variants check on one;
+# PyTorch on a GPU, where pytorch-fp16 runs)
 EVERY_VARIANT = merged(
-    TINY, {"int8": {"calibration_images": 2}, "matrix": {"reference": "pytorch-fp32", "variants": list(VARIANTS)}}
+    TINY,
+    {
+        "int8": {"calibration_images": 2},
+        "matrix": {"reference": "pytorch-fp32", "variants": list(VARIANTS)},
+        "pytorch": {"device": "cuda:1"},
+    },
 )
 
 
@@ -59,9 +66,25 @@ def test_every_variant_plans_the_steps_of_its_model_and_runs_the_model_they_make
         infer = blocks[f"infer_deeplabv3_{name.replace('-', '_')}"]
         model = steps[-1].output if steps else DEMO_CHECKPOINT_PATH
         assert f"--backend {variant.backend} --model {model} " in infer and f"--precision {variant.precision}" in infer
+        assert ("--torch-device cuda:1 --no-compile" in infer) == (variant.backend == "pytorch"), name
         inputs = re.search(r"^\s+input: (.*)$", infer, flags=re.MULTILINE).group(1).split(", ")
         # what the runtime reads beside the model (an IR's weights, an engine's record) is declared too
         assert set(artifacts.companion_files(steps[-1]) if steps else []) <= set(inputs), name
+
+
+def test_pytorch_on_a_gpu_that_is_not_here_stops_the_run_before_any_job(tmp_path):
+    """`pytorch.device: cuda` where PyTorch sees no GPU (CUDA_VISIBLE_DEVICES hides any): one error line
+    naming the key and the fix, no job run; the same config plans (a dry run) anywhere."""
+    write_config(tmp_path, merged(TINY, {"pytorch": {"device": "cuda"}, "matrix": {"variants": ["pytorch-fp16"]}}))
+    hidden = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    assert "infer_deeplabv3_pytorch_fp16" in snakemake(tmp_path, "-n", "results/matrix.json", env=hidden).stdout
+    run = snakemake(tmp_path, "results/matrix.json", check=False, env=hidden)
+    assert run.returncode != 0
+    assert (
+        "error: backend pytorch cannot run here: pytorch.device cuda: " in run.stdout
+        and "set pytorch.device: cpu" in run.stdout
+    )
+    assert not (tmp_path / "results").exists()  # stopped before the demo data's job
 
 
 def test_every_step_names_a_rule_of_the_workflow(tmp_path):

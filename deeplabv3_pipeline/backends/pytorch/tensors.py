@@ -17,6 +17,7 @@ import contextlib
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,10 @@ class PyTorchTensors:
 
         from . import open_model
 
-        self.backend: PyTorchBackend = open_model(checkpoint, precision, threads, options)
+        # on the CPU: the comparison reads every module's output as it is made (on a GPU, a copy each)
+        self.backend: PyTorchBackend = open_model(
+            checkpoint, precision, threads, replace(options, torch_device="cpu", compile=False)
+        )
         model = onnx.shape_inference.infer_shapes(onnx.load(str(graph_path)))
         self.input_name = model.graph.input[0].name
         self.scopes = scope_tensors(model.graph)
