@@ -24,6 +24,7 @@ from deeplabv3_pipeline.planning import artifacts  # noqa: E402
 from deeplabv3_pipeline.backends import REGISTRY, backend_flags  # noqa: E402
 from deeplabv3_pipeline.model.checkpoint import is_url  # noqa: E402
 from deeplabv3_pipeline.model.footprint import job_resources  # noqa: E402
+from deeplabv3_pipeline.model.train_flags import training_flags  # noqa: E402
 from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions  # noqa: E402
 from deeplabv3_pipeline.options import from_config, to_flags  # noqa: E402
 from deeplabv3_pipeline.planning.plan import (
@@ -454,16 +455,7 @@ def get_demo_model_config(wildcards):
 
 def get_training_args():
     """train_demo_checkpoint.py's flags of config demo.training."""
-    training = config["demo"]["training"]
-    flags = [
-        "--iterations",
-        training["iterations"],
-        "--batch-size",
-        training["batch_size"],
-    ]
-    flags += ["--crop", *training["crop"], "--frame-shape", *training["frame_shape"]]
-    flags += ["--frames", training["frames"], "--lr", training["lr"]]
-    return shlex.join(map(str, flags))
+    return shlex.join(training_flags(config["demo"]["training"]))
 
 
 def get_test_mode_args(wildcards):
