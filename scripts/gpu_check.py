@@ -32,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from deeplabv3_pipeline.backends.pytorch.cuda import parse_device
 from deeplabv3_pipeline.benchmark import gpu_check
+from deeplabv3_pipeline.devices import device_problems, parse_device
 from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_json, write_text
 
@@ -151,12 +151,16 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     site, stand_ins = work / "site", work / "stand_ins"
     found = preflight(args, site, stand_ins)
+    problems = [] if args.dry_run else device_problems(args.device, key="--device")  # (a dry run plans anywhere)
+    if problems:
+        raise UserError("; ".join(problems).replace("set --device: cpu", "pass --device cpu (the steps' test)"))
     print(f"machine: {found.describe()}")
     if args.dry_run:
         for step in steps:
             print(f"{step.name}: {shlex.join(step.command())}")
         return 0
     path = [str(stand_ins), str(site), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    sys.path[:0] = path[:2]  # (this process reads the figures with them too)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     seconds = {step.name: run_step(step, env, out / "logs") for step in steps}
     rows = [gpu_check.cell_figures(name, layout) for name in [gpu_check.REFERENCE, *(run.name for run in runs)]]

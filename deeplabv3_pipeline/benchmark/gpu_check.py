@@ -68,7 +68,7 @@ OPENCV_WHEEL = "opencv-python-headless==4.11.0.86"
 # Compiled for one CPython each: downloaded for every CPython a GPU image may have. (mmseg compiles a
 # tokenizer's pattern with regex's \p{L} classes when it is imported: the standard re cannot stand in.)
 PER_PYTHON = ("regex",)
-PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+PYTHONS = ("3.11", "3.12", "3.13")
 # Imported by mmseg at import time, used only by code the check never runs: stood in for where missing
 # (its augmentations and other models' losses and assigners; tested: the check's steps run with it).
 IMPORT_ONLY = {"scipy": ("scipy", "scipy.ndimage", "scipy.optimize", "scipy.interpolate")}
@@ -131,7 +131,7 @@ def wheel_requirements(requirements: Path) -> list[str]:
 
 def download_commands(specs: Sequence[str], folder: Path) -> list[list[str]]:
     """pip's downloads of ``specs`` as wheels, without their dependencies (each is listed): pure Python or abi3
-    ones that install on any x86-64 CPython >= 3.10, and those of :data:`PER_PYTHON` once per :data:`PYTHONS`."""
+    ones that install on any x86-64 CPython >= 3.11, and those of :data:`PER_PYTHON` once per :data:`PYTHONS`."""
     per_python = [spec for spec in specs if spec.split("==")[0].lower() in PER_PYTHON]
     anywhere = [spec for spec in specs if spec not in per_python]
 
@@ -144,7 +144,8 @@ def download_commands(specs: Sequence[str], folder: Path) -> list[list[str]]:
             *chosen,
         ]  # fmt: skip
 
-    commands = [download("3.10", ("abi3", "none"), anywhere)] if anywhere else []
+    # (3.11: some of the versions this project runs require it; pip names the Python a wheel needs)
+    commands = [download("3.11", ("abi3", "none"), anywhere)] if anywhere else []
     if per_python:
         commands += [download(python, (f"cp{python.replace('.', '')}",), per_python) for python in PYTHONS]
     return commands

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from deeplabv3_pipeline.backends import open_backend
-from deeplabv3_pipeline.backends.pytorch.cuda import CudaFacts, PyTorchCudaBackend, device_problems, parse_device
+from deeplabv3_pipeline.backends.pytorch.cuda import PyTorchCudaBackend
 from deeplabv3_pipeline.backends.pytorch.runner import PyTorchBackend
 from deeplabv3_pipeline.benchmark.timing import inference_summary
+from deeplabv3_pipeline.devices import CudaFacts, device_problems, parse_device
 from deeplabv3_pipeline.errors import UserError
 from deeplabv3_pipeline.io.binio import write_atomic
 from deeplabv3_pipeline.model.mmseg_model import load_export_model

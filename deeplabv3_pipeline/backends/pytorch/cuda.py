@@ -21,7 +21,6 @@ machine without CUDA against a stand-in whose streams run only when waited for (
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,63 +29,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...devices import DEVICE_KEY, device_problems, parse_device
 from ...errors import UserError
 from ..files import FileRun, check_prediction, run_pipelined
 
 CUDA_PRECISIONS = ("fp32", "fp16", "bf16")
-DEVICE_KEY = "pytorch.device"
-DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d+))?")
 EVENTS = ("input_start", "input_end", "compute_start", "compute_end", "output_start", "output_end")
 MIB = 1 << 20
-
-
-def parse_device(text: str, key: str = DEVICE_KEY) -> tuple[str, int]:
-    """``cpu`` -> ("cpu", 0), ``cuda`` -> ("cuda", 0), ``cuda:1`` -> ("cuda", 1); else a :class:`UserError`
-    naming ``key``."""
-    match = DEVICE_PATTERN.fullmatch(str(text).strip())
-    if match is None or (match[1] == "cpu" and match[2] is not None):
-        raise UserError(f"{key} {text!r} is not a device: use cpu, cuda or cuda:<index> (cuda:0 is the first GPU)")
-    return match[1], int(match[2] or 0)
-
-
-@dataclass(frozen=True)
-class CudaFacts:
-    """What this PyTorch says of CUDA here: its CUDA build (None: a CPU-only build) and the GPUs it sees."""
-
-    torch_version: str
-    cuda_build: str | None
-    device_count: int
-
-    @classmethod
-    def here(cls) -> CudaFacts:
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return cls(torch.__version__, torch.version.cuda, count)
-
-
-def device_problems(device: str, facts: CudaFacts | None = None, key: str = DEVICE_KEY) -> list[str]:
-    """What is missing to run on ``device``, one sentence each naming the fix (none for the CPU)."""
-    kind, index = parse_device(device, key)
-    if kind == "cpu":
-        return []
-    facts = facts or CudaFacts.here()
-    if facts.cuda_build is None:
-        return [
-            f"{key} {device}: this PyTorch ({facts.torch_version}) is a CPU-only build: install a CUDA build of "
-            f"torch on a machine with an NVIDIA GPU, or set {key}: cpu"
-        ]
-    if facts.device_count == 0:
-        return [
-            f"{key} {device}: PyTorch {facts.torch_version} (CUDA {facts.cuda_build}) sees no NVIDIA GPU (no "
-            f"driver, or CUDA_VISIBLE_DEVICES hides them): run on a machine with one, or set {key}: cpu"
-        ]
-    if index >= facts.device_count:
-        return [
-            f"{key} {device}: this machine has {facts.device_count} GPU(s), cuda:0..cuda:{facts.device_count - 1}: "
-            f"set {key} to one of them"
-        ]
-    return []
 
 
 def precision_problem(precision: str, device: str, key: str = DEVICE_KEY) -> str | None:
