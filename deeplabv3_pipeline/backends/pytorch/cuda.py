@@ -238,8 +238,8 @@ class PyTorchCudaBackend:
     ) -> None:
         import torch
 
-        problems = device_problems(device)
-        if ops is None and problems:
+        problems = device_problems(device) if ops is None else []
+        if problems:
             raise UserError("the pytorch backend cannot run here: " + "; ".join(problems))
         if precision not in CUDA_PRECISIONS:
             raise UserError(
