@@ -8,7 +8,7 @@ case "$snakemake" in /*) ;; *) snakemake="$PWD/$snakemake" ;; esac # each dry ru
 for config in "$repo"/.test/*/config.yaml; do
     scenario="$(basename "$(dirname "$config")")"
     case "$scenario" in
-        matrix | mixed) targets=(all results/matrix.json) ;;
+        matrix | mixed | gpu) targets=(all results/matrix.json) ;;
         zoo_support) targets=(results/zoo/support.md) ;;
         debug) targets=(debug) ;;
         *) targets=(all) ;;

@@ -259,9 +259,12 @@ def get_check_args(wildcards, input):
 def get_backend_args(cell, cpu=False):
     """The flags of scripts/infer.py (and benchmark_variant.py, compare_layers.py) that the cell's backend
     needs from the config, as its model sees it (pytorch: the model's own mmseg config); ``cpu``: PyTorch
-    on the CPU whatever pytorch.device says (the CPU benchmark, the per-layer comparison)."""
+    on the CPU whatever pytorch.device says (the CPU benchmark, the per-layer comparison).
+    """
     settings = PLAN.model_settings(cell.model)
-    return shlex.join(backend_flags(cell.backend, on_cpu(settings) if cpu else settings))
+    return shlex.join(
+        backend_flags(cell.backend, on_cpu(settings) if cpu else settings)
+    )
 
 
 def check_backend_tools():
@@ -778,7 +781,9 @@ def get_layer_args(cell):
     if not PLAN.layers_compared_here(cell):
         flags += ["--source", PLAN.layer_source(cell)]
     flags += ["--model", PLAN.model_file(cell)]
-    both = dict.fromkeys([get_backend_args(reference, cpu=True), get_backend_args(cell, cpu=True)])
+    both = dict.fromkeys(
+        [get_backend_args(reference, cpu=True), get_backend_args(cell, cpu=True)]
+    )
     return " ".join([shlex.join(flags), *both])
 
 
