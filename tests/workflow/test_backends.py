@@ -20,6 +20,7 @@ from ..helpers import (
     TINY_KEY,
     copy_run,
     merged,
+    scenario,
     snakemake,
     with_plugins,
     write_config,
@@ -73,14 +74,14 @@ def test_every_variant_plans_the_steps_of_its_model_and_runs_the_model_they_make
 
 
 def test_pytorch_on_a_gpu_that_is_not_here_stops_the_run_before_any_job(tmp_path):
-    """`pytorch.device: cuda` where PyTorch sees no GPU (CUDA_VISIBLE_DEVICES hides any): one error line
-    naming the key and the fix, no job run. (The same config plans anywhere: the dry run of every variant.)"""
-    write_config(tmp_path, merged(TINY, {"pytorch": {"device": "cuda"}, "matrix": {"variants": ["pytorch-fp16"]}}))
+    """Scenario gpu (`pytorch.device: cuda:0`) where PyTorch sees no GPU (CUDA_VISIBLE_DEVICES hides any): one
+    error line naming the key and the fix, no job run. (It plans anywhere: make lint's dry run of it.)"""
+    write_config(tmp_path, scenario("gpu"))
     hidden = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     run = snakemake(tmp_path, "results/matrix.json", check=False, env=hidden)
     assert run.returncode != 0
     assert (
-        "error: backend pytorch cannot run here: pytorch.device cuda: " in run.stdout
+        "error: backend pytorch cannot run here: pytorch.device cuda:0: " in run.stdout
         and "set pytorch.device: cpu" in run.stdout
     )
     assert not (tmp_path / "results").exists()  # stopped before the demo data's job
