@@ -10,6 +10,8 @@ a GPU, scripts/gpu_check.py runs the same code on CUDA (README, "NVIDIA GPUs").
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from deeplabv3_pipeline.backends import open_backend
+from deeplabv3_pipeline.backends import open_backend, require_precision
 from deeplabv3_pipeline.backends.pytorch.cuda import PyTorchCudaBackend
 from deeplabv3_pipeline.backends.pytorch.runner import PyTorchBackend
 from deeplabv3_pipeline.benchmark.timing import inference_summary
@@ -90,13 +92,20 @@ class LazyStreams:
 
 
 class ChannelArgmax(torch.nn.Module):
-    """Class ids 0..2: the channel of each pixel's largest value, exact in any memory format."""
+    """Class ids 0..2: the channel of each pixel's largest value (through an identity 1x1 convolution: exact
+    in fp32, in any memory format)."""
 
     input_shape = (H, W)
     mode = SimpleNamespace(describe=lambda: "whole")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3)[:, :, None, None])
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return image.argmax(1, keepdim=True)
+        return self.conv(image).argmax(1, keepdim=True)
 
 
 def images(count: int, tmp_path):
@@ -162,9 +171,19 @@ def test_compiling_happens_when_the_model_is_opened_and_is_timed_apart(tmp_path,
     backend = PyTorchCudaBackend(ChannelArgmax(), "cuda:0", "bf16", compile=True, ops=LazyStreams())
     assert calls == [0] and backend.compile_s is not None and backend.compile_s >= 0  # at open, on a zero image
     assert "torch.compile" in backend.precision_evidence and "dtype=torch.bfloat16" in backend.precision_evidence
+    assert backend.inference_precision == "bf16"  # what the convolution computed in, seen
     _, paths = images(2, tmp_path)
     run = backend.infer_files(paths, tmp_path / "out", "BIN", warmup=0)
     assert run.extra["compile_s"] == backend.compile_s and len(calls) == 3
+
+
+def test_the_precision_is_what_the_convolutions_compute_not_what_was_asked(monkeypatch):
+    """An autocast that does nothing (planted): the run is seen to compute fp32 and stops before any image."""
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+    backend = PyTorchCudaBackend(ChannelArgmax(), "cuda:0", "bf16", ops=LazyStreams())
+    assert backend.inference_precision == "fp32"
+    with pytest.raises(UserError, match=r"asked for precision bf16, but pytorch runs model.pth at fp32"):
+        require_precision(backend, "bf16", Path("model.pth"))
 
 
 def test_the_mmseg_model_through_the_pipeline_agrees_with_the_cpu_reference(checkpoint, prep_dir, tmp_path):
@@ -179,6 +198,9 @@ def test_the_mmseg_model_through_the_pipeline_agrees_with_the_cpu_reference(chec
         predicted = np.fromfile(tmp_path / "out" / run.files[path.name], np.int64).reshape(1, 1, *SHAPE)
         assert np.mean(predicted == reference.run(image)) >= 0.999, path.name
     assert "channels-last" in on_streams.precision_evidence and "without autocast" in on_streams.precision_evidence
+    assert (
+        on_streams.inference_precision == "fp32" and "first convolution computes fp32" in on_streams.precision_evidence
+    )
     assert "eager on the CPU without autocast" in reference.precision_evidence
 
 

@@ -214,6 +214,25 @@ class CudaPipeline:
 # ---------------------------------------------------------------- the backend
 
 
+def observed_precision(model: Any, device: Any, autocast: Callable[[], Any], input_shape: tuple[int, ...]) -> str:
+    """The precision the model's first convolution computes in under ``autocast`` on ``device``, from the
+    dtype of its output on a zero image: what runs, not what was asked for (the caller compares them)."""
+    import torch
+
+    conv = next((module for module in model.modules() if isinstance(module, torch.nn.Conv2d)), None)
+    if conv is None:
+        return "unknown"
+    seen: list[Any] = []
+    handle = conv.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    try:
+        with torch.no_grad(), autocast():
+            model(torch.zeros((1, 3, *input_shape), device=device).contiguous(memory_format=torch.channels_last))
+    finally:
+        handle.remove()
+    names = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    return names.get(seen[0], str(seen[0])) if seen else "unknown"
+
+
 def compile_first_call(run: Callable[[np.ndarray], Any], input_shape: tuple[int, ...]) -> float:
     """torch.compile compiles at a model's first call: that call, on a zero image, in seconds. Made when
     the model is opened, so the compile time is recorded apart and no image's time holds it."""
@@ -249,7 +268,6 @@ class PyTorchCudaBackend:
         self.ops = ops or TorchCuda(index)
         self.device = device
         self.input_shape: tuple[int, int] = tuple(model.input_shape)
-        self.inference_precision = precision
         on_gpu = ops is None
         if on_gpu:
             if precision == "bf16" and not torch.cuda.is_bf16_supported():
@@ -267,6 +285,8 @@ class PyTorchCudaBackend:
         model = model.to(on, memory_format=torch.channels_last).eval()
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         autocast = (lambda: torch.autocast(on.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+        # what the convolutions compute in, read off the first one's output (eager, before any compiling)
+        self.inference_precision = observed_precision(model, on, autocast, self.input_shape)
         graph = torch.compile(model, dynamic=False) if compile else model
 
         def forward(image: Any) -> Any:
@@ -279,7 +299,8 @@ class PyTorchCudaBackend:
         self.precision_evidence = (
             f"PyTorch {torch.__version__} (CUDA {self.versions['cuda']}, cuDNN {self.versions['cudnn']}) "
             f"{'compiled by torch.compile (inductor)' if compile else 'eager'} on {device} ({self.gpu_name}) {how}; "
-            f"channels-last; {cuda_float32_settings(torch)}; test mode {model.mode.describe()}"
+            f"channels-last; the first convolution computes {self.inference_precision}; "
+            f"{cuda_float32_settings(torch)}; test mode {model.mode.describe()}"
         )
 
     def run(self, image: np.ndarray) -> np.ndarray:
