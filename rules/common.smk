@@ -913,10 +913,11 @@ def get_benchmark_bins(wildcards):
 
 def get_benchmark_cell_predictions(wildcards):
     """The predictions of the timed frames by the benchmark variant's cell, where it is a cell of this config
-    (the configured one, a matrix one): the timed outputs must equal them (MLPerf's TEST01).
+    (the configured one, a matrix one) that ran as the benchmark runs it (not PyTorch on a GPU): the timed
+    outputs must equal them (MLPerf's TEST01).
     """
     cell = benchmark_cell(wildcards)
-    if cell not in PLAN.cells:
+    if cell not in PLAN.cells or get_backend_args(cell) != get_backend_args(cell, cpu=True):
         return []
     frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
     return [

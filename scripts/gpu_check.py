@@ -8,15 +8,16 @@ Here (PyPI reachable), once: the wheels such a machine lacks, within what a devi
 
 There, from the repository root (README "NVIDIA GPUs" has the device call):
 
-    python scripts/gpu_check.py run --wheels .gpu_check/wheels --out "$OUT/gpu_check"
+    PYTHONPATH=. python3 scripts/gpu_check.py run --wheels .gpu_check/wheels --out results/gpu_check
 
 ``run`` installs what the machine lacks from the wheels (into ``<work>/site``, nothing of the machine's
 changed), makes the demo frames at 1024x2048, their labels and ``.bin`` files and the trained demo
 checkpoint with the workflow's own stage CLIs, runs the CPU reference and each GPU run through
-``infer.py`` and ``evaluate.py`` as the workflow's rules do, and writes ``benchmark.md`` and
-``gpu_check.json`` (the figures), the cells' ``summary.json`` and ``result.json`` and every step's log to
-``--out``. ``--dry-run``: what it would install, stand in for and run, without running it.
-``--device cpu`` runs the same steps on the CPU (the test suite's small run of the check).
+``infer.py`` and ``evaluate.py`` as the workflow's rules do, and writes three files to ``--out``:
+``benchmark.md`` and ``gpu_check.json`` (the figures) and ``cells_and_logs.tar.gz`` (the cells'
+``summary.json`` and ``result.json`` and every step's log, which ``--work`` holds unpacked).
+``--dry-run``: what it would install, stand in for and run, without running it. ``--device cpu`` runs
+the same steps on the CPU (the test suite's small run of the check).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -129,6 +131,36 @@ def run_step(step: gpu_check.Step, env: dict[str, str], logs: Path) -> float:
     return seconds
 
 
+def run_steps(
+    steps: list[gpu_check.Step], args: argparse.Namespace, layout: gpu_check.Layout, config: dict, env: dict
+) -> tuple[dict[str, float], dict[str, str], str]:
+    """Every step in order: (seconds per step, the error of each GPU run that failed, the checkpoint used).
+    A GPU run's failure skips its other step and the next run goes on; the trained checkpoint's failure
+    falls back to the random one, and the figures say so; any other failure stops the check."""
+    seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    checkpoint = args.checkpoint
+    for step in steps:
+        if step.cell in failed:
+            continue
+        try:
+            seconds[step.name] = run_step(step, env, layout.logs)
+        except UserError as error:
+            if step.cell not in (None, gpu_check.REFERENCE):
+                failed[step.cell] = str(error)
+                print(f"{step.cell} failed, the next run goes on: {error}", flush=True)
+            elif step.name == "checkpoint" and args.checkpoint == "trained":
+                print(f"training failed, the random checkpoint instead: {error}", flush=True)
+                model_config = args.model_config or config["model"]["config"]
+                weights = gpu_check.checkpoint_file(layout, "random")
+                fallback = gpu_check.checkpoint_step("random", weights, model_config, config)
+                seconds["checkpoint (random)"] = run_step(replace(fallback, name="checkpoint_random"), env, layout.logs)
+                checkpoint = "random (training failed: logs/checkpoint.log)"
+            else:
+                raise
+    return seconds, failed, checkpoint
+
+
 def gpu_facts(device: str) -> tuple[str, str]:
     import torch
 
@@ -162,12 +194,17 @@ def run(args: argparse.Namespace) -> int:
     path = [str(stand_ins), str(site), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     sys.path[:0] = path[:2]  # (this process reads the figures with them too)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
-    seconds = {step.name: run_step(step, env, out / "logs") for step in steps}
-    rows = [gpu_check.cell_figures(name, layout) for name in [gpu_check.REFERENCE, *(run.name for run in runs)]]
+    try:
+        seconds, failed, checkpoint = run_steps(steps, args, layout, config, env)
+    finally:
+        gpu_check.bundle(layout)  # the logs come back also when a step failed
+    names = [gpu_check.REFERENCE, *(run.name for run in runs)]
+    rows = [gpu_check.failed_row(name, failed[name]) if name in failed else gpu_check.cell_figures(name, layout)
+            for name in names]  # fmt: skip
     gpu, versions = gpu_facts(args.device) if kind == "cuda" else ("the CPU (no GPU: the steps' test)", "-")
     facts = {
         "gpu": gpu, "versions": versions, "shape": args.shape, "images": args.images,
-        "checkpoint": args.checkpoint, "preflight": found.describe(), "step_seconds": seconds,
+        "checkpoint": checkpoint, "preflight": found.describe(), "step_seconds": seconds,
     }  # fmt: skip
     write_json(out / "gpu_check.json", {**facts, "rows": rows})
     write_text(out / "benchmark.md", gpu_check.markdown(rows, facts))

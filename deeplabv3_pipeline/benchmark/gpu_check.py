@@ -247,8 +247,9 @@ def write_stand_ins(modules: Sequence[str], folder: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the check's files go: ``work`` (frames, bins, models, predictions) and ``out`` (what comes back:
-    the table, the cells' result.json and summaries, the logs)."""
+    """Where the check's files go: ``work`` (frames, bins, models, predictions, the cells' summaries and
+    results, the logs) and ``out``: what comes back, three files (``benchmark.md``, ``gpu_check.json`` and
+    :data:`BUNDLE`, the cells' files and the logs), as a device call returns a few files only."""
 
     work: Path
     out: Path
@@ -272,29 +273,65 @@ class Layout:
     def predictions(self, name: str) -> Path:
         return self.work / "infer" / name
 
+    @property
+    def cells(self) -> Path:
+        return self.work / "cells"
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "logs"
+
     def summary(self, name: str) -> Path:
-        return self.out / "cells" / name / "summary.json"
+        return self.cells / name / "summary.json"
 
     def result(self, name: str) -> Path:
-        return self.out / "cells" / name / "result"
+        return self.cells / name / "result"
 
 
 REFERENCE = "pytorch-fp32-cpu"
+BUNDLE = "cells_and_logs.tar.gz"
+
+
+def bundle(layout: Layout) -> Path:
+    """``out``/:data:`BUNDLE`: the cells' summary.json and result.json/.txt and every step's log."""
+    import tarfile
+
+    path = layout.out / BUNDLE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as archive:
+        for folder in (layout.cells, layout.logs):
+            if folder.is_dir():
+                archive.add(folder, arcname=folder.name)
+    return path
 
 
 @dataclass(frozen=True)
 class Step:
-    """One stage CLI run: ``scripts/<script>`` with ``args``; its output goes to ``log``."""
+    """One stage CLI run: ``scripts/<script>`` with ``args``, for ``cell`` (None: the data, the checkpoint)."""
 
     name: str
     script: str
     args: tuple[str, ...]
+    cell: str | None = None
 
     def command(self) -> list[str]:
         return [sys.executable, f"scripts/{self.script}", *self.args]
 
 
 MADE_CHECKPOINTS = ("trained", "random")  # the demo's (demo.checkpoint); else a checkpoint file
+
+
+def checkpoint_step(kind: str, weights: Path, model_config: str, config: Mapping[str, Any]) -> Step:
+    """The step that makes the demo's ``trained`` or ``random`` checkpoint of ``model_config`` at ``weights``."""
+    seed = str(config["demo"]["seed"])
+    made = ("--model-config", model_config, "--output", str(weights), "--seed", seed)
+    if kind == "trained":
+        return Step("checkpoint", "train_demo_checkpoint.py", (*made, *training_flags(config["demo"]["training"])))
+    return Step("checkpoint", "make_demo_data.py", ("checkpoint", *made))
+
+
+def checkpoint_file(layout: Layout, checkpoint: str) -> Path:
+    return layout.made_checkpoint if checkpoint in MADE_CHECKPOINTS else Path(checkpoint)
 
 
 def plan(
@@ -312,129 +349,37 @@ def plan(
     """The check's stage CLIs in order (the workflow's own, with the flags its rules give them).
     ``checkpoint``: the demo's trained or random one, made by the check, or a checkpoint file of
     ``model_config`` (default: config.yaml's model.config)."""
-    height, width = (str(side) for side in shape)
+    size = tuple(str(side) for side in shape)
     model_config = model_config or config["model"]["config"]
-    seed = str(config["demo"]["seed"])
-    model_flags = ("--model-config", model_config, "--input-shape", height, width)
-    weights = layout.made_checkpoint if checkpoint in MADE_CHECKPOINTS else Path(checkpoint)
-    made = []
-    if checkpoint == "trained":
-        flags = training_flags(config["demo"]["training"])
-        made = [
-            Step(
-                "checkpoint",
-                "train_demo_checkpoint.py",
-                ("--model-config", model_config, "--output", str(weights), "--seed", seed, *flags),
-            )
-        ]
-    elif checkpoint == "random":
-        made = [
-            Step(
-                "checkpoint",
-                "make_demo_data.py",
-                ("checkpoint", "--output", str(weights), "--model-config", model_config, "--seed", seed),
-            )
-        ]
+    weights = checkpoint_file(layout, checkpoint)
+    frames = ("dataset", "--root", str(layout.root), "--split", "val", "--count", str(images), "--seed",
+              str(config["demo"]["seed"]), "--shape", *size)  # fmt: skip
+    labels = ("--gt_path", str(layout.root / "gtFine" / "val"), "--output", str(layout.labels), "--shape", *size)
+    prep = (str(layout.root / "leftImg8bit" / "val"), str(layout.prep), "--input-shape", *size)
     steps = [
-        Step(
-            "frames",
-            "make_demo_data.py",
-            (
-                "dataset",
-                "--root",
-                str(layout.root),
-                "--split",
-                "val",
-                "--count",
-                str(images),
-                "--shape",
-                height,
-                width,
-                "--seed",
-                seed,
-            ),
-        ),
-        Step(
-            "labels",
-            "make_labels.py",
-            (
-                "--gt_path",
-                str(layout.root / "gtFine" / "val"),
-                "--output",
-                str(layout.labels),
-                "--shape",
-                height,
-                width,
-            ),
-        ),
-        Step(
-            "preprocess",
-            "preprocess.py",
-            (str(layout.root / "leftImg8bit" / "val"), str(layout.prep), "--input-shape", height, width),
-        ),
-        *made,
+        Step("frames", "make_demo_data.py", frames),
+        Step("labels", "make_labels.py", labels),
+        Step("preprocess", "preprocess.py", prep),
     ]
+    if checkpoint in MADE_CHECKPOINTS:
+        steps.append(checkpoint_step(checkpoint, weights, model_config, config))
     # the reference's warm-up: one image (on the CPU, nothing to search; it takes seconds an image)
     cells = [(REFERENCE, "fp32", "cpu", False, 1)]
     cells += [(run.name, run.precision, device, run.compile, warmup) for run in runs]
     for name, precision, on, compiled, warm in cells:
-        steps.append(
-            Step(
-                f"infer {name}",
-                "infer.py",
-                (
-                    "--backend",
-                    "pytorch",
-                    "--model",
-                    str(weights),
-                    "--input",
-                    str(layout.prep),
-                    "--output",
-                    str(layout.predictions(name)),
-                    "--summary",
-                    str(layout.summary(name)),
-                    "--precision",
-                    precision,
-                    "--warmup",
-                    str(warm),
-                    "--torch-device",
-                    on,
-                    "--compile" if compiled else "--no-compile",
-                    *model_flags,
-                ),
-            )
-        )
-        steps.append(
-            Step(
-                f"evaluate {name}",
-                "evaluate.py",
-                (
-                    "--output_path",
-                    str(layout.predictions(name)),
-                    "--gt_path",
-                    str(layout.labels),
-                    "--result_path",
-                    str(layout.result(name)),
-                    "--shape",
-                    height,
-                    width,
-                    "--summary",
-                    str(layout.summary(name)),
-                    "--backend",
-                    "pytorch",
-                    "--variant",
-                    f"pytorch-{precision}",
-                    "--model-name",
-                    "deeplabv3",
-                    "--model-file",
-                    str(weights),
-                    "--checkpoint",
-                    str(weights),
-                    "--synthetic",
-                    "SYNTHETIC: demo frames and a demo checkpoint (scripts/gpu_check.py)",
-                ),
-            )
-        )
+        infer = ("--backend", "pytorch", "--model", str(weights), "--input", str(layout.prep), "--output",
+                 str(layout.predictions(name)), "--summary", str(layout.summary(name)), "--precision", precision,
+                 "--warmup", str(warm), "--torch-device", on, "--compile" if compiled else "--no-compile",
+                 "--model-config", model_config, "--input-shape", *size)  # fmt: skip
+        evaluate = ("--output_path", str(layout.predictions(name)), "--gt_path", str(layout.labels),
+                    "--result_path", str(layout.result(name)), "--shape", *size, "--summary",
+                    str(layout.summary(name)), "--backend", "pytorch", "--variant", f"pytorch-{precision}",
+                    "--model-name", "deeplabv3", "--model-file", str(weights), "--checkpoint", str(weights),
+                    "--synthetic", "SYNTHETIC: demo frames and a demo checkpoint (scripts/gpu_check.py)")  # fmt: skip
+        steps += [
+            Step(f"infer {name}", "infer.py", infer, name),
+            Step(f"evaluate {name}", "evaluate.py", evaluate, name),
+        ]
     return steps
 
 
@@ -449,6 +394,11 @@ def agreement_with(reference: Path, predictions: Path) -> float:
     ours = np.concatenate([np.fromfile(predictions / name, np.int64) for name in names])
     theirs = np.concatenate([np.fromfile(reference / name, np.int64) for name in names])
     return pixel_agreement(ours, theirs)
+
+
+def failed_row(name: str, error: str) -> dict[str, Any]:
+    """The row of a run whose step failed: its error, no figures (the other runs' rows stand)."""
+    return {**dict.fromkeys(key for key, _ in COLUMNS), "run": name, "error": error, "precision_evidence": "-"}
 
 
 def cell_figures(name: str, layout: Layout) -> dict[str, Any]:
@@ -521,7 +471,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], facts: Mapping[str, Any]) -> str
         "",
         *table(rows),
         "",
-        *(f"- {row['run']}: {row['precision_evidence']}" for row in rows),
+        *(f"- {row['run']}: {row.get('error') or row['precision_evidence']}" for row in rows),
         "",
     ]
     return "\n".join(lines)

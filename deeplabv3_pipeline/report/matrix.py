@@ -157,6 +157,13 @@ def mixed_search(result: Mapping) -> Mapping:
     return {}
 
 
+def gpu_name(speed: Mapping) -> str | None:
+    """The GPU a cell's speed figures are of: its summary's, or its shards' (each records its own)."""
+    shards = [shard.get("gpu") or {} for shard in speed.get("per_shard") or []]
+    names = {(speed.get("gpu") or {}).get("name"), *(shard.get("name") for shard in shards)} - {None}
+    return ", ".join(sorted(names)) or None
+
+
 def matrix_row(
     path: str,
     result: Mapping,
@@ -194,7 +201,7 @@ def matrix_row(
         "compute_images_per_s": speed.get("compute_images_per_s"),
         "end_to_end_images_per_s": speed.get("end_to_end_images_per_s"),
         # the GPU the speed is of (TensorRT, PyTorch on CUDA); none: the CPU or NPU the precision_evidence names
-        "gpu": (speed.get("gpu") or {}).get("name"),
+        "gpu": gpu_name(speed),
         "num_images": result["num_images"],
         "result": path,
         "synthetic_inputs": result.get("synthetic_inputs"),

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from deeplabv3_pipeline.backends import open_backend, require_precision
+from deeplabv3_pipeline.backends.pytorch import cuda
 from deeplabv3_pipeline.backends.pytorch.cuda import PyTorchCudaBackend
 from deeplabv3_pipeline.backends.pytorch.runner import PyTorchBackend
 from deeplabv3_pipeline.benchmark.timing import inference_summary
@@ -263,3 +264,15 @@ def test_the_config_asking_fp16_of_the_cpu_is_refused_naming_the_key():
     # the per-layer comparison runs PyTorch on the CPU, whatever pytorch.device says
     with pytest.raises(UserError, match=r"^debug.variants: pytorch-fp16: "):
         check_precisions(merged(on_gpu, {"debug": {"variants": ["pytorch-fp16"]}}))
+
+
+def test_tf32_is_switched_off_so_that_every_getter_still_answers():
+    """The legacy flags: on torch >= 2.9 they set the new API's too, and reading them still works (after the
+    new API's setters, torch 2.13 raises on reading them, and inductor reads them)."""
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        cuda.use_ieee_fp32(torch)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
+        assert cuda.cuda_float32_settings(torch).startswith("cudnn.allow_tf32=False, cuda.matmul.allow_tf32=False")
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -104,8 +106,12 @@ def test_the_checks_steps_run_on_the_cpu_with_scipy_stood_in(checkpoint, tmp_pat
     table = (out / "benchmark.md").read_text()
     assert "| pytorch-fp32 | fp32 |" in table and "agreement with CPU fp32" in table
     for name in rows:
-        assert json.loads((out / "cells" / name / "result.json").read_text())["variant"] == "pytorch-fp32"
-    assert (out / "logs" / "infer_pytorch-fp32.log").is_file()
+        result = tmp_path / "work" / "cells" / name / "result.json"
+        assert json.loads(result.read_text())["variant"] == "pytorch-fp32"
+    assert sorted(path.name for path in out.iterdir()) == ["benchmark.md", "cells_and_logs.tar.gz", "gpu_check.json"]
+    with tarfile.open(out / "cells_and_logs.tar.gz") as bundle:
+        names = bundle.getnames()
+    assert "cells/pytorch-fp32/result.json" in names and "logs/infer_pytorch-fp32.log" in names
 
 
 def test_an_unknown_run_is_refused_naming_the_valid_ones():
@@ -119,3 +125,66 @@ def test_a_checkpoint_that_is_not_there_is_refused_before_any_step(tmp_path):
     )
     assert result.returncode == 2 and "is neither trained, random nor a checkpoint file" in result.stderr
     assert not (tmp_path / "w").exists()
+
+
+def script_module():
+    from ..conftest import _script_module
+
+    return _script_module("gpu_check.py")
+
+
+def test_a_failed_gpu_run_skips_its_evaluation_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    """One run's failure (an inductor error, bf16 on an old GPU) costs that run's row, not the check."""
+    module = script_module()
+    layout = gpu_check.Layout(tmp_path / "w", tmp_path / "o")
+    config = {"model": {"config": "m"}, "demo": {"seed": 0, "training": {}}}
+    runs = gpu_check.get_runs(["pytorch-fp16", "pytorch-fp16-compiled", "pytorch-bf16"])
+    steps = gpu_check.plan(layout, runs, config=config, images=1, shape=(8, 16), device="cuda:0",
+                           checkpoint="random", warmup=1)  # fmt: skip
+    ran = []
+
+    def run_step(step, env, logs):
+        ran.append(step.name)
+        if step.name == "infer pytorch-fp16-compiled":
+            raise UserError("step infer pytorch-fp16-compiled failed (exit 1): inductor")
+        return 1.0
+
+    monkeypatch.setattr(module, "run_step", run_step)
+    args = SimpleNamespace(checkpoint="random", model_config=None)
+    seconds, failed, checkpoint = module.run_steps(steps, args, layout, config, {})
+    assert failed == {"pytorch-fp16-compiled": "step infer pytorch-fp16-compiled failed (exit 1): inductor"}
+    assert "evaluate pytorch-fp16-compiled" not in ran and ran[-2:] == ["infer pytorch-bf16", "evaluate pytorch-bf16"]
+    assert checkpoint == "random" and "infer pytorch-fp16-compiled" not in seconds
+    row = gpu_check.failed_row("pytorch-fp16-compiled", failed["pytorch-fp16-compiled"])
+    assert "| pytorch-fp16-compiled | - |" in "\n".join(gpu_check.table([row]))
+
+
+def test_training_that_fails_falls_back_to_the_random_checkpoint_and_says_so(tmp_path, monkeypatch):
+    module = script_module()
+    layout = gpu_check.Layout(tmp_path / "w", tmp_path / "o")
+    config = {"model": {"config": "m"}, "demo": {"seed": 0, "training": {"iterations": 1, "batch_size": 1,
+              "crop": [8, 8], "frame_shape": [8, 8], "frames": 1, "lr": 0.1}}}  # fmt: skip
+    steps = gpu_check.plan(layout, [], config=config, images=1, shape=(8, 16), device="cuda:0",
+                           checkpoint="trained", warmup=1)  # fmt: skip
+    ran = []
+
+    def run_step(step, env, logs):
+        ran.append((step.name, step.script))
+        if step.script == "train_demo_checkpoint.py":
+            raise UserError("step checkpoint failed (exit 1): distutils")
+        return 1.0
+
+    monkeypatch.setattr(module, "run_step", run_step)
+    _, failed, checkpoint = module.run_steps(steps, SimpleNamespace(checkpoint="trained", model_config=None),
+                                             layout, config, {})  # fmt: skip
+    assert ("checkpoint_random", "make_demo_data.py") in ran and failed == {}
+    assert checkpoint == "random (training failed: logs/checkpoint.log)"
+    with pytest.raises(UserError, match="infer pytorch-fp32-cpu"):  # the reference's failure stops the check
+
+        def broken_reference(step, env, logs):
+            if step.cell == gpu_check.REFERENCE:
+                raise UserError("step infer pytorch-fp32-cpu failed")
+            return 1.0
+
+        monkeypatch.setattr(module, "run_step", broken_reference)
+        module.run_steps(steps, SimpleNamespace(checkpoint="trained", model_config=None), layout, config, {})

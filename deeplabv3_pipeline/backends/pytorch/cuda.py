@@ -31,7 +31,7 @@ import numpy as np
 
 from ...devices import DEVICE_KEY, device_problems, parse_device
 from ...errors import UserError
-from ..files import FileRun, check_prediction, run_pipelined
+from ..files import FileRun, check_prediction, run_pipelined, warm_up
 
 CUDA_PRECISIONS = ("fp32", "fp16", "bf16")
 EVENTS = ("input_start", "input_end", "compute_start", "compute_end", "output_start", "output_end")
@@ -53,29 +53,27 @@ def precision_problem(precision: str, device: str, key: str = DEVICE_KEY) -> str
 
 
 def use_ieee_fp32(torch: Any) -> None:
-    """fp32 convolutions and matmuls in IEEE fp32, not TF32 (PyTorch >= 2.9 has ``fp32_precision``;
-    before, ``allow_tf32``)."""
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        conv.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-    else:
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    """fp32 convolutions and matmuls in IEEE fp32, not TF32. With the ``allow_tf32`` flags, which every
+    PyTorch this may meet has: on the ones that have the ``fp32_precision`` API too they set it, and their
+    getters still answer (after the new API's setters, torch 2.13 raises on reading them, and inductor
+    reads them)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def cuda_float32_settings(torch: Any) -> str:
     """The settings that decide whether fp32 convolutions and matmuls run in TF32, as they are now."""
+    settings = [
+        f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}",
+        f"cuda.matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}",
+    ]
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
-        return (
-            f"cudnn conv fp32_precision={conv.fp32_precision}, "
-            f"cuda matmul fp32_precision={torch.backends.cuda.matmul.fp32_precision}"
+        settings.append(
+            f"(cudnn conv fp32_precision={conv.fp32_precision}, "
+            f"cuda matmul fp32_precision={torch.backends.cuda.matmul.fp32_precision})"
         )
-    return (
-        f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, cuda.matmul.allow_tf32="
-        f"{torch.backends.cuda.matmul.allow_tf32}"
-    )
+    return ", ".join(settings)
 
 
 def runtime_versions(torch: Any) -> dict[str, str | None]:
@@ -270,7 +268,8 @@ class PyTorchCudaBackend:
         self.input_shape: tuple[int, int] = tuple(model.input_shape)
         on_gpu = ops is None
         if on_gpu:
-            if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            # (not torch.cuda.is_bf16_supported(): it counts emulation, and asks of the current device)
+            if precision == "bf16" and torch.cuda.get_device_capability(index) < (8, 0):
                 raise UserError(
                     f"precision bf16 needs an NVIDIA GPU of compute capability 8.0 or newer (Ampere); "
                     f"{torch.cuda.get_device_name(index)} is not: use pytorch-fp16 or pytorch-fp32"
@@ -278,7 +277,6 @@ class PyTorchCudaBackend:
             use_ieee_fp32(torch)
             torch.backends.cudnn.benchmark = True  # the fastest algorithms for this fixed size (warm-up)
             torch.cuda.set_device(index)
-            torch.cuda.reset_peak_memory_stats(index)
         self.gpu_name = torch.cuda.get_device_name(index) if on_gpu else "stand-in"
         self.versions = runtime_versions(torch)
         on = getattr(self.ops, "device", torch.device("cpu"))  # (a stand-in's tensors are on the CPU)
@@ -309,7 +307,7 @@ class PyTorchCudaBackend:
         return prediction
 
     def gpu_summary(self) -> dict[str, Any]:
-        """The GPU, its memory (this process's peak, and the device's in use by anyone) and the versions."""
+        """The GPU and its memory: this process's peak during the timed pass, and the device's in use by anyone."""
         import torch
 
         summary: dict[str, Any] = {"name": self.gpu_name, "device": self.device}
@@ -328,6 +326,10 @@ class PyTorchCudaBackend:
         if not inputs:
             raise UserError("no input .bin files given to the pytorch backend")
         pipeline = self.pipeline
-        run = run_pipelined(self, inputs, output, outfmt, warmup, pipeline.slots, pipeline.submit, pipeline.collect)
+        # the warm-up first (cuDNN's algorithm search and its workspaces), then the peak memory of the pass
+        warm_up(self, inputs[0], (1, 3, *self.input_shape), warmup)
+        if isinstance(self.ops, TorchCuda):
+            self.ops.torch.cuda.reset_peak_memory_stats(self.ops.device)
+        run = run_pipelined(self, inputs, output, outfmt, 0, pipeline.slots, pipeline.submit, pipeline.collect)
         run.extra.update(gpu=self.gpu_summary(), versions=self.versions, compile_s=self.compile_s)
         return run
