@@ -917,7 +917,9 @@ def get_benchmark_cell_predictions(wildcards):
     outputs must equal them (MLPerf's TEST01).
     """
     cell = benchmark_cell(wildcards)
-    if cell not in PLAN.cells or get_backend_args(cell) != get_backend_args(cell, cpu=True):
+    if cell not in PLAN.cells or get_backend_args(cell) != get_backend_args(
+        cell, cpu=True
+    ):
         return []
     frames = {PLAN.prep_bin(frame): frame for frame in FRAMES}
     return [
