@@ -281,14 +281,17 @@ def check_backend_tools():
         for shard_index in SHARDS
         if rule_name(cell_rule_name("infer", cell), shard_index) in to_run
     }
-    for backend in sorted(backends):
-        problems = REGISTRY[backend].environment_problems(config)
-        if problems:
-            raise WorkflowError(
-                f"error: backend {backend} cannot run here: "
-                + "; ".join(problems)
-                + ". `snakemake -n -p` shows the planned commands without it."
-            )
+    missing = [
+        f"backend {backend} cannot run here: " + "; ".join(problems)
+        for backend in sorted(backends)
+        if (problems := REGISTRY[backend].environment_problems(config))
+    ]
+    if missing:
+        raise WorkflowError(
+            "error: "
+            + "; ".join(missing)
+            + ". `snakemake -n -p` shows the planned commands without it."
+        )
 
 
 def print_result_summary():

@@ -4,7 +4,6 @@ test-only backend (tests/backends/constant) runs as a cell."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import numpy as np
@@ -20,7 +19,6 @@ from ..helpers import (
     TINY_KEY,
     copy_run,
     merged,
-    scenario,
     snakemake,
     with_plugins,
     write_config,
@@ -71,20 +69,6 @@ def test_every_variant_plans_the_steps_of_its_model_and_runs_the_model_they_make
         inputs = re.search(r"^\s+input: (.*)$", infer, flags=re.MULTILINE).group(1).split(", ")
         # what the runtime reads beside the model (an IR's weights, an engine's record) is declared too
         assert set(artifacts.companion_files(steps[-1]) if steps else []) <= set(inputs), name
-
-
-def test_pytorch_on_a_gpu_that_is_not_here_stops_the_run_before_any_job(tmp_path):
-    """Scenario gpu (`pytorch.device: cuda:0`) where PyTorch sees no GPU (CUDA_VISIBLE_DEVICES hides any): one
-    error line naming the key and the fix, no job run. (It plans anywhere: make lint's dry run of it.)"""
-    write_config(tmp_path, scenario("gpu"))
-    hidden = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    run = snakemake(tmp_path, "results/matrix.json", check=False, env=hidden)
-    assert run.returncode != 0
-    assert (
-        "error: backend pytorch cannot run here: pytorch.device cuda:0: " in run.stdout
-        and "set pytorch.device: cpu" in run.stdout
-    )
-    assert not (tmp_path / "results").exists()  # stopped before the demo data's job
 
 
 def test_every_step_names_a_rule_of_the_workflow(tmp_path):

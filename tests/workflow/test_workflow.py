@@ -296,16 +296,22 @@ def test_export_jobs_are_sized_by_their_model_unless_the_config_gives_numbers(tm
     assert fixed == {model: {**job, "mem_mb": 5000} for model, job in job_resources_in(dry, "export_onnx").items()}
 
 
-def test_tensorrt_without_gpu_or_tensorrt_stops_before_any_job(tmp_path):
+def test_gpu_backends_that_cannot_run_here_stop_the_run_before_any_job_naming_each(tmp_path):
+    """Scenario gpu (PyTorch on cuda:0) with a TensorRT cell, where PyTorch sees no GPU (CUDA_VISIBLE_DEVICES
+    hides any) and TensorRT is not installed: one error line naming each backend, what it lacks and the fix;
+    no job run. (It plans anywhere: make lint's dry run of the scenario.)"""
     problems = tensorrt_problems()
     if not problems:
         pytest.skip("this machine can build and run TensorRT engines: the error case cannot happen")
-    write_config(tmp_path, merged(TINY, {"backend": "tensorrt", "precision": "fp16"}))
-    real = snakemake(tmp_path, check=False)
+    gpu = scenario("gpu")
+    write_config(tmp_path, merged(gpu, {"matrix": {"variants": [*gpu["matrix"]["variants"], "tensorrt-fp16"]}}))
+    real = snakemake(tmp_path, "results/matrix.json", check=False, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     assert real.returncode != 0
-    assert "error: backend tensorrt cannot run here: " in real.stdout and "envs/requirements-gpu.txt" in real.stdout
-    assert problems[0] in real.stdout
-    assert not (tmp_path / "results").exists(), "no job may start without TensorRT and a GPU"
+    (line,) = [line for line in real.stdout.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: backend pytorch cannot run here: pytorch.device cuda:0: ")
+    assert "set pytorch.device: cpu; backend tensorrt cannot run here: " in line and problems[0] in line
+    assert "envs/requirements-gpu.txt" in line
+    assert not (tmp_path / "results").exists(), "no job may start without a GPU"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
