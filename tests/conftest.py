@@ -278,8 +278,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     alone, and a new test that starts a process leaves the inner loop by itself.
 
     And order the tests for `make test`'s two pytest-xdist workers (``--dist load``: a free worker takes the
-    next tests): the workflow tests first (Snakemake runs, the longest), then the unit and CLI tests, which
-    fill in the end, and the SLURM test last (its run started with the session: by then it has ended).
+    next tests): the workflow tests first (Snakemake runs, the longest), then the unit and CLI tests that
+    start a process or run a stage CLI, then the quick in-process ones, which fill in the end, and the
+    SLURM test last (its run started with the session: by then it has ended).
     Each worker makes the session fixtures its tests need once (the tiny run, the matrix run, the unit
     models): docs/performance.md."""
 
@@ -291,8 +292,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if any(function is not None and _source_matches(function, pattern) for function in functions):
                 item.add_marker(marker)
 
-    def order(item: pytest.Item) -> tuple[bool, bool]:
-        return item.path == SLURM_TEST, not item.path.is_relative_to(REPO / "tests" / "workflow")
+    def order(item: pytest.Item) -> tuple[bool, bool, bool]:
+        # of the unit and CLI tests, those that start a process or run a stage CLI's work (seconds each)
+        # before the in-process ones (milliseconds): the quick ones fill in the end of both workers
+        quick = not any(item.get_closest_marker(name) for name in ("spawns", "stage_cli"))
+        return item.path == SLURM_TEST, not item.path.is_relative_to(REPO / "tests" / "workflow"), quick
 
     items.sort(key=order)
 
