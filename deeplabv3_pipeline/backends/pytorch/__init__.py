@@ -66,9 +66,6 @@ def open_model(model: Path, precision: str, threads: int, options: Options) -> P
     problems = device_problems(options.torch_device, key="--torch-device")
     if problems:
         raise UserError("the pytorch backend cannot run here: " + "; ".join(problems))
-    problem = precision_problem(precision, options.torch_device)
-    if problem:
-        raise UserError(problem)
     from deeplabv3_pipeline.model.mmseg_model import load_export_model
 
     loaded = load_export_model(model_config, model, tuple(input_shape), mode)
