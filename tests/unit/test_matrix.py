@@ -190,3 +190,12 @@ def test_mIoU_gate_fails_outside_tolerance_and_keeps_the_result(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ Snakemake (slow)
+
+
+def test_a_rows_gpu_is_the_one_its_speed_is_of_also_when_the_shards_record_it():
+    from deeplabv3_pipeline.report.matrix import gpu_name
+
+    assert gpu_name({"compute_images_per_s": 2.0}) is None  # the CPU's (its precision_evidence says so)
+    assert gpu_name({"gpu": {"name": "NVIDIA H200", "memory_used_mb": 900.0}}) == "NVIDIA H200"
+    shards = {"per_shard": [{"gpu": {"name": "NVIDIA H100 80GB HBM3"}}, {"gpu": {"name": "NVIDIA H200"}}]}
+    assert gpu_name(shards) == "NVIDIA H100 80GB HBM3, NVIDIA H200"
