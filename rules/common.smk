@@ -67,7 +67,6 @@ from deeplabv3_pipeline.planning.variants import (
     CPU_VARIANTS,
     VARIANTS,
     benchmark_variants,
-    on_cpu,
 )  # noqa: E402
 
 # Keys of earlier versions, with what replaced them (the schema would only say "unexpected").
@@ -263,7 +262,10 @@ def get_backend_args(cell, cpu=False):
     """
     settings = PLAN.model_settings(cell.model)
     return shlex.join(
-        backend_flags(cell.backend, on_cpu(settings) if cpu else settings)
+        backend_flags(
+            cell.backend,
+            REGISTRY[cell.backend].cpu_config(settings) if cpu else settings,
+        )
     )
 
 

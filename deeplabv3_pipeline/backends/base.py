@@ -82,6 +82,10 @@ def no_precision_problems(precision: str, config: Config) -> list[str]:
     return []
 
 
+def same_config(config: Config) -> Config:
+    return config
+
+
 @dataclass(frozen=True)
 class Quantizer:
     """A backend's int8 conversion of the fp32 ONNX model (scripts/quantize_onnx.py ``--quantizer <name>``).
@@ -143,8 +147,9 @@ class BackendSpec:
     runs too. ``extra_targets(precision, config)``: steps a run of this backend also makes (an
     ``.om`` per Ascend soc_version). ``in_process``: ``run(image)`` works. ``cpu``: it runs on this
     machine's CPU (the speed benchmark times its variants); ``cpu_precisions``: those it runs there, where
-    not all (None: all). ``winograd``: it runs an fp32 ONNX graph,
-    so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed_precisions``:
+    not all (None: all); ``cpu_config(config)``: the config with this backend on the CPU, where a config key
+    may put it elsewhere (what the CPU benchmark and the per-layer comparison run). ``winograd``: it runs
+    an fp32 ONNX graph, so its ``-fp32-winograd`` variant runs rule winograd_onnx's rewrite of it. ``mixed_precisions``:
     the precisions that have a ``-<precision>-mixed`` variant, whose model ``mixed_steps(precision,
     config)`` make (the fewest layers kept in float for the config's target:
     deeplabv3_pipeline/optimize/mixed.py). ``quantizer``: its int8
@@ -165,6 +170,7 @@ class BackendSpec:
     in_process: bool = True
     cpu: bool = True
     cpu_precisions: tuple[str, ...] | None = None
+    cpu_config: Callable[[Config], Config] = same_config
     winograd: bool = False
     mixed_precisions: tuple[str, ...] = ()
     mixed_steps: Callable[[str, Config], list[Step]] = no_steps
@@ -194,6 +200,10 @@ class BackendSpec:
     def default_precision(self) -> str:
         return self.precisions[0]
 
+    def runs_on_cpu(self, precision: str) -> bool:
+        """Whether it runs ``precision`` on this machine's CPU (the CPU benchmark times that variant)."""
+        return self.cpu and (self.cpu_precisions is None or precision in self.cpu_precisions)
+
     def other_precisions(self, precision: str) -> tuple[str, ...]:
         """Its precisions besides ``precision``: what to suggest when that one cannot run."""
         return tuple(other for other in self.precisions if other != precision)
@@ -212,6 +222,7 @@ PACKAGE_NAMES = {
     "in_process": "IN_PROCESS",
     "cpu": "RUNS_ON_CPU",
     "cpu_precisions": "CPU_PRECISIONS",
+    "cpu_config": "cpu_config",
     "winograd": "WINOGRAD",
     "mixed_precisions": "MIXED_PRECISIONS",
     "mixed_steps": "mixed_model_steps",

@@ -58,10 +58,7 @@ def _all_variants() -> dict[str, Variant]:
 VARIANTS: dict[str, Variant] = _all_variants()
 # What the CPU benchmark times (rules/benchmark.smk): the variants of the backends that run on this CPU.
 CPU_VARIANTS: tuple[str, ...] = tuple(
-    name
-    for name, variant in VARIANTS.items()
-    if REGISTRY[variant.backend].cpu
-    and variant.precision in (REGISTRY[variant.backend].cpu_precisions or [variant.precision])
+    name for name, variant in VARIANTS.items() if REGISTRY[variant.backend].runs_on_cpu(variant.precision)
 )
 # Timed by name only: ONNX Runtime runs the Winograd graph slower than the direct one; a mixed variant's
 # model is a search of several quantizations (minutes at 1024x2048).
@@ -124,28 +121,23 @@ def check_config_names(config: Mapping[str, Any]) -> None:
     check_precisions(config)
 
 
-def on_cpu(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config as the CPU benchmark and the per-layer comparison see it: PyTorch on the CPU whatever
-    ``pytorch.device`` says (they time this CPU; the comparison's reference is the CPU's fp32)."""
-    return {**config, "pytorch": {**config["pytorch"], "device": "cpu"}}
-
-
 def check_precisions(config: Mapping[str, Any]) -> None:
     """Every variant the run asks for can run its precision where the config puts it (fp16 of PyTorch needs
     ``pytorch.device: cuda``; the debug variants' PyTorch runs on the CPU): a :class:`UserError` naming the
     key that asks for it and the fix, in a dry run too."""
-    main = f"{config['backend']}-{config['precision']}"
     asked = [
-        ("backend/precision", main, config),
-        *(("matrix.variants", name, config) for name in config["matrix"]["variants"]),
-        ("matrix.reference", config["matrix"]["reference"], config),
-        *(("debug.variants", name, on_cpu(config)) for name in config["debug"]["variants"]),
+        ("backend/precision", Variant(config["backend"], config["precision"]).name, False),
+        *(("matrix.variants", name, False) for name in config["matrix"]["variants"]),
+        ("matrix.reference", config["matrix"]["reference"], False),
+        *(("debug.variants", name, True) for name in config["debug"]["variants"]),
     ]
-    for where, name, settings in asked:
+    for where, name, on_cpu in asked:
         variant = VARIANTS.get(name)
         if variant is None:
             continue  # (an unknown name is reported where it is read, naming the valid ones)
-        for problem in REGISTRY[variant.backend].precision_problems(variant.precision, settings):
+        spec = REGISTRY[variant.backend]
+        settings = spec.cpu_config(config) if on_cpu else config
+        for problem in spec.precision_problems(variant.precision, settings):
             raise UserError(f"{where}: {name}: {problem}")
 
 

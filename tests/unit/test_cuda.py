@@ -276,3 +276,14 @@ def test_tf32_is_switched_off_so_that_every_getter_still_answers():
         assert cuda.cuda_float32_settings(torch).startswith("cudnn.allow_tf32=False, cuda.matmul.allow_tf32=False")
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+def test_the_cpu_benchmark_and_the_layer_comparison_see_pytorch_on_the_cpu():
+    """A backend's cpu_config: PyTorch's moves it to the CPU, leaving the config it was given as it was; the
+    others' is the config itself."""
+    from deeplabv3_pipeline.backends import REGISTRY
+
+    on_gpu = merged(CONFIG, {"pytorch": {"device": "cuda:1"}})
+    moved = REGISTRY["pytorch"].cpu_config(on_gpu)
+    assert moved["pytorch"] == {**on_gpu["pytorch"], "device": "cpu"} and on_gpu["pytorch"]["device"] == "cuda:1"
+    assert REGISTRY["onnxruntime"].cpu_config(on_gpu) is on_gpu

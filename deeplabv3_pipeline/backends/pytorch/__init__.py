@@ -47,6 +47,12 @@ def environment_problems(config: Config) -> list[str]:
     return device_problems(config["pytorch"]["device"])
 
 
+def cpu_config(config: Config) -> dict:
+    """The config with PyTorch on the CPU whatever pytorch.device says (the CPU benchmark times this CPU; the
+    per-layer comparison's reference is the CPU's fp32)."""
+    return {**config, "pytorch": {**config["pytorch"], "device": "cpu"}}
+
+
 def precision_problems(precision: str, config: Config) -> list[str]:
     """fp16 asked of the CPU (checked when the workflow starts, dry runs too)."""
     problem = precision_problem(precision, config["pytorch"]["device"])
