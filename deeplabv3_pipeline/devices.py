@@ -38,21 +38,26 @@ class CudaFacts:
         return cls(torch.__version__, torch.version.cuda, count)
 
 
-def device_problems(device: str, facts: CudaFacts | None = None, key: str = DEVICE_KEY) -> list[str]:
-    """What is missing to run on ``device``, one sentence each naming the fix (none for the CPU)."""
+def device_problems(
+    device: str, facts: CudaFacts | None = None, key: str = DEVICE_KEY, on_cpu: str | None = None
+) -> list[str]:
+    """What is missing to run on ``device``, one sentence each naming the fix (none for the CPU). ``key``: the
+    config key or flag that asked for it; ``on_cpu``: how to run on the CPU instead (default: that key or
+    flag set to cpu)."""
     kind, index = parse_device(device, key)
     if kind == "cpu":
         return []
+    on_cpu = on_cpu or (f"pass {key} cpu" if key.startswith("--") else f"set {key}: cpu")
     facts = facts or CudaFacts.here()
     if facts.cuda_build is None:
         return [
             f"{key} {device}: this PyTorch ({facts.torch_version}) is a CPU-only build: install a CUDA build of "
-            f"torch on a machine with an NVIDIA GPU, or set {key}: cpu"
+            f"torch on a machine with an NVIDIA GPU, or {on_cpu}"
         ]
     if facts.device_count == 0:
         return [
             f"{key} {device}: PyTorch {facts.torch_version} (CUDA {facts.cuda_build}) sees no NVIDIA GPU (no "
-            f"driver, or CUDA_VISIBLE_DEVICES hides them): run on a machine with one, or set {key}: cpu"
+            f"driver, or CUDA_VISIBLE_DEVICES hides them): run on a machine with one, or {on_cpu}"
         ]
     if index >= facts.device_count:
         return [

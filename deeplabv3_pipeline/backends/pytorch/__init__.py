@@ -12,9 +12,10 @@ from deeplabv3_pipeline.model.inference_mode import InferenceModeOptions
 from deeplabv3_pipeline.options import option
 from deeplabv3_pipeline.planning.artifacts import Step
 
+from ...devices import device_problems, parse_device
 from ...errors import UserError
 from ..base import Config, require_option
-from .cuda import PyTorchCudaBackend, device_problems, parse_device, precision_problem
+from .cuda import PyTorchCudaBackend, precision_problem
 from .runner import CPU_PRECISIONS as CPU_PRECISIONS  # the registry reads them here
 from .runner import PRECISIONS as PRECISIONS
 from .runner import PyTorchBackend

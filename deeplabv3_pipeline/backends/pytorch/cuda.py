@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ...devices import DEVICE_KEY, device_problems, parse_device
+from ...devices import DEVICE_KEY, parse_device
 from ...errors import UserError
 from ..files import FileRun, check_prediction, run_pipelined, warm_up
 
@@ -240,7 +240,9 @@ def compile_first_call(run: Callable[[np.ndarray], Any], input_shape: tuple[int,
 
 
 class PyTorchCudaBackend:
-    """The export wrapper of the mmseg model on one GPU (``device`` "cuda:N"), at ``precision``."""
+    """The export wrapper of the mmseg model on one GPU (``device`` "cuda:N"), at ``precision`` (one of
+    CUDA_PRECISIONS). The caller has checked that the GPU is there (``open_model``: before the model loads);
+    ``ops``: a stand-in for CUDA's streams (tests), its tensors on the CPU."""
 
     name = "pytorch"
 
@@ -255,19 +257,12 @@ class PyTorchCudaBackend:
     ) -> None:
         import torch
 
-        problems = device_problems(device) if ops is None else []
-        if problems:
-            raise UserError("the pytorch backend cannot run here: " + "; ".join(problems))
-        if precision not in CUDA_PRECISIONS:
-            raise UserError(
-                f"backend pytorch on CUDA has no precision {precision}: it runs {', '.join(CUDA_PRECISIONS)}"
-            )
         _, index = parse_device(device)
+        self.on_gpu = ops is None
         self.ops = ops or TorchCuda(index)
         self.device = device
         self.input_shape: tuple[int, int] = tuple(model.input_shape)
-        on_gpu = ops is None
-        if on_gpu:
+        if self.on_gpu:
             # (not torch.cuda.is_bf16_supported(): it counts emulation, and asks of the current device)
             if precision == "bf16" and torch.cuda.get_device_capability(index) < (8, 0):
                 raise UserError(
@@ -277,7 +272,7 @@ class PyTorchCudaBackend:
             use_ieee_fp32(torch)
             torch.backends.cudnn.benchmark = True  # the fastest algorithms for this fixed size (warm-up)
             torch.cuda.set_device(index)
-        self.gpu_name = torch.cuda.get_device_name(index) if on_gpu else "stand-in"
+        self.gpu_name = torch.cuda.get_device_name(index) if self.on_gpu else "stand-in"
         self.versions = runtime_versions(torch)
         on = getattr(self.ops, "device", torch.device("cpu"))  # (a stand-in's tensors are on the CPU)
         model = model.to(on, memory_format=torch.channels_last).eval()
@@ -311,7 +306,7 @@ class PyTorchCudaBackend:
         import torch
 
         summary: dict[str, Any] = {"name": self.gpu_name, "device": self.device}
-        if isinstance(self.ops, TorchCuda):
+        if self.on_gpu:
             index = self.ops.device.index
             free, total = torch.cuda.mem_get_info(index)
             summary.update(
@@ -328,7 +323,7 @@ class PyTorchCudaBackend:
         pipeline = self.pipeline
         # the warm-up first (cuDNN's algorithm search and its workspaces), then the peak memory of the pass
         warm_up(self, inputs[0], (1, 3, *self.input_shape), warmup)
-        if isinstance(self.ops, TorchCuda):
+        if self.on_gpu:
             self.ops.torch.cuda.reset_peak_memory_stats(self.ops.device)
         run = run_pipelined(self, inputs, output, outfmt, 0, pipeline.slots, pipeline.submit, pipeline.collect)
         run.extra.update(gpu=self.gpu_summary(), versions=self.versions, compile_s=self.compile_s)
