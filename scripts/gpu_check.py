@@ -40,6 +40,7 @@ from deeplabv3_pipeline.errors import UserError, run_cli
 from deeplabv3_pipeline.io.binio import write_json, write_text
 
 REPO = Path(__file__).resolve().parent.parent
+CPU_INSTEAD = "pass --device cpu (the steps' test)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,10 +78,11 @@ def tree_bytes() -> int:
 
 
 def download(args: argparse.Namespace) -> int:
+    skipped = {name.lower() for name in args.skip}
     specs = [
         spec
         for spec in gpu_check.wheel_requirements(REPO / "requirements.txt")
-        if spec.split("==")[0].lower() not in {name.lower() for name in args.skip}
+        if spec.split("==")[0].lower() not in skipped
     ]
     args.output.mkdir(parents=True, exist_ok=True)
     for command in gpu_check.download_commands(specs, args.output):
@@ -113,10 +115,10 @@ def preflight(args: argparse.Namespace, site: Path, stand_ins: Path) -> gpu_chec
         subprocess.run([*install, *files], check=True)
     if not args.dry_run:
         gpu_check.write_stand_ins(import_only, stand_ins)
-    return gpu_check.Preflight(sorted(found), import_only, [])
+    return gpu_check.Preflight(sorted(found), import_only)
 
 
-def run_step(step: gpu_check.Step, env: dict[str, str], logs: Path) -> float:
+def run_step(step: gpu_check.StageRun, env: dict[str, str], logs: Path) -> float:
     """Run one stage CLI from the repository root, its output to its log; seconds taken."""
     log = logs / (step.name.replace(" ", "_") + ".log")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,7 @@ def run_step(step: gpu_check.Step, env: dict[str, str], logs: Path) -> float:
 
 
 def run_steps(
-    steps: list[gpu_check.Step], args: argparse.Namespace, layout: gpu_check.Layout, config: dict, env: dict
+    steps: list[gpu_check.StageRun], args: argparse.Namespace, layout: gpu_check.Layout, config: dict, env: dict
 ) -> tuple[dict[str, float], dict[str, str], str]:
     """Every step in order: (seconds per step, the error of each GPU run that failed, the checkpoint used).
     A GPU run's failure skips its other step and the next run goes on; the trained checkpoint's failure
@@ -183,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     site, stand_ins = work / "site", work / "stand_ins"
     found = preflight(args, site, stand_ins)
-    problems = [] if args.dry_run else device_problems(args.device, key="--device")  # (a dry run plans anywhere)
+    # (a dry run plans anywhere)
+    problems = [] if args.dry_run else device_problems(args.device, key="--device", on_cpu=CPU_INSTEAD)
     if problems:
-        raise UserError("; ".join(problems).replace("set --device: cpu", "pass --device cpu (the steps' test)"))
+        raise UserError("; ".join(problems))
     print(f"machine: {found.describe()}")
     if args.dry_run:
         for step in steps:

@@ -3,18 +3,19 @@ CUDA, measured on a machine that has a GPU, its own torch and no network, in one
 
 Two halves.
 
-- Here, where PyPI is reachable: :func:`download_wheels` brings what such a machine lacks of this
-  project's dependencies: the pure-Python wheels (mmsegmentation, mmengine, mmcv-lite, ...) at the versions
-  this project runs, and OpenCV's one headless wheel for every CPython 3 (abi3), checked against the
-  budget of what a device call carries.
-- There: :func:`preflight` installs each missing module from those wheels and writes stand-ins for the
-  modules mmseg imports only for code the check never runs (:data:`IMPORT_ONLY`: its CLIP tokenizer's
-  ``regex``, its augmentations' and other models' ``scipy``; any use of a stand-in raises), and names
-  whatever else is missing. Then :func:`plan` gives the stage CLIs the check runs, in order, as the workflow
-  runs them: the demo frames, their labels and ``.bin`` files, the demo checkpoint, the CPU reference
-  (``pytorch-fp32`` on the CPU), and per GPU run ``infer.py`` and ``evaluate.py``; :func:`figures` reads what
-  they wrote into the table (compute and end-to-end images/s, latency, compile time, GPU memory, mIoU and
-  the pixel agreement with the CPU reference).
+- Here, where PyPI is reachable: :func:`wheel_requirements` and :func:`download_commands` bring what such
+  a machine lacks of this project's dependencies (:data:`WHEELS`): the pure-Python wheels (mmsegmentation,
+  mmengine, mmcv-lite, ...) at the versions this project runs, regex once per CPython
+  (:data:`PER_PYTHON`) and OpenCV's one headless wheel for every CPython 3 (abi3), checked against the
+  budget of what a device call carries (:func:`budget_problem`).
+- There: :func:`missing_modules` and :func:`wheel_for` say what to install from those wheels,
+  :func:`write_stand_ins` stands in for the modules mmseg imports only for code the check never runs
+  (:data:`IMPORT_ONLY`: scipy; any use of a stand-in raises), and whatever else is missing is named. Then
+  :func:`plan` gives the stage CLIs the check runs, in order, as the workflow runs them: the demo frames,
+  their labels and ``.bin`` files, the demo checkpoint, the CPU reference (``pytorch-fp32`` on the CPU),
+  and per GPU run ``infer.py`` and ``evaluate.py``; :func:`cell_figures` reads what they wrote into a row
+  of the table (compute and end-to-end images/s, latency, compile time, GPU memory, mIoU and the pixel
+  agreement with the CPU reference).
 """
 
 from __future__ import annotations
@@ -172,11 +173,10 @@ def budget_problem(wheels: Sequence[Path], tree_bytes: int, limit_mib: int = CAR
 
 @dataclass
 class Preflight:
-    """What the machine lacked: installed from the wheels, stood in for, or missing still (an error)."""
+    """What the machine lacked: installed from the wheels, and stood in for (anything else is an error)."""
 
     installed: list[str]
     stand_ins: list[str]
-    missing: list[str]
 
     def describe(self) -> str:
         parts = [f"installed from the wheels: {', '.join(self.installed) or 'nothing'}"]
@@ -229,17 +229,14 @@ def __getattr__(name):
 '''
 
 
-def write_stand_ins(modules: Sequence[str], folder: Path) -> list[Path]:
+def write_stand_ins(modules: Sequence[str], folder: Path) -> None:
     """A package per module of :data:`IMPORT_ONLY` (and its submodules) under ``folder``, whose every
     attribute is a function that raises; ``folder`` goes first on the stage CLIs' PYTHONPATH."""
-    written = []
     for module in modules:
         for name in IMPORT_ONLY[module]:
             init = folder.joinpath(*name.split(".")) / "__init__.py"
             init.parent.mkdir(parents=True, exist_ok=True)
             init.write_text(STAND_IN.format(module=module))
-            written.append(init)
-    return written
 
 
 # ---------------------------------------------------------------- there: the steps
@@ -306,7 +303,7 @@ def bundle(layout: Layout) -> Path:
 
 
 @dataclass(frozen=True)
-class Step:
+class StageRun:
     """One stage CLI run: ``scripts/<script>`` with ``args``, for ``cell`` (None: the data, the checkpoint)."""
 
     name: str
@@ -321,13 +318,13 @@ class Step:
 MADE_CHECKPOINTS = ("trained", "random")  # the demo's (demo.checkpoint); else a checkpoint file
 
 
-def checkpoint_step(kind: str, weights: Path, model_config: str, config: Mapping[str, Any]) -> Step:
+def checkpoint_step(kind: str, weights: Path, model_config: str, config: Mapping[str, Any]) -> StageRun:
     """The step that makes the demo's ``trained`` or ``random`` checkpoint of ``model_config`` at ``weights``."""
     seed = str(config["demo"]["seed"])
     made = ("--model-config", model_config, "--output", str(weights), "--seed", seed)
     if kind == "trained":
-        return Step("checkpoint", "train_demo_checkpoint.py", (*made, *training_flags(config["demo"]["training"])))
-    return Step("checkpoint", "make_demo_data.py", ("checkpoint", *made))
+        return StageRun("checkpoint", "train_demo_checkpoint.py", (*made, *training_flags(config["demo"]["training"])))
+    return StageRun("checkpoint", "make_demo_data.py", ("checkpoint", *made))
 
 
 def checkpoint_file(layout: Layout, checkpoint: str) -> Path:
@@ -345,7 +342,7 @@ def plan(
     checkpoint: str,
     warmup: int,
     model_config: str | None = None,
-) -> list[Step]:
+) -> list[StageRun]:
     """The check's stage CLIs in order (the workflow's own, with the flags its rules give them).
     ``checkpoint``: the demo's trained or random one, made by the check, or a checkpoint file of
     ``model_config`` (default: config.yaml's model.config)."""
@@ -357,9 +354,9 @@ def plan(
     labels = ("--gt_path", str(layout.root / "gtFine" / "val"), "--output", str(layout.labels), "--shape", *size)
     prep = (str(layout.root / "leftImg8bit" / "val"), str(layout.prep), "--input-shape", *size)
     steps = [
-        Step("frames", "make_demo_data.py", frames),
-        Step("labels", "make_labels.py", labels),
-        Step("preprocess", "preprocess.py", prep),
+        StageRun("frames", "make_demo_data.py", frames),
+        StageRun("labels", "make_labels.py", labels),
+        StageRun("preprocess", "preprocess.py", prep),
     ]
     if checkpoint in MADE_CHECKPOINTS:
         steps.append(checkpoint_step(checkpoint, weights, model_config, config))
@@ -377,8 +374,8 @@ def plan(
                     "--model-name", "deeplabv3", "--model-file", str(weights), "--checkpoint", str(weights),
                     "--synthetic", "SYNTHETIC: demo frames and a demo checkpoint (scripts/gpu_check.py)")  # fmt: skip
         steps += [
-            Step(f"infer {name}", "infer.py", infer, name),
-            Step(f"evaluate {name}", "evaluate.py", evaluate, name),
+            StageRun(f"infer {name}", "infer.py", infer, name),
+            StageRun(f"evaluate {name}", "evaluate.py", evaluate, name),
         ]
     return steps
 
